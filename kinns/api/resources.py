@@ -1,0 +1,135 @@
+"""The kinds this API server serves, as data.
+
+One `ResourceType` per kind says everything the generic REST machinery needs:
+where it lives in the URL space, whether it is namespaced, its short names
+for kubectl, and which subresources it has.  Discovery, OpenAPI, tables and
+validation all key off this table, so adding a kind is one entry here plus
+its validation and printer columns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class ResourceType:
+    group: str
+    version: str
+    kind: str
+    plural: str
+    namespaced: bool
+    short_names: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    subresources: tuple[str, ...] = ()
+    verbs: tuple[str, ...] = (
+        "create", "delete", "deletecollection", "get", "list", "patch", "update", "watch",
+    )
+    singular: str = ""
+    # The OpenAPI definition name, e.g. io.k8s.api.core.v1.Pod.
+    schema: str = ""
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def group_version(self) -> str:
+        return self.api_version
+
+    @property
+    def list_kind(self) -> str:
+        return f"{self.kind}List"
+
+    @property
+    def singular_name(self) -> str:
+        return self.singular or self.kind.lower()
+
+    @property
+    def group_resource(self) -> str:
+        """`deployments.apps`, or `pods` for the core group: used in error messages."""
+        return f"{self.plural}.{self.group}" if self.group else self.plural
+
+    def path_prefix(self) -> str:
+        return f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
+
+
+_ALL = ("all",)
+_CORE_SCHEMA = "io.k8s.api.core.v1."
+
+RESOURCES: tuple[ResourceType, ...] = (
+    ResourceType("", "v1", "Namespace", "namespaces", False, ("ns",), subresources=("status", "finalize"),
+                 schema=_CORE_SCHEMA + "Namespace"),
+    ResourceType("", "v1", "Node", "nodes", False, ("no",), subresources=("status", "proxy"),
+                 schema=_CORE_SCHEMA + "Node"),
+    ResourceType("", "v1", "Pod", "pods", True, ("po",), _ALL,
+                 ("status", "log", "exec", "attach", "portforward", "binding", "eviction", "ephemeralcontainers"),
+                 schema=_CORE_SCHEMA + "Pod"),
+    ResourceType("", "v1", "Service", "services", True, ("svc",), _ALL, ("status", "proxy"),
+                 verbs=("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"),
+                 schema=_CORE_SCHEMA + "Service"),
+    ResourceType("", "v1", "Endpoints", "endpoints", True, ("ep",), singular="endpoints",
+                 schema=_CORE_SCHEMA + "Endpoints"),
+    ResourceType("", "v1", "ConfigMap", "configmaps", True, ("cm",), schema=_CORE_SCHEMA + "ConfigMap"),
+    ResourceType("", "v1", "Secret", "secrets", True, schema=_CORE_SCHEMA + "Secret"),
+    ResourceType("", "v1", "ServiceAccount", "serviceaccounts", True, ("sa",),
+                 schema=_CORE_SCHEMA + "ServiceAccount"),
+    ResourceType("", "v1", "Event", "events", True, ("ev",), schema=_CORE_SCHEMA + "Event"),
+    ResourceType("", "v1", "PersistentVolume", "persistentvolumes", False, ("pv",), subresources=("status",),
+                 schema=_CORE_SCHEMA + "PersistentVolume"),
+    ResourceType("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", True, ("pvc",),
+                 subresources=("status",), schema=_CORE_SCHEMA + "PersistentVolumeClaim"),
+    ResourceType("apps", "v1", "Deployment", "deployments", True, ("deploy",), _ALL, ("status", "scale"),
+                 schema="io.k8s.api.apps.v1.Deployment"),
+    ResourceType("apps", "v1", "ReplicaSet", "replicasets", True, ("rs",), _ALL, ("status", "scale"),
+                 schema="io.k8s.api.apps.v1.ReplicaSet"),
+    ResourceType("apps", "v1", "StatefulSet", "statefulsets", True, ("sts",), _ALL, ("status", "scale"),
+                 schema="io.k8s.api.apps.v1.StatefulSet"),
+    ResourceType("apps", "v1", "DaemonSet", "daemonsets", True, ("ds",), _ALL, ("status",),
+                 schema="io.k8s.api.apps.v1.DaemonSet"),
+    ResourceType("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", True,
+                 schema="io.k8s.api.discovery.v1.EndpointSlice"),
+    ResourceType("storage.k8s.io", "v1", "StorageClass", "storageclasses", False, ("sc",),
+                 schema="io.k8s.api.storage.v1.StorageClass"),
+    ResourceType("coordination.k8s.io", "v1", "Lease", "leases", True,
+                 schema="io.k8s.api.coordination.v1.Lease"),
+)
+
+# Group preference order for discovery (as upstream lists them).
+GROUP_ORDER: tuple[str, ...] = ("", "apps", "discovery.k8s.io", "storage.k8s.io", "coordination.k8s.io")
+
+
+@dataclass
+class Registry:
+    """Lookup of resource types by URL parts or by apiVersion/kind."""
+
+    types: tuple[ResourceType, ...] = RESOURCES
+    _by_path: dict[tuple[str, str, str], ResourceType] = field(default_factory=dict)
+    _by_kind: dict[tuple[str, str], ResourceType] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for rt in self.types:
+            self._by_path[(rt.group, rt.version, rt.plural)] = rt
+            self._by_kind[(rt.api_version, rt.kind)] = rt
+
+    def by_path(self, group: str, version: str, plural: str) -> ResourceType | None:
+        return self._by_path.get((group, version, plural))
+
+    def by_kind(self, api_version: str, kind: str) -> ResourceType | None:
+        return self._by_kind.get((api_version, kind))
+
+    def groups(self) -> list[str]:
+        return [g for g in GROUP_ORDER if any(rt.group == g for rt in self.types)]
+
+    def versions(self, group: str) -> list[str]:
+        seen: list[str] = []
+        for rt in self.types:
+            if rt.group == group and rt.version not in seen:
+                seen.append(rt.version)
+        return seen
+
+    def in_group_version(self, group: str, version: str) -> list[ResourceType]:
+        return [rt for rt in self.types if rt.group == group and rt.version == version]
+
+
+REGISTRY = Registry()
