@@ -1,0 +1,111 @@
+"""The HTTPS front end: aiohttp in, `ApiServer.dispatch` behind.
+
+Thin on purpose: it turns a socket request into a `Request`, and a
+`Response` back into bytes: JSON, raw documents, or a watch stream written
+as one JSON object per line with chunked encoding, which is what kubectl and
+client-go read.  Protocol upgrades (exec's WebSocket) are registered by the
+node layer through `upgrade_handlers`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from typing import Awaitable, Callable
+
+import orjson
+from aiohttp import web
+
+from .codec import MAX_BODY
+from .errors import ApiError
+from .request import Request, Response
+from .server import ApiServer
+
+log = logging.getLogger(__name__)
+
+# A handler for requests that upgrade the connection (WebSocket exec/attach).
+UpgradeHandler = Callable[[web.Request, Request], Awaitable[web.StreamResponse]]
+
+
+def make_app(api: ApiServer, upgrade_handlers: dict[str, UpgradeHandler] | None = None) -> web.Application:
+    app = web.Application(client_max_size=MAX_BODY + 1024 * 1024)
+    upgrades = upgrade_handlers if upgrade_handlers is not None else {}
+    app["upgrade_handlers"] = upgrades
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        query: dict[str, list[str]] = {}
+        for k, v in request.query.items():
+            query.setdefault(k, []).append(v)
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        try:
+            body = await request.read() if request.can_read_body else b""
+        except web.HTTPRequestEntityTooLarge:
+            err = ApiError(413, "RequestEntityTooLarge", f"Request entity too large: limit is {MAX_BODY}")
+            return _json(err.code, err.status())
+        req = Request(request.method, request.path, query, headers, body)
+        if headers.get("upgrade", "").lower() in ("websocket", "spdy/3.1"):
+            for suffix, handler in upgrades.items():
+                if request.path.endswith(suffix):
+                    return await handler(request, req)
+        resp = await api.dispatch(req)
+        if resp.stream is not None:
+            return await _stream(request, resp)
+        if resp.raw is not None:
+            r = web.Response(status=resp.status, body=resp.raw, content_type=None, headers=resp.headers)
+            r.headers["Content-Type"] = resp.content_type
+            return r
+        return _json(resp.status, resp.obj, resp.content_type, resp.headers)
+
+    app.router.add_route("*", "/{tail:.*}", handle)
+    return app
+
+
+def _json(status: int, obj: object, content_type: str = "application/json",
+          headers: dict[str, str] | None = None) -> web.Response:
+    r = web.Response(status=status, body=orjson.dumps(obj), headers=headers or {})
+    r.headers["Content-Type"] = content_type
+    return r
+
+
+async def _stream(request: web.Request, resp: Response) -> web.StreamResponse:
+    out = web.StreamResponse(status=200)
+    out.headers["Content-Type"] = "application/json"
+    out.enable_chunked_encoding()
+    await out.prepare(request)
+    assert resp.stream is not None
+    stream = resp.stream
+    try:
+        async for ev in stream:
+            await out.write(orjson.dumps(ev) + b"\n")
+    except (ConnectionResetError, asyncio.CancelledError):
+        pass
+    finally:
+        aclose = getattr(stream, "aclose", None)
+        if aclose is not None:
+            await aclose()
+    try:
+        await out.write_eof()
+    except ConnectionResetError:
+        pass
+    return out
+
+
+def server_ssl_context(cert_file: str, key_file: str, ca_file: str) -> ssl.SSLContext:
+    """TLS for the API: our serving cert; client certs are verified when sent."""
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(cert_file, key_file)
+    ctx.load_verify_locations(ca_file)
+    ctx.verify_mode = ssl.CERT_OPTIONAL
+    return ctx
+
+
+async def serve(api: ApiServer, host: str, port: int, ssl_context: ssl.SSLContext | None,
+                upgrade_handlers: dict[str, UpgradeHandler] | None = None) -> web.AppRunner:
+    """Start listening; returns the runner so the caller can clean up."""
+    app = make_app(api, upgrade_handlers)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, ssl_context=ssl_context, reuse_address=True)
+    await site.start()
+    return runner

@@ -1,0 +1,247 @@
+"""The API server: routes a `Request` to discovery, OpenAPI or a resource verb.
+
+`ApiServer.dispatch` is transport-neutral (see request.py): the HTTPS front
+end in `http.py` and the in-process client transport both call it.  It owns
+the store, the Service allocator and the bootstrap objects every cluster has
+from the start (the four system namespaces and the `kubernetes` Service).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from typing import Any, Awaitable, Callable
+
+from . import discovery, openapi
+from .allocator import ServiceAllocator
+from .errors import ApiError, method_not_allowed
+from .request import Request, Response
+from .resources import REGISTRY, Registry
+from .rest import ResourceHandlers, Target
+from .store.sqlite import SqliteStore
+
+log = logging.getLogger(__name__)
+
+SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+
+# A pod subresource served by a node agent (log, exec, ...): the daemon
+# plugs a handler in once nodes exist.
+PodStreamHandler = Callable[[Target, Request], Awaitable[Response]]
+
+
+class ApiServer:
+    def __init__(
+        self,
+        store: SqliteStore,
+        *,
+        service_cidr: str = "10.96.0.0/12",
+        node_port_range: tuple[int, int] = (30000, 32767),
+        advertise_address: str = "127.0.0.1",
+        secure_port: int = 6443,
+        registry: Registry = REGISTRY,
+    ) -> None:
+        self.store = store
+        self.registry = registry
+        self.service_cidr = service_cidr
+        self.allocator = ServiceAllocator(service_cidr, node_port_range)
+        self.allocator.load(store.list("services"))
+        self.handlers = ResourceHandlers(store, self.allocator)
+        self.advertise_address = advertise_address
+        self.secure_port = secure_port
+        self.pod_subresources: dict[str, PodStreamHandler] = {}
+
+    # --------------------------------------------------------------- bootstrap
+
+    async def bootstrap(self) -> None:
+        """Create the objects a fresh cluster has; a no-op when they exist."""
+        for ns in SYSTEM_NAMESPACES:
+            await self._ensure("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+        await self._ensure("/api/v1/namespaces/default/services", {
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "kubernetes", "namespace": "default",
+                         "labels": {"component": "apiserver", "provider": "kubernetes"}},
+            "spec": {"clusterIP": str(ipaddress.ip_network(self.service_cidr)[1]), "type": "ClusterIP", "sessionAffinity": "None",
+                     "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": self.secure_port}]},
+        })
+        await self._ensure("/api/v1/namespaces/default/endpoints", {
+            "apiVersion": "v1", "kind": "Endpoints",
+            "metadata": {"name": "kubernetes", "namespace": "default",
+                         "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
+            "subsets": [{"addresses": [{"ip": self.advertise_address}],
+                         "ports": [{"name": "https", "port": self.secure_port, "protocol": "TCP"}]}],
+        })
+        await self._ensure("/apis/discovery.k8s.io/v1/namespaces/default/endpointslices", {
+            "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": {"name": "kubernetes", "namespace": "default",
+                         "labels": {"kubernetes.io/service-name": "kubernetes",
+                                    "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io"}},
+            "addressType": "IPv4",
+            "endpoints": [{"addresses": [self.advertise_address], "conditions": {"ready": True}}],
+            "ports": [{"name": "https", "port": self.secure_port, "protocol": "TCP"}],
+        })
+        for ns in SYSTEM_NAMESPACES:
+            await self._ensure(f"/api/v1/namespaces/{ns}/serviceaccounts", {
+                "apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default", "namespace": ns}})
+
+    async def _ensure(self, collection: str, obj: dict[str, Any]) -> None:
+        resp = await self.dispatch(Request("POST", collection, obj=obj))
+        if resp.status >= 400 and resp.obj.get("reason") != "AlreadyExists":
+            raise RuntimeError(f"bootstrap of {collection} failed: {resp.obj.get('message')}")
+
+    # ---------------------------------------------------------------- dispatch
+
+    async def dispatch(self, req: Request) -> Response:
+        try:
+            return await self._route(req)
+        except ApiError as exc:
+            return Response(exc.code, obj=exc.status())
+
+    async def _route(self, req: Request) -> Response:
+        parts = [p for p in req.path.split("/") if p]
+        method = req.method.upper()
+        if not parts:
+            return Response(obj={"paths": self._root_paths()})
+        head = parts[0]
+        if head == "version" and len(parts) == 1:
+            return Response(obj=discovery.VERSION_INFO)
+        if head in ("healthz", "livez", "readyz"):
+            return Response(raw=b"ok", content_type="text/plain; charset=utf-8")
+        if head == "openapi":
+            return self._openapi(req, parts[1:])
+        if head == "api":
+            if len(parts) == 1:
+                return self._discovery_root(req, core=True)
+            if len(parts) == 2:
+                return self._resource_list("", parts[1])
+            return await self._resource(req, method, "", parts[1], parts[2:])
+        if head == "apis":
+            if len(parts) == 1:
+                return self._discovery_root(req, core=False)
+            if len(parts) == 2:
+                doc = discovery.api_group(parts[1], self.registry)
+                if doc is None:
+                    raise _no_route()
+                return Response(obj=doc)
+            if len(parts) == 3:
+                return self._resource_list(parts[1], parts[2])
+            return await self._resource(req, method, parts[1], parts[2], parts[3:])
+        raise _no_route()
+
+    def _root_paths(self) -> list[str]:
+        paths = ["/api", "/api/v1", "/apis", "/healthz", "/livez", "/readyz", "/openapi/v2", "/openapi/v3", "/version"]
+        for g in self.registry.groups():
+            if g:
+                paths.append(f"/apis/{g}")
+                paths.extend(f"/apis/{g}/{v}" for v in self.registry.versions(g))
+        return sorted(paths)
+
+    def _discovery_root(self, req: Request, core: bool) -> Response:
+        agg = discovery.wants_aggregated(req.header("accept"))
+        if agg:
+            api_version = "apidiscovery.k8s.io/v2beta1" if agg.endswith("v2beta1;as=APIGroupDiscoveryList") else "apidiscovery.k8s.io/v2"
+            return Response(obj=discovery.aggregated(core, api_version, self.registry), content_type=agg)
+        if core:
+            return Response(obj=discovery.api_versions(f"{self.advertise_address}:{self.secure_port}"))
+        return Response(obj=discovery.api_group_list(self.registry))
+
+    def _resource_list(self, group: str, version: str) -> Response:
+        doc = discovery.api_resource_list(group, version, self.registry)
+        if doc is None:
+            raise _no_route()
+        return Response(obj=doc)
+
+    def _openapi(self, req: Request, rest: list[str]) -> Response:
+        if rest == ["v2"]:
+            if "protobuf" in req.header("accept"):
+                return Response(raw=openapi.openapi_v2_protobuf(),
+                                content_type="application/com.github.proto-openapi.spec.v2@v1.0+protobuf")
+            return Response(raw=openapi.openapi_v2_json())
+        if rest == ["v3"]:
+            return Response(obj=openapi.openapi_v3_index())
+        if rest and rest[0] == "v3":
+            doc = openapi.openapi_v3_document("/".join(rest[1:]))
+            if doc is not None:
+                return Response(raw=doc)
+        raise _no_route()
+
+    async def _resource(self, req: Request, method: str, group: str, version: str, rest: list[str]) -> Response:
+        t = self._target(group, version, rest)
+        h = self.handlers
+        sub = t.subresource
+        if sub:
+            return await self._subresource(req, method, t)
+        if t.name:
+            if method == "GET":
+                if req.param("watch") in ("true", "1"):
+                    return await h.watch(t, req)
+                return await h.get(t, req)
+            if method == "PUT":
+                return await h.update(t, req)
+            if method == "PATCH":
+                return await h.patch(t, req)
+            if method == "DELETE":
+                return await h.delete(t, req)
+            raise method_not_allowed()
+        if method == "GET":
+            if req.param("watch") in ("true", "1"):
+                return await h.watch(t, req)
+            return await h.list(t, req)
+        if method == "POST":
+            return await h.create(t, req)
+        if method == "DELETE":
+            return await h.delete_collection(t, req)
+        raise method_not_allowed()
+
+    async def _subresource(self, req: Request, method: str, t: Target) -> Response:
+        h = self.handlers
+        sub = t.subresource
+        if sub not in t.rt.subresources:
+            raise _no_route()
+        if sub in ("status", "finalize"):
+            if method == "GET" and sub == "status":
+                return await h.get(t, req)
+            if method == "PUT":
+                return await h.update(t, req)
+            if method == "PATCH" and sub == "status":
+                return await h.patch(t, req)
+        elif sub == "scale":
+            if method == "GET":
+                return await h.get_scale(t, req)
+            if method == "PUT":
+                return await h.update(t, req)
+            if method == "PATCH":
+                return await h.patch(t, req)
+        elif sub == "binding" and method == "POST":
+            return await h.bind(t, req)
+        elif sub == "eviction" and method == "POST":
+            return await h.evict(t, req)
+        elif sub in self.pod_subresources:
+            return await self.pod_subresources[sub](t, req)
+        elif t.rt.kind == "Pod" and sub in ("log", "exec", "attach", "portforward"):
+            h._get(t)
+            raise ApiError(400, "BadRequest",
+                           f'pod "{t.name}" has no node agent to serve {sub} yet: this cluster runs no kubelet')
+        raise method_not_allowed()
+
+    def _target(self, group: str, version: str, rest: list[str]) -> Target:
+        """Parse `[namespaces/<ns>/]<plural>[/<name>[/<sub>]]`."""
+        namespace = ""
+        if rest[0] == "namespaces" and len(rest) >= 3:
+            candidate = self.registry.by_path(group, version, rest[2])
+            if candidate is not None and candidate.namespaced:
+                namespace, rest = rest[1], rest[2:]
+        rt = self.registry.by_path(group, version, rest[0])
+        if rt is None or len(rest) > 3:
+            raise _no_route()
+        name = rest[1] if len(rest) > 1 else ""
+        sub = rest[2] if len(rest) > 2 else ""
+        if not rt.namespaced and namespace:
+            raise _no_route()
+        if rt.namespaced and name and not namespace:
+            raise _no_route()
+        return Target(rt, namespace, name, sub)
+
+
+def _no_route() -> ApiError:
+    return ApiError(404, "NotFound", "the server could not find the requested resource",
+                    {"causes": [{"reason": "UnexpectedServerResponse", "message": "404 page not found"}]})

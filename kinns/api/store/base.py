@@ -1,0 +1,73 @@
+"""The storage interface the REST layer depends on.
+
+Objects are addressed by (resource, namespace, name), where resource is the
+group-qualified plural (`pods`, `deployments.apps`) and namespace is "" for
+cluster-scoped kinds.  The store owns `metadata.resourceVersion`: every write
+gets the next value of one cluster-wide revision counter, as etcd does, and
+every write becomes a watch event in that same order.
+
+The interface is small on purpose so that an etcd backend can stand beside
+the SQLite one: point reads, per-resource lists, conditional writes, and a
+watch from a revision.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+Key = tuple[str, str, str]  # (resource, namespace, name)
+
+
+@dataclass(frozen=True)
+class Event:
+    """One committed change, as a watcher receives it."""
+
+    revision: int
+    type: str            # ADDED | MODIFIED | DELETED
+    key: Key
+    obj: dict[str, Any]  # the object after the change (before it, for DELETED)
+    prev: dict[str, Any] | None = None
+
+
+class ConflictError(Exception):
+    """The expected resourceVersion does not match the stored one."""
+
+
+class ExistsError(Exception):
+    """Create of a key that already exists."""
+
+
+class NotFoundError(Exception):
+    """Update or delete of a key that does not exist."""
+
+
+class TooOldError(Exception):
+    """A watch asked to start before the oldest revision still remembered."""
+
+
+class Store(Protocol):
+    @property
+    def revision(self) -> int: ...
+
+    def get(self, key: Key) -> dict[str, Any] | None: ...
+
+    def list(self, resource: str, namespace: str | None = None) -> list[dict[str, Any]]: ...
+
+    async def create(self, key: Key, obj: dict[str, Any]) -> dict[str, Any]: ...
+
+    async def update(self, key: Key, obj: dict[str, Any], expected_rv: str | None = None) -> dict[str, Any]: ...
+
+    async def delete(self, key: Key, expected_rv: str | None = None) -> dict[str, Any]: ...
+
+    def watch(self, resource: str, namespace: str | None, since: int) -> "WatcherLike": ...
+
+    async def close(self) -> None: ...
+
+
+class WatcherLike(Protocol):
+    def __aiter__(self) -> "WatcherLike": ...
+
+    async def __anext__(self) -> Event: ...
+
+    def stop(self) -> None: ...

@@ -1,0 +1,172 @@
+"""The `kinns` command: up, down, status, kubeconfig, demo.
+
+Conventions every subcommand keeps: `--name` (default `kinns`) picks the
+cluster; its kubeconfig context is `kinns-<name>`; one cluster's commands
+never touch another's.  Errors are one line saying what to do, exit code 1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from .cluster import kubeconfig
+from .cluster.certs import paths as cert_paths
+from .cluster.config import ClusterConfig, validate_name
+
+console = Console(stderr=True)
+
+NAME_OPTION = click.option("--name", default="kinns", show_default=True, help="cluster name")
+
+
+def _fail(msg: str) -> None:
+    console.print(f"[red]ERROR:[/red] {msg}", highlight=False)
+    raise SystemExit(1)
+
+
+def _pid(cfg: ClusterConfig) -> int | None:
+    """The daemon's pid if it is alive."""
+    f = cfg.state_dir / "daemon.pid"
+    try:
+        pid = int(f.read_text())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return None
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
+    return pid if b"kinns.cluster.daemon" in cmdline else None
+
+
+def _free_port(host: str) -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def _api_ready(cfg: ClusterConfig) -> bool:
+    certs = cert_paths(cfg.state_dir / "pki")
+    ctx = ssl.create_default_context(cafile=str(certs.ca_cert))
+    ctx.load_cert_chain(str(certs.admin_cert), str(certs.admin_key))
+    try:
+        with urllib.request.urlopen(f"{cfg.server_url}/readyz", context=ctx, timeout=1) as r:
+            return bool(r.status == 200)
+    except OSError:
+        return False
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """kinns: a real multi-node Kubernetes cluster in network namespaces."""
+
+
+@main.command()
+@NAME_OPTION
+@click.option("--nodes", default=3, show_default=True, help="number of nodes (one control plane + workers)")
+@click.option("--overlay", type=click.Choice(["vxlan", "host-gw"]), default="vxlan", show_default=True)
+@click.option("--proxy-mode", type=click.Choice(["iptables", "nftables"]), default="iptables", show_default=True)
+@click.option("--wait", default=60.0, show_default=True, help="seconds to wait for the cluster to be ready")
+def up(name: str, nodes: int, overlay: str, proxy_mode: str, wait: float) -> None:
+    """Start a cluster and merge its kubeconfig context kinns-NAME."""
+    err = validate_name(name)
+    if err:
+        _fail(err)
+    old = ClusterConfig.load(name)
+    if old is not None and _pid(old) is not None:
+        _fail(f'cluster "{name}" is already running (context kinns-{name}); '
+              f"use another --name, or `kinns down --name {name}` first")
+    cfg = ClusterConfig(name=name, nodes=nodes, overlay=overlay, proxy_mode=proxy_mode)
+    if old is not None:
+        cfg.api_port = old.api_port
+    cfg.api_port = cfg.api_port or _free_port(cfg.api_host)
+    cfg.save()
+    start = time.monotonic()
+    log = open(cfg.state_dir / "daemon.log", "ab")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kinns.cluster.daemon", name],
+        stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+    )
+    (cfg.state_dir / "daemon.pid").write_text(str(proc.pid))
+    with console.status(f"Starting cluster [bold]{name}[/bold] …") as status:
+        while True:
+            if proc.poll() is not None:
+                tail = (cfg.state_dir / "daemon.log").read_text(errors="replace").strip().splitlines()[-5:]
+                _fail(f"the cluster daemon exited ({proc.returncode}):\n  " + "\n  ".join(tail))
+            if (cfg.state_dir / "ready").exists() and _api_ready(cfg):
+                break
+            if time.monotonic() - start > wait:
+                _fail(f"the API did not become ready within {wait:.0f}s; see {cfg.state_dir / 'daemon.log'}")
+            status.update(f"Starting cluster [bold]{name}[/bold] … API {cfg.server_url}")
+            time.sleep(0.05)
+    certs = cert_paths(cfg.state_dir / "pki")
+    conf = kubeconfig.build(name, cfg.server_url, certs)
+    kubeconfig.write_own(cfg.state_dir / "kubeconfig", conf)
+    path = kubeconfig.merge_into_user(conf)
+    elapsed = time.monotonic() - start
+    console.print(f"[green]✓[/green] Cluster [bold]{name}[/bold] is up in {elapsed:.2f}s "
+                  f"(API {cfg.server_url}, context kinns-{name} in {path})", highlight=False)
+
+
+@main.command()
+@NAME_OPTION
+def down(name: str) -> None:
+    """Stop a cluster and remove everything it created."""
+    cfg = ClusterConfig.load(name)
+    if cfg is None:
+        _fail(f'no cluster named "{name}" exists (nothing to remove)')
+        return
+    pid = _pid(cfg)
+    if pid is not None:
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and _pid(cfg) is not None:
+            time.sleep(0.05)
+        if _pid(cfg) is not None:
+            os.kill(pid, signal.SIGKILL)
+    from .cluster.teardown import teardown
+    teardown(cfg)
+    kubeconfig.remove_from_user(name)
+    console.print(f"[green]✓[/green] Cluster [bold]{name}[/bold] removed", highlight=False)
+
+
+@main.command()
+@NAME_OPTION
+def status(name: str) -> None:
+    """Say whether a cluster runs, and where its API is."""
+    cfg = ClusterConfig.load(name)
+    if cfg is None:
+        _fail(f'no cluster named "{name}" exists; start one with `kinns up --name {name}`')
+        return
+    pid = _pid(cfg)
+    state = "running" if pid and _api_ready(cfg) else "stopped"
+    click.echo(json.dumps({"name": name, "state": state, "pid": pid, "api": cfg.server_url,
+                           "context": f"kinns-{name}", "stateDir": str(cfg.state_dir)}, indent=2))
+    if state != "running":
+        raise SystemExit(1)
+
+
+@main.command(name="kubeconfig")
+@NAME_OPTION
+def kubeconfig_cmd(name: str) -> None:
+    """Print the cluster's kubeconfig."""
+    cfg = ClusterConfig.load(name)
+    if cfg is None or not (cfg.state_dir / "kubeconfig").exists():
+        _fail(f'no cluster named "{name}" exists; start one with `kinns up --name {name}`')
+        return
+    click.echo((cfg.state_dir / "kubeconfig").read_text(), nl=False)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,112 @@
+"""Certificates: a cluster CA, the API server's serving cert, an admin client cert.
+
+As kubeadm (and so kind) does: a self-signed CA per cluster; the serving
+certificate names every address the API answers on; the admin client
+certificate has CN `kubernetes-admin` in O `system:masters`.  Keys are EC
+P-256, which is quick to generate, so `kinns up` stays fast.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+
+@dataclass(frozen=True)
+class CertPaths:
+    ca_cert: Path
+    ca_key: Path
+    server_cert: Path
+    server_key: Path
+    admin_cert: Path
+    admin_key: Path
+
+
+def paths(pki_dir: Path) -> CertPaths:
+    return CertPaths(
+        pki_dir / "ca.crt", pki_dir / "ca.key",
+        pki_dir / "apiserver.crt", pki_dir / "apiserver.key",
+        pki_dir / "admin.crt", pki_dir / "admin.key",
+    )
+
+
+def _key() -> ec.EllipticCurvePrivateKey:
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def _write(path: Path, data: bytes, private: bool = False) -> None:
+    path.write_bytes(data)
+    if private:
+        path.chmod(0o600)
+
+
+def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
+
+
+def _name(cn: str, org: str | None = None) -> x509.Name:
+    attrs = [x509.NameAttribute(NameOID.COMMON_NAME, cn)]
+    if org:
+        attrs.insert(0, x509.NameAttribute(NameOID.ORGANIZATION_NAME, org))
+    return x509.Name(attrs)
+
+
+def ensure_pki(pki_dir: Path, server_names: list[str], server_ips: list[str]) -> CertPaths:
+    """Create the CA and certificates if missing; existing ones are kept."""
+    pki_dir.mkdir(parents=True, exist_ok=True)
+    p = paths(pki_dir)
+    if p.ca_cert.exists() and p.server_cert.exists() and p.admin_cert.exists():
+        return p
+    now = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5)
+    ca_key = _key()
+    ca_name = _name("kubernetes")
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name).issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now).not_valid_after(now + dt.timedelta(days=3650))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(x509.KeyUsage(True, False, False, False, False, True, True, False, False), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+
+    def leaf(cn: str, org: str | None, usage: x509.ObjectIdentifier,
+             sans: list[x509.GeneralName]) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+        key = _key()
+        b = (
+            x509.CertificateBuilder()
+            .subject_name(_name(cn, org)).issuer_name(ca_name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now).not_valid_after(now + dt.timedelta(days=365))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.KeyUsage(True, True, False, False, False, False, False, False, False), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+        )
+        if sans:
+            b = b.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+        return b.sign(ca_key, hashes.SHA256()), key
+
+    sans: list[x509.GeneralName] = [x509.DNSName(n) for n in server_names]
+    sans += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in server_ips]
+    server, server_key = leaf("kube-apiserver", None, ExtendedKeyUsageOID.SERVER_AUTH, sans)
+    admin, admin_key = leaf("kubernetes-admin", "system:masters", ExtendedKeyUsageOID.CLIENT_AUTH, [])
+    pem = serialization.Encoding.PEM
+    _write(p.ca_cert, ca.public_bytes(pem))
+    _write(p.ca_key, _pem_key(ca_key), private=True)
+    _write(p.server_cert, server.public_bytes(pem))
+    _write(p.server_key, _pem_key(server_key), private=True)
+    _write(p.admin_cert, admin.public_bytes(pem))
+    _write(p.admin_key, _pem_key(admin_key), private=True)
+    return p
