@@ -168,5 +168,22 @@ def kubeconfig_cmd(name: str) -> None:
     click.echo((cfg.state_dir / "kubeconfig").read_text(), nl=False)
 
 
+@main.command()
+@NAME_OPTION
+def demo(name: str) -> None:
+    """Deploy the demo app (Deployment + NodePort Service) with kubectl."""
+    from .cluster.demo import DEMO_MANIFEST, next_steps
+    cfg = ClusterConfig.load(name)
+    if cfg is None or _pid(cfg) is None:
+        _fail(f'cluster "{name}" is not running; start it with `kinns up --name {name}`')
+        return
+    r = subprocess.run(["kubectl", "--kubeconfig", str(cfg.state_dir / "kubeconfig"), "apply", "-f", "-"],
+                       input=DEMO_MANIFEST, text=True, capture_output=True)
+    if r.returncode != 0:
+        _fail(f"kubectl apply of the demo failed: {r.stderr.strip()}")
+    click.echo(r.stdout.rstrip())
+    click.echo(next_steps(name))
+
+
 if __name__ == "__main__":
     main()
