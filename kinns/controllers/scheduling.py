@@ -1,0 +1,185 @@
+"""Where a pod may run and where it should: the scheduler's decision, as data.
+
+Filters as upstream's default plugins, in the order a user reads them in
+the FailedScheduling message: NodeUnschedulable, NodeName, TaintToleration,
+NodeAffinity (nodeSelector and required node affinity), NodeResourcesFit
+(cpu, memory, pods), NodePorts (hostPort clashes).  Scoring prefers the
+node with the fewest pods of the same owner, then the fewest pods overall,
+which spreads replicas across nodes as users expect.  No I/O here: the
+scheduler controller feeds nodes and pods in and binds the answer.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from .quantity import parse_cpu_millis, parse_bytes
+
+
+@dataclass
+class Decision:
+    node: str | None
+    message: str = ""   # why not, in upstream's words, when node is None
+
+
+def _node_ready(node: dict[str, Any]) -> bool:
+    for c in node.get("status", {}).get("conditions", []):
+        if c.get("type") == "Ready":
+            return c.get("status") == "True"
+    return False
+
+
+def tolerates(tolerations: list[dict[str, Any]], taint: dict[str, Any]) -> bool:
+    for t in tolerations:
+        if t.get("effect") and t.get("effect") != taint.get("effect"):
+            continue
+        op = t.get("operator", "Equal")
+        if op == "Exists":
+            if not t.get("key") or t.get("key") == taint.get("key"):
+                return True
+        elif t.get("key") == taint.get("key") and t.get("value", "") == taint.get("value", ""):
+            return True
+    return False
+
+
+def _untolerated(pod: dict[str, Any], node: dict[str, Any]) -> dict[str, Any] | None:
+    tolerations = pod.get("spec", {}).get("tolerations", [])
+    for taint in node.get("spec", {}).get("taints", []):
+        if taint.get("effect") in ("NoSchedule", "NoExecute") and not tolerates(tolerations, taint):
+            return taint
+    return None
+
+
+def _expr_matches(expr: dict[str, Any], value: str | None) -> bool:
+    op, vals = expr.get("operator"), expr.get("values") or []
+    if op == "In":
+        return value is not None and value in vals
+    if op == "NotIn":
+        return value is None or value not in vals
+    if op == "Exists":
+        return value is not None
+    if op == "DoesNotExist":
+        return value is None
+    if op in ("Gt", "Lt") and value is not None and vals:
+        try:
+            return int(value) > int(vals[0]) if op == "Gt" else int(value) < int(vals[0])
+        except ValueError:
+            return False
+    return False
+
+
+def matches_affinity(pod: dict[str, Any], node: dict[str, Any]) -> bool:
+    spec = pod.get("spec", {})
+    labels = node.get("metadata", {}).get("labels", {})
+    for k, v in (spec.get("nodeSelector") or {}).items():
+        if labels.get(k) != v:
+            return False
+    required = (((spec.get("affinity") or {}).get("nodeAffinity") or {})
+                .get("requiredDuringSchedulingIgnoredDuringExecution") or {})
+    terms = required.get("nodeSelectorTerms")
+    if not terms:
+        return True
+    fields = {"metadata.name": node["metadata"]["name"]}
+    for term in terms:  # terms are ORed, expressions inside a term ANDed
+        ok = all(_expr_matches(e, labels.get(e["key"])) for e in term.get("matchExpressions", []))
+        ok = ok and all(_expr_matches(e, fields.get(e["key"])) for e in term.get("matchFields", []))
+        if ok and (term.get("matchExpressions") or term.get("matchFields")):
+            return True
+    return False
+
+
+def pod_requests(pod: dict[str, Any]) -> tuple[int, int]:
+    """(cpu millicores, memory bytes) requested by the pod's containers."""
+    cpu = mem = 0
+    for c in pod.get("spec", {}).get("containers", []):
+        req = (c.get("resources") or {}).get("requests") or {}
+        cpu += parse_cpu_millis(req.get("cpu", "0"))
+        mem += parse_bytes(req.get("memory", "0"))
+    return cpu, mem
+
+
+def _host_ports(pod: dict[str, Any]) -> set[tuple[str, int]]:
+    out = set()
+    for c in pod.get("spec", {}).get("containers", []):
+        for p in c.get("ports", []) or []:
+            if p.get("hostPort"):
+                out.add((p.get("protocol", "TCP"), int(p["hostPort"])))
+    return out
+
+
+def _owner_uid(pod: dict[str, Any]) -> str | None:
+    for ref in pod.get("metadata", {}).get("ownerReferences", []):
+        if ref.get("controller"):
+            return str(ref.get("uid"))
+    return None
+
+
+def _active(pod: dict[str, Any]) -> bool:
+    return pod.get("status", {}).get("phase") not in ("Succeeded", "Failed")
+
+
+def schedule(pod: dict[str, Any], nodes: list[dict[str, Any]], pods: list[dict[str, Any]]) -> Decision:
+    """Pick a node for `pod` given all nodes and the pods already bound."""
+    if not nodes:
+        return Decision(None, "no nodes available to schedule pods")
+    by_node: dict[str, list[dict[str, Any]]] = {}
+    for p in pods:
+        n = p.get("spec", {}).get("nodeName")
+        if n and _active(p):
+            by_node.setdefault(n, []).append(p)
+    reasons: Counter[str] = Counter()
+    feasible: list[dict[str, Any]] = []
+    want_cpu, want_mem = pod_requests(pod)
+    want_ports = _host_ports(pod)
+    for node in nodes:
+        name = node["metadata"]["name"]
+        spec = node.get("spec", {})
+        if not _node_ready(node):
+            reasons["node(s) were not ready"] += 1  # upstream: the not-ready taint
+            continue
+        if spec.get("unschedulable") and not tolerates(pod.get("spec", {}).get("tolerations", []),
+                                                        {"key": "node.kubernetes.io/unschedulable",
+                                                         "effect": "NoSchedule"}):
+            reasons["node(s) were unschedulable"] += 1
+            continue
+        taint = _untolerated(pod, node)
+        if taint is not None:
+            shown = f"{taint.get('key')}: {taint.get('value', '')}"
+            reasons[f"node(s) had untolerated taint {{{shown}}}"] += 1
+            continue
+        if not matches_affinity(pod, node):
+            reasons["node(s) didn't match Pod's node affinity/selector"] += 1
+            continue
+        alloc = node.get("status", {}).get("allocatable", {})
+        here = by_node.get(name, [])
+        if len(here) + 1 > int(alloc.get("pods", "110")):
+            reasons["Too many pods"] += 1
+            continue
+        used_cpu = sum(pod_requests(p)[0] for p in here)
+        used_mem = sum(pod_requests(p)[1] for p in here)
+        if want_cpu and used_cpu + want_cpu > parse_cpu_millis(alloc.get("cpu", "0")):
+            reasons["Insufficient cpu"] += 1
+            continue
+        if want_mem and used_mem + want_mem > parse_bytes(alloc.get("memory", "0")):
+            reasons["Insufficient memory"] += 1
+            continue
+        if want_ports and any(want_ports & _host_ports(p) for p in here):
+            reasons["node(s) didn't have free ports for the requested pod ports"] += 1
+            continue
+        feasible.append(node)
+    if not feasible:
+        # Upstream sorts the "<count> <reason>" strings themselves.
+        parts = ", ".join(sorted(f"{n} {r}" for r, n in reasons.items()))
+        total = len(nodes)
+        return Decision(None, f"0/{total} nodes are available: {parts}. preemption: 0/{total} nodes are "
+                              f"available: {total} Preemption is not helpful for scheduling.")
+    owner = _owner_uid(pod)
+
+    def score(node: dict[str, Any]) -> tuple[int, int, str]:
+        here = by_node.get(node["metadata"]["name"], [])
+        same = sum(1 for p in here if owner and _owner_uid(p) == owner)
+        return (same, len(here), node["metadata"]["name"])
+
+    return Decision(min(feasible, key=score)["metadata"]["name"])
