@@ -153,8 +153,7 @@ class ApiServer:
     def _openapi(self, req: Request, rest: list[str]) -> Response:
         if rest == ["v2"]:
             if "protobuf" in req.header("accept"):
-                return Response(raw=openapi.openapi_v2_protobuf(),
-                                content_type="application/com.github.proto-openapi.spec.v2@v1.0+protobuf")
+                return Response(raw=openapi.openapi_v2_protobuf(), content_type=openapi.V2_PROTOBUF_CONTENT_TYPE)
             return Response(raw=openapi.openapi_v2_json())
         if rest == ["v3"]:
             return Response(obj=openapi.openapi_v3_index())
