@@ -61,6 +61,9 @@ def _table(rt: ResourceType, items: list[dict[str, Any]], rv: str, include: str,
     rows = []
     for o in items:
         row: dict[str, Any] = {"cells": tables.row_cells(rt.kind, o, now)}
+        conditions = tables.row_conditions(rt.kind, o)
+        if conditions:
+            row["conditions"] = conditions
         if include == "Object":
             row["object"] = o
         elif include != "None":
