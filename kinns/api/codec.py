@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 import yaml
 
+from . import k8s_protobuf
 from .errors import ApiError, bad_request
 from .request import Request
 
@@ -24,6 +25,9 @@ MERGE_PATCH = "application/merge-patch+json"
 STRATEGIC_PATCH = "application/strategic-merge-patch+json"
 APPLY_PATCH = "application/apply-patch+yaml"
 
+PROTOBUF = k8s_protobuf.PROTOBUF
+# What create and update accept: kubectl's typed subcommands send protobuf.
+OBJECT_TYPES = (JSON, YAML, PROTOBUF)
 PATCH_TYPES = (JSON_PATCH, MERGE_PATCH, STRATEGIC_PATCH, APPLY_PATCH)
 
 
@@ -31,7 +35,7 @@ def media_type(req: Request) -> str:
     return req.header("content-type").split(";")[0].strip().lower()
 
 
-def decode_body(req: Request, allowed: tuple[str, ...] = (JSON, YAML)) -> Any:
+def decode_body(req: Request, allowed: tuple[str, ...] = OBJECT_TYPES) -> Any:
     """The request body as Python data, or an ApiError in upstream's words."""
     if req.obj is not None:
         return req.obj
@@ -46,6 +50,11 @@ def decode_body(req: Request, allowed: tuple[str, ...] = (JSON, YAML)) -> Any:
         )
     if not req.body.strip():
         raise bad_request("the body of the request was empty")
+    if mt == PROTOBUF:
+        try:
+            return k8s_protobuf.decode(req.body)
+        except ValueError as exc:
+            raise bad_request(f"failed to decode protobuf body: {exc}") from None
     if mt in (YAML, APPLY_PATCH):
         try:
             return yaml.safe_load(req.body)

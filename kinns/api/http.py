@@ -28,10 +28,13 @@ log = logging.getLogger(__name__)
 UpgradeHandler = Callable[[web.Request, Request], Awaitable[web.StreamResponse]]
 
 
+UPGRADE_HANDLERS: web.AppKey[dict[str, UpgradeHandler]] = web.AppKey("upgrade_handlers", dict)
+
+
 def make_app(api: ApiServer, upgrade_handlers: dict[str, UpgradeHandler] | None = None) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY + 1024 * 1024)
     upgrades = upgrade_handlers if upgrade_handlers is not None else {}
-    app["upgrade_handlers"] = upgrades
+    app[UPGRADE_HANDLERS] = upgrades
 
     async def handle(request: web.Request) -> web.StreamResponse:
         query: dict[str, list[str]] = {}

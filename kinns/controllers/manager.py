@@ -1,7 +1,8 @@
 """Starts the control-plane controllers inside the cluster daemon.
 
 Each controller talks to the API only through the client library, here over
-the in-process transport (no sockets), exactly as it would over HTTPS.
+the in-process transport (no sockets), exactly as it would over HTTPS.  One
+informer factory is shared, so each kind is listed and watched once.
 """
 
 from __future__ import annotations
@@ -9,11 +10,24 @@ from __future__ import annotations
 from typing import Awaitable, Callable
 
 from ..api.server import ApiServer
+from ..client import Client, InformerFactory, InProcessTransport
 from ..cluster.config import ClusterConfig
+from .base import Controller
+from .gc import GarbageCollector
+from .namespace import NamespaceController
 
 
 async def start_controllers(api: ApiServer, cfg: ClusterConfig) -> Callable[[], Awaitable[None]]:
+    client = Client(InProcessTransport(api.dispatch), user_agent="kinns-controller-manager")
+    factory = InformerFactory(client)
+    controllers: list[Controller] = [GarbageCollector(client, factory), NamespaceController(client, factory)]
+    for c in controllers:
+        await c.start()
+
     async def stop() -> None:
-        return None
+        for c in controllers:
+            await c.stop()
+        await factory.stop()
+        await client.close()
 
     return stop
