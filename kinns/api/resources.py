@@ -93,10 +93,17 @@ RESOURCES: tuple[ResourceType, ...] = (
                  schema="io.k8s.api.storage.v1.StorageClass"),
     ResourceType("coordination.k8s.io", "v1", "Lease", "leases", True,
                  schema="io.k8s.api.coordination.v1.Lease"),
+    # Read-only and always empty: kubectl lists CRDs to explain an unknown
+    # kind ("no matches for kind ..."); kinns serves no custom resources yet.
+    ResourceType("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", False,
+                 ("crd", "crds"), ("api-extensions",), verbs=("get", "list", "watch"),
+                 schema="io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinition"),
 )
 
 # Group preference order for discovery (as upstream lists them).
-GROUP_ORDER: tuple[str, ...] = ("", "apps", "discovery.k8s.io", "storage.k8s.io", "coordination.k8s.io")
+GROUP_ORDER: tuple[str, ...] = (
+    "", "apps", "discovery.k8s.io", "storage.k8s.io", "coordination.k8s.io", "apiextensions.k8s.io",
+)
 
 
 @dataclass

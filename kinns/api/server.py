@@ -167,6 +167,9 @@ class ApiServer:
         t = self._target(group, version, rest)
         h = self.handlers
         sub = t.subresource
+        verb = _verb(method, bool(t.name), req.param("watch") in ("true", "1"))
+        if not sub and verb not in t.rt.verbs:
+            raise method_not_allowed()
         if sub:
             return await self._subresource(req, method, t)
         if t.name:
@@ -239,6 +242,15 @@ class ApiServer:
         if rt.namespaced and name and not namespace:
             raise _no_route()
         return Target(rt, namespace, name, sub)
+
+
+def _verb(method: str, named: bool, watch: bool) -> str:
+    """The Kubernetes verb of a request on a resource (for the verbs a kind allows)."""
+    if method == "GET":
+        return "watch" if watch else ("get" if named else "list")
+    if method == "DELETE":
+        return "delete" if named else "deletecollection"
+    return {"POST": "create", "PUT": "update", "PATCH": "patch"}.get(method, method.lower())
 
 
 def _no_route() -> ApiError:

@@ -148,8 +148,9 @@ def test_bad_request_over_http(prepared: ClusterHandle, case: Case) -> None:
 
 
 KUBECTL_CASES = [
+    # targetPort defaults to port, so upstream reports both fields, as a list.
     ("invalid-port", svc("kp", ports=[{"port": 0}]),
-     'The Service "kp" is invalid: spec.ports[0].port: Invalid value: 0: must be between 1 and 65535, inclusive'),
+     'The Service "kp" is invalid: \n* spec.ports[0].port: Invalid value: 0: must be between 1 and 65535, inclusive'),
     ("taken-nodeport", svc("kn", type="NodePort", ports=[{"port": 80, "nodePort": 30999}]),
      "provided port is already allocated"),
     ("selector-mismatch", deployment("ksm", {"app": "a"}, {"app": "b"}),

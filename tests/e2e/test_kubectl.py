@@ -155,24 +155,30 @@ def test_scale_subresource(cluster: ClusterHandle) -> None:
 def test_watch_sees_changes_in_order(cluster: ClusterHandle) -> None:
     proc = subprocess.Popen(
         [kubectl_binary("1.32"), "--kubeconfig", str(cluster.kubeconfig), "get", "cm", "-w",
-         "--output-watch-events", "-o", "custom-columns=NAME:.metadata.name,DATA:.data.k", "--no-headers"],
+         "--output-watch-events"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         time.sleep(1.0)
         cluster.kubectl("create", "configmap", "watched", "--from-literal=k=one")
-        cluster.kubectl("patch", "cm", "watched", "--type=merge", "-p", '{"data":{"k":"two"}}')
+        cluster.kubectl("patch", "cm", "watched", "--type=merge", "-p", '{"data":{"k":"two","j":"x"}}')
         cluster.kubectl("delete", "cm", "watched")
         time.sleep(1.0)
     finally:
         proc.terminate()
         out, _ = proc.communicate(timeout=10)
-    events = [line.split() for line in out.splitlines() if "watched" in line]
-    assert events == [["ADDED", "watched", "one"], ["MODIFIED", "watched", "two"], ["DELETED", "watched", "two"]]
+    lines = out.splitlines()
+    assert lines[0].split() == ["EVENT", "NAME", "DATA", "AGE"]
+    # EVENT NAME DATA: the DATA column counts keys, so the patch shows as 1 -> 2.
+    events = [line.split()[:3] for line in lines if "watched" in line]
+    assert events == [["ADDED", "watched", "1"], ["MODIFIED", "watched", "2"], ["DELETED", "watched", "2"]]
 
 
 def test_describe_shows_object_and_events(cluster: ClusterHandle) -> None:
     cluster.kubectl("create", "configmap", "described", "--from-literal=k=v")
-    uid = cluster.kubectl("get", "cm", "described", "-o", "jsonpath={.metadata.uid}").stdout
+    out = cluster.kubectl("describe", "cm", "described").stdout
+    assert out.splitlines()[0].split() == ["Name:", "described"] and "k:" in out
+    cluster.kubectl("apply", "-f", "-", stdin=SERVICE.format(name="described", type="ClusterIP"))
+    uid = cluster.kubectl("get", "svc", "described", "-o", "jsonpath={.metadata.uid}").stdout
     event = {
         "apiVersion": "v1", "kind": "Event",
         "metadata": {"name": "described.1", "namespace": "default"},
@@ -181,11 +187,11 @@ def test_describe_shows_object_and_events(cluster: ClusterHandle) -> None:
         "source": {"component": "pytest"}, "count": 1,
     }
     assert cluster.http("POST", "/api/v1/namespaces/default/events", event).status == 201
-    out = cluster.kubectl("describe", "cm", "described").stdout
-    assert "Name:" in out and "described" in out and "k:" in out
-    cluster.kubectl("apply", "-f", "-", stdin=SERVICE.format(name="described", type="ClusterIP"))
     out = cluster.kubectl("describe", "svc", "described").stdout
-    assert "Testing" in out and "hello from the test" in out
+    assert "Type:                     ClusterIP" in out
+    events = out[out.index("Events:"):].splitlines()
+    assert events[1].split() == ["Type", "Reason", "Age", "From", "Message"]
+    assert events[3].split()[:2] == ["Normal", "Testing"] and "hello from the test" in events[3]
     cluster.kubectl("delete", "svc,cm", "described")
 
 

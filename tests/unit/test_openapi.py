@@ -118,8 +118,11 @@ def test_v2_json_shape() -> None:
 def _all_refs(node: Any) -> Iterator[str]:
     if isinstance(node, dict):
         for k, v in node.items():
-            if k == "$ref":
+            if k == "$ref" and isinstance(v, str):
                 yield v
+            elif k == "properties":  # keys here are field names (JSONSchemaProps has "$ref")
+                for sub in v.values():
+                    yield from _all_refs(sub)
             else:
                 yield from _all_refs(v)
     elif isinstance(node, list):
