@@ -227,6 +227,13 @@ class Client:
         resp = await self._call("PUT", self.path(rt, meta.get("namespace"), meta["name"], subresource), obj=obj)
         return resp.obj  # type: ignore[no-any-return]
 
+    async def post_subresource(self, ref: ResourceRef, name: str, namespace: str | None,
+                               subresource: str, body: Obj) -> Obj:
+        """POST to a subresource such as pods/binding or pods/eviction."""
+        rt = self.resource(ref)
+        resp = await self._call("POST", self.path(rt, namespace, name, subresource), obj=body)
+        return resp.obj  # type: ignore[no-any-return]
+
     async def update_status(self, obj: Obj) -> Obj:
         return await self.update(obj, subresource="status")
 

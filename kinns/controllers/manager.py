@@ -13,14 +13,27 @@ from ..api.server import ApiServer
 from ..client import Client, InformerFactory, InProcessTransport
 from ..cluster.config import ClusterConfig
 from .base import Controller
+from .daemonset import DaemonSetController
+from .deployment import DeploymentController
 from .gc import GarbageCollector
 from .namespace import NamespaceController
+from .nodeipam import NodeIpamController
+from .replicaset import ReplicaSetController
+from .scheduler import Scheduler
 
 
 async def start_controllers(api: ApiServer, cfg: ClusterConfig) -> Callable[[], Awaitable[None]]:
     client = Client(InProcessTransport(api.dispatch), user_agent="kinns-controller-manager")
     factory = InformerFactory(client)
-    controllers: list[Controller] = [GarbageCollector(client, factory), NamespaceController(client, factory)]
+    controllers: list[Controller] = [
+        GarbageCollector(client, factory),
+        NamespaceController(client, factory),
+        NodeIpamController(client, factory, cluster_cidr=cfg.cluster_cidr),
+        Scheduler(client, factory),
+        ReplicaSetController(client, factory),
+        DeploymentController(client, factory),
+        DaemonSetController(client, factory),
+    ]
     for c in controllers:
         await c.start()
 

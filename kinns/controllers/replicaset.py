@@ -1,0 +1,125 @@
+"""The ReplicaSet controller: keeps `spec.replicas` pods of a template alive.
+
+Owned pods are found by controller ownerReference (and orphans matching the
+selector are adopted, as upstream does); missing pods are created from the
+template with `generateName: <rs>-`, excess ones deleted in upstream's
+preference order (unscheduled, pending, not ready first).  Status counts
+replicas, ready and available pods so Deployments and `kubectl get rs` can
+read them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from ..api.errors import ApiError
+from ..api.selectors import LabelSelector
+from ..client.client import Obj, object_key
+from ..client.informer import index_by_owner_uid
+from . import podutil
+from .base import Controller
+
+
+class ReplicaSetController(Controller):
+    name = "replicaset-controller"
+    workers = 2
+
+    def setup(self) -> None:
+        self.sets = self.factory.informer("apps/v1", "ReplicaSet")
+        self.pods = self.factory.informer("v1", "Pod")
+        self.pods.add_indexer("owner", index_by_owner_uid)
+        self.sets.add_handlers(on_add=self.enqueue_obj, on_update=lambda o, n: self.enqueue_obj(n),
+                               on_delete=self.enqueue_obj)
+        self.pods.add_handlers(on_add=self._pod_event, on_update=lambda o, n: self._pod_event(n),
+                               on_delete=self._pod_event)
+        # Upstream's "expectations": pods we created or deleted that the cache
+        # does not show yet.  Until it does, counting the cache would create
+        # or delete twice.
+        self._expect_created: dict[str, set[str]] = {}
+        self._expect_deleted: dict[str, set[str]] = {}
+
+    def _settled(self, key: str, ns: str) -> bool:
+        created = {n for n in self._expect_created.get(key, set()) if self.pods.get(f"{ns}/{n}") is None}
+        deleted = {n for n in self._expect_deleted.get(key, set())
+                   if (p := self.pods.get(f"{ns}/{n}")) is not None and podutil.is_active(p)}
+        self._expect_created[key], self._expect_deleted[key] = created, deleted
+        return not created and not deleted
+
+    def _pod_event(self, pod: Obj) -> None:
+        ref = podutil.controller_ref(pod)
+        if ref and ref.get("kind") == "ReplicaSet":
+            self.enqueue(f"{pod['metadata']['namespace']}/{ref['name']}")
+        elif ref is None:
+            for rs in self.sets.list(pod["metadata"]["namespace"]):
+                self.enqueue(object_key(rs))
+
+    async def reconcile(self, key: str) -> float | None:
+        rs = self.sets.get(key)
+        if rs is None or (rs["metadata"].get("deletionTimestamp")):
+            self._expect_created.pop(key, None)
+            self._expect_deleted.pop(key, None)
+            return None
+        ns = rs["metadata"]["namespace"]
+        if not self._settled(key, ns):
+            return 0.1
+        selector = LabelSelector.from_spec(rs["spec"].get("selector"))
+        pods = [p for p in self.pods.by_index("owner", rs["metadata"]["uid"]) if podutil.is_active(p)]
+        await self._adopt(rs, selector, ns, pods)
+        want = int(rs["spec"].get("replicas", 1))
+        diff = want - len(pods)
+        if diff > 0:
+            for _ in range(min(diff, 500)):
+                pod = podutil.pod_from_template(rs, rs["spec"]["template"])
+                created = await self.client.create(pod, ns)
+                self._expect_created.setdefault(key, set()).add(created["metadata"]["name"])
+                await self.client.create_event(rs, "SuccessfulCreate", f"Created pod: {created['metadata']['name']}",
+                                               component="replicaset-controller")
+        elif diff < 0:
+            for pod in podutil.deletion_order(pods)[:-diff]:
+                try:
+                    await self.client.delete(("v1", "Pod"), pod["metadata"]["name"], ns)
+                    self._expect_deleted.setdefault(key, set()).add(pod["metadata"]["name"])
+                except ApiError as exc:
+                    if exc.code != 404:
+                        raise
+                await self.client.create_event(rs, "SuccessfulDelete", f"Deleted pod: {pod['metadata']['name']}",
+                                               component="replicaset-controller")
+        await self._status(rs, pods)
+        min_ready = int(rs["spec"].get("minReadySeconds", 0))
+        if min_ready and any(podutil.is_ready(p) for p in pods):
+            return float(min_ready)
+        return None
+
+    async def _adopt(self, rs: Obj, selector: LabelSelector, ns: str, owned: list[Obj]) -> None:
+        for pod in self.pods.list(ns):
+            if podutil.controller_ref(pod) is None and podutil.is_active(pod) \
+                    and selector.matches(pod["metadata"].get("labels")):
+                refs = list(pod["metadata"].get("ownerReferences") or []) + [podutil.owner_reference(rs)]
+                try:
+                    await self.client.patch(("v1", "Pod"), pod["metadata"]["name"],
+                                            {"metadata": {"ownerReferences": refs,
+                                                          "resourceVersion": pod["metadata"]["resourceVersion"]}},
+                                            ns)
+                    owned.append(pod)
+                except ApiError as exc:
+                    if exc.code not in (404, 409):
+                        raise
+
+    async def _status(self, rs: Obj, pods: list[Obj]) -> None:
+        now = dt.datetime.now(dt.timezone.utc)
+        min_ready = int(rs["spec"].get("minReadySeconds", 0))
+        labels = (rs["spec"]["template"].get("metadata") or {}).get("labels") or {}
+        status: dict[str, Any] = {
+            "replicas": len(pods),
+            "fullyLabeledReplicas": sum(1 for p in pods if all(
+                (p["metadata"].get("labels") or {}).get(k) == v for k, v in labels.items())),
+            "readyReplicas": sum(1 for p in pods if podutil.is_ready(p)),
+            "availableReplicas": sum(1 for p in pods if podutil.is_available(p, min_ready, now)),
+            "observedGeneration": rs["metadata"].get("generation", 1),
+        }
+        for k in ("fullyLabeledReplicas", "readyReplicas", "availableReplicas"):
+            if status[k] == 0:
+                del status[k]
+        if rs.get("status") != status:
+            await self.client.update_status({**rs, "status": status})

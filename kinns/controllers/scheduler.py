@@ -1,0 +1,98 @@
+"""The scheduler: binds pending pods to nodes.
+
+Watches pods and nodes; each pending pod with no node (and our scheduler
+name) is a key.  `scheduling.schedule` picks the node; the binding goes
+through the `pods/binding` subresource as upstream's does.  When no node
+fits, the pod gets `PodScheduled=False, reason Unschedulable` with the
+upstream-style message and a FailedScheduling Event, which is what `kubectl
+describe pod` shows; it is tried again when nodes change or a pod goes away.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from ..client.client import Obj, object_key
+from ..client.informer import index_by_node_name
+from .base import Controller
+from .scheduling import schedule
+
+SCHEDULER_NAME = "default-scheduler"
+RETRY_SECONDS = 5.0
+
+
+def _pending(pod: Obj) -> bool:
+    spec = pod.get("spec") or {}
+    return (not spec.get("nodeName") and spec.get("schedulerName", SCHEDULER_NAME) == SCHEDULER_NAME
+            and not (pod.get("metadata") or {}).get("deletionTimestamp"))
+
+
+class Scheduler(Controller):
+    name = "scheduler"
+    workers = 1  # one binder at a time: decisions see each other's bindings
+
+    def setup(self) -> None:
+        self.pods = self.factory.informer("v1", "Pod")
+        self.nodes = self.factory.informer("v1", "Node")
+        self.pods.add_indexer("node", index_by_node_name)
+        self.pods.add_handlers(
+            on_add=self._pod_changed,
+            on_update=lambda old, new: self._pod_changed(new),
+            on_delete=lambda pod: self._requeue_all(),
+        )
+        self.nodes.add_handlers(on_add=lambda n: self._requeue_all(),
+                                on_update=lambda o, n: self._requeue_all(),
+                                on_delete=lambda n: self._requeue_all())
+        # Bindings this scheduler made that the cache may not show yet.
+        self._assumed: dict[str, str] = {}
+
+    def _pod_changed(self, pod: Obj) -> None:
+        if _pending(pod):
+            self.enqueue(object_key(pod))
+        else:
+            self._assumed.pop(object_key(pod), None)
+
+    def _requeue_all(self) -> None:
+        for pod in self.pods.list():
+            if _pending(pod):
+                self.enqueue(object_key(pod))
+
+    async def reconcile(self, key: str) -> float | None:
+        pod = self.pods.get(key)
+        if pod is None or not _pending(pod) or key in self._assumed:
+            return None
+        bound = [p for p in self.pods.list() if (p.get("spec") or {}).get("nodeName")]
+        for k, node in self._assumed.items():
+            assumed = self.pods.get(k)
+            if assumed is not None and not (assumed.get("spec") or {}).get("nodeName"):
+                bound.append({**assumed, "spec": {**assumed["spec"], "nodeName": node}})
+        decision = schedule(pod, self.nodes.list(), bound)
+        meta = pod["metadata"]
+        if decision.node is None:
+            await self._unschedulable(pod, decision.message)
+            return RETRY_SECONDS
+        await self.client.post_subresource(("v1", "Pod"), meta["name"], meta["namespace"], "binding", {
+            "apiVersion": "v1", "kind": "Binding",
+            "metadata": {"name": meta["name"], "namespace": meta["namespace"], "uid": meta.get("uid")},
+            "target": {"apiVersion": "v1", "kind": "Node", "name": decision.node},
+        })
+        self._assumed[key] = decision.node
+        await self.client.create_event(pod, "Scheduled",
+                                       f"Successfully assigned {meta['namespace']}/{meta['name']} to {decision.node}",
+                                       component=SCHEDULER_NAME)
+        return None
+
+    async def _unschedulable(self, pod: Obj, message: str) -> None:
+        conds: list[dict[str, Any]] = list((pod.get("status") or {}).get("conditions") or [])
+        current = next((c for c in conds if c.get("type") == "PodScheduled"), None)
+        if current is not None and current.get("message") == message and current.get("status") == "False":
+            return
+        now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        new = {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": message,
+               "lastProbeTime": None, "lastTransitionTime": now}
+        conds = [c for c in conds if c.get("type") != "PodScheduled"] + [new]
+        meta = pod["metadata"]
+        await self.client.patch(("v1", "Pod"), meta["name"], {"status": {"conditions": conds}}, meta["namespace"],
+                                patch_type="merge", subresource="status")
+        await self.client.create_event(pod, "FailedScheduling", message, type="Warning", component=SCHEDULER_NAME)
