@@ -123,7 +123,7 @@ class ServiceAllocator:
         total = self.network.num_addresses
         # Neither the network address nor (IPv4) the broadcast address is usable;
         # IPv6 pools are capped as upstream's bitmap is.
-        size = total - 2 if self.network.version == 4 else min(total - 1, 65536)
+        size = total - 2 if self.network.version == 4 else min(total, 65536) - 1
         self._rng = rng or random.Random()
         self._ips = _Pool(max(size, 0), _band(total, 16, 256, 16), self._rng)
         self.port_base, self.port_max = node_port_range

@@ -63,13 +63,16 @@ def _dicts(value: Any) -> list[Obj]:
 
 
 def _image_pull_policy(image: str) -> str:
-    """Always for `:latest` or an untagged image, else IfNotPresent (upstream's rule)."""
-    if "@" in image:
-        return "IfNotPresent"
-    last = image.rsplit("/", 1)[-1]
-    if ":" not in last:
-        return "Always"
-    return "Always" if last.rsplit(":", 1)[1] == "latest" else "IfNotPresent"
+    """Always for `:latest` or an untagged image, else IfNotPresent (upstream's rule).
+
+    A digest without a tag counts as tagged: the image cannot change under it.
+    """
+    name, _, digest = image.partition("@")
+    last = name.rsplit("/", 1)[-1]
+    tag = last.rsplit(":", 1)[1] if ":" in last else ""
+    if not tag and not digest:
+        tag = "latest"
+    return "Always" if tag == "latest" else "IfNotPresent"
 
 
 def _default_probe(probe: Any) -> None:

@@ -361,10 +361,12 @@ class ResourceHandlers:
         errs = validate_update(t.rt.kind, new, old)
         if errs:
             raise invalid(t.rt.kind, t.rt.group, t.name, errs)
-        if t.rt.kind == "Service" and not t.subresource:
-            self.allocator.update(old, new)
         if req.param("dryRun") == "All":
             return Response(obj=new)
+        # No await between here and the store write below, so the pools and
+        # the store cannot disagree about a conflicting concurrent update.
+        if t.rt.kind == "Service" and not t.subresource:
+            self.allocator.update(old, new)
         if objects.same_object(new, old):
             return Response(obj=old, headers=_warning_header(warnings))
         if new["metadata"].get("deletionTimestamp") and not objects.has_finalizers(new):

@@ -644,8 +644,6 @@ def _pod_update(new: Obj, old: Obj) -> Errs:
             for nc, oc in zip(ncs, ocs):
                 if "image" in oc:
                     nc["image"] = oc["image"]
-                if oc.get("imagePullPolicy") is not None and nc.get("imagePullPolicy") is not None:
-                    nc["imagePullPolicy"] = oc["imagePullPolicy"]
     errs: Errs = []
     new_ads, old_ads = nspec.get("activeDeadlineSeconds"), ospec.get("activeDeadlineSeconds")
     if old_ads is not None and (new_ads is None or (isinstance(new_ads, int) and new_ads > old_ads)):
@@ -689,34 +687,48 @@ def _spec_diff(type_name: str, old: Obj, new: Obj) -> str:
 
 # ================================================================ workloads
 
-_EMPTY_SELECTOR_WORD = {"Deployment": "deployment", "ReplicaSet": "deployment",
-                        "StatefulSet": "statefulset", "DaemonSet": "daemonset"}
+# Upstream's per-kind wording for an empty selector (StatefulSet's differs).
+_EMPTY_SELECTOR_MSG = {"Deployment": "empty selector is invalid for deployment",
+                       "ReplicaSet": "empty selector is invalid for deployment",
+                       "StatefulSet": "empty selector is invalid for statefulset",
+                       "DaemonSet": "empty selector is invalid for daemonset"}
 
 
-def _selector_and_template(kind: str, spec: Obj, extra_volumes: Iterable[str] = ()) -> Errs:
-    """Selector present, non-empty, matching the template; template valid with restartPolicy Always."""
-    errs: Errs = []
+def _selector(kind: str, spec: Obj, required: bool = True) -> Errs:
+    """Selector present (where required), well formed and not empty."""
     sel = spec.get("selector")
     if not isinstance(sel, dict):
-        errs.append(_required("spec.selector"))
-    else:
-        errs += validate_label_selector(sel, "spec.selector")
-        if not sel.get("matchLabels") and not sel.get("matchExpressions"):
-            errs.append(_raw(INVALID, "spec.selector", go_label_selector(sel),
-                             f"empty selector is invalid for {_EMPTY_SELECTOR_WORD[kind]}"))
-    template = spec.get("template")
-    if not isinstance(template, dict):
-        errs.append(_required("spec.template"))
-        return errs
+        return [_required("spec.selector")] if required else []
+    errs = validate_label_selector(sel, "spec.selector")
+    if not sel.get("matchLabels") and not sel.get("matchExpressions"):
+        errs.append(_raw(INVALID, "spec.selector", go_label_selector(sel), _EMPTY_SELECTOR_MSG[kind]))
+    return errs
+
+
+def _template_match(spec: Obj) -> Errs:
+    """The template's labels must be selected by the selector.
+
+    A missing selector selects nothing (so it never matches), an empty one
+    selects everything (so it is not checked here), as upstream's
+    LabelSelectorAsSelector has it.
+    """
+    sel = spec.get("selector")
+    template = _as_dict(spec.get("template"))
     labels = _as_dict(template.get("metadata")).get("labels")
-    if isinstance(sel, dict) and (sel.get("matchLabels") or sel.get("matchExpressions")) \
-            and not selector_matches(sel, labels):
-        errs.append(_raw(INVALID, "spec.template.metadata.labels", go_string_map(labels),
-                         "`selector` does not match template `labels`"))
-    errs += validate_pod_template(template, "spec.template", extra_volumes)
-    tspec = _as_dict(template.get("spec"))
+    if isinstance(sel, dict) and not sel.get("matchLabels") and not sel.get("matchExpressions"):
+        return []
+    if isinstance(sel, dict) and selector_matches(sel, labels):
+        return []
+    return [_raw(INVALID, "spec.template.metadata.labels", go_string_map(labels),
+                 "`selector` does not match template `labels`")]
+
+
+def _template_rules(kind: str, spec: Obj) -> Errs:
+    """A controller's pods restart Always and have no deadline."""
+    tspec = _as_dict(_as_dict(spec.get("template")).get("spec"))
+    errs: Errs = []
     restart = tspec.get("restartPolicy")
-    if restart and restart != "Always" and restart in ("OnFailure", "Never"):
+    if restart != "Always":
         errs.append(_not_supported("spec.template.spec.restartPolicy", restart, ["Always"]))
     if tspec.get("activeDeadlineSeconds") is not None:
         errs.append(_forbidden("spec.template.spec.activeDeadlineSeconds",
@@ -724,10 +736,20 @@ def _selector_and_template(kind: str, spec: Obj, extra_volumes: Iterable[str] = 
     return errs
 
 
+def _replicaset_like(kind: str, spec: Obj) -> Errs:
+    """ValidatePodTemplateSpecForReplicaSet, after the selector checks (Deployment, ReplicaSet)."""
+    errs = _selector(kind, spec)
+    if not isinstance(spec.get("template"), dict):
+        return errs + [_required("spec.template")]
+    errs += _template_match(spec)
+    errs += validate_pod_template(spec["template"], "spec.template")
+    return errs + _template_rules(kind, spec)
+
+
 def _int_or_percent(path: str, value: Any) -> Errs:
     if isinstance(value, str):
         if not _PERCENT_RE.match(value):
-            return [_invalid(path, value, _PERCENT_MSG)]
+            return [_raw(INVALID, path, go_int_or_string(value), _PERCENT_MSG)]
         return []
     return _non_negative(path, value)
 
@@ -740,20 +762,19 @@ def _int_or_percent_value(value: Any) -> int:
 
 def _not_over_100(path: str, value: Any) -> Errs:
     if isinstance(value, str) and _PERCENT_RE.match(value) and int(value[:-1]) > 100:
-        return [_invalid(path, value, "must not be greater than 100%")]
+        return [_raw(INVALID, path, go_int_or_string(value), "must not be greater than 100%")]
     return []
 
 
 def _deployment(obj: Obj) -> Errs:
     spec = _as_dict(obj.get("spec"))
     errs = _non_negative("spec.replicas", spec.get("replicas"))
-    errs += _selector_and_template("Deployment", spec)
+    errs += _replicaset_like("Deployment", spec)
     strategy = _as_dict(spec.get("strategy"))
     stype = strategy.get("type")
-    if stype not in ("Recreate", "RollingUpdate"):
-        errs.append(_not_supported("spec.strategy.type", stype, ["Recreate", "RollingUpdate"]))
-    elif stype == "Recreate" and strategy.get("rollingUpdate") is not None:
-        errs.append(_forbidden("spec.strategy.rollingUpdate", "may not be specified when strategy `type` is 'Recreate'"))
+    if stype == "Recreate":
+        if strategy.get("rollingUpdate") is not None:
+            errs.append(_forbidden("spec.strategy.rollingUpdate", "may not be specified when strategy `type` is 'Recreate'"))
     elif stype == "RollingUpdate":
         ru = _as_dict(strategy.get("rollingUpdate"))
         p = "spec.strategy.rollingUpdate"
@@ -762,7 +783,11 @@ def _deployment(obj: Obj) -> Errs:
         if _int_or_percent_value(mu) == 0 and _int_or_percent_value(ms) == 0:
             errs.append(_raw(INVALID, f"{p}.maxUnavailable", go_int_or_string(mu), "may not be 0 when `maxSurge` is 0"))
         errs += _not_over_100(f"{p}.maxUnavailable", mu)
-    for key in ("revisionHistoryLimit", "minReadySeconds"):
+    else:
+        rendered = (f"apps.DeploymentStrategy{{Type:{json.dumps(str(stype or ''))}, "
+                    f"RollingUpdate:(*apps.RollingUpdateDeployment)(nil)}}")
+        errs.append(_raw(NOT_SUPPORTED, "spec.strategy", rendered, 'supported values: "Recreate", "RollingUpdate"'))
+    for key in ("minReadySeconds", "revisionHistoryLimit"):
         errs += _non_negative(f"spec.{key}", spec.get(key))
     pds = spec.get("progressDeadlineSeconds")
     if isinstance(pds, int):
@@ -776,65 +801,92 @@ def _replicaset(obj: Obj) -> Errs:
     spec = _as_dict(obj.get("spec"))
     errs = _non_negative("spec.replicas", spec.get("replicas"))
     errs += _non_negative("spec.minReadySeconds", spec.get("minReadySeconds"))
-    return errs + _selector_and_template("ReplicaSet", spec)
+    return errs + _replicaset_like("ReplicaSet", spec)
 
 
 def _statefulset(obj: Obj) -> Errs:
+    """ValidateStatefulSetSpec.  Upstream does not validate the template's pod
+    spec here (it is judged when the controller creates the pods), only its
+    labels and annotations, and so neither do we."""
     spec = _as_dict(obj.get("spec"))
-    errs = _non_negative("spec.replicas", spec.get("replicas"))
-    vcts = _dicts(spec.get("volumeClaimTemplates"))
-    vct_names = [_as_dict(v.get("metadata")).get("name", "") for v in vcts]
-    errs += _selector_and_template("StatefulSet", spec, vct_names)
+    errs: Errs = []
     pmp = spec.get("podManagementPolicy")
-    if pmp not in ("OrderedReady", "Parallel"):
+    if not pmp:
+        errs.append(_required("spec.podManagementPolicy"))
+    elif pmp not in ("OrderedReady", "Parallel"):
         errs.append(_invalid("spec.podManagementPolicy", pmp, "must be 'OrderedReady' or 'Parallel'"))
     strategy = _as_dict(spec.get("updateStrategy"))
     stype = strategy.get("type")
-    if stype == "OnDelete" and strategy.get("rollingUpdate") is not None:
-        errs.append(_invalid("spec.updateStrategy.rollingUpdate", json.dumps(strategy["rollingUpdate"]),
+    if not stype:
+        errs.append(_required("spec.updateStrategy"))
+    elif stype == "OnDelete":
+        if strategy.get("rollingUpdate") is not None:
+            ru = _as_dict(strategy["rollingUpdate"])
+            rendered = (f"&apps.RollingUpdateStatefulSetStrategy{{Partition:{ru.get('partition', 0)}, "
+                        f"MaxUnavailable:(*intstr.IntOrString)(nil)}}")
+            errs.append(_raw(INVALID, "spec.updateStrategy.rollingUpdate", rendered,
                              "only allowed for updateStrategy 'RollingUpdate'"))
     elif stype == "RollingUpdate":
         ru = _as_dict(strategy.get("rollingUpdate"))
         errs += _non_negative("spec.updateStrategy.rollingUpdate.partition", ru.get("partition"))
-    elif stype != "OnDelete":
-        errs.append(_invalid("spec.updateStrategy", stype, "must be 'RollingUpdate' or 'OnDelete'"))
-    policy = _as_dict(spec.get("persistentVolumeClaimRetentionPolicy"))
-    for key in ("whenDeleted", "whenScaled"):
-        if policy.get(key) not in ("Delete", "Retain"):
-            errs.append(_not_supported(f"spec.persistentVolumeClaimRetentionPolicy.{key}", policy.get(key),
-                                       ["Retain", "Delete"]))
-    for i, vct in enumerate(vcts):
-        p = f"spec.volumeClaimTemplates[{i}]"
-        name = _as_dict(vct.get("metadata")).get("name", "")
-        if not name:
-            errs.append(_required(f"{p}.metadata.name", "name or generateName is required"))
-        else:
-            errs += _each(f"{p}.metadata.name", name, is_dns1123_subdomain(str(name)))
-        errs += _pvc_spec(_as_dict(vct.get("spec")), f"{p}.spec")
-    errs += _non_negative("spec.revisionHistoryLimit", spec.get("revisionHistoryLimit"))
+    else:
+        rendered = (f"apps.StatefulSetUpdateStrategy{{Type:{json.dumps(str(stype))}, "
+                    f"RollingUpdate:(*apps.RollingUpdateStatefulSetStrategy)(nil)}}")
+        errs.append(_raw(INVALID, "spec.updateStrategy", rendered, "must be 'RollingUpdate' or 'OnDelete'"))
+    policy = spec.get("persistentVolumeClaimRetentionPolicy")
+    if isinstance(policy, dict):
+        for key in ("whenDeleted", "whenScaled"):
+            if policy.get(key) not in ("Delete", "Retain"):
+                errs.append(_not_supported(f"spec.persistentVolumeClaimRetentionPolicy.{key}", policy.get(key),
+                                           ["Retain", "Delete"]))
+    errs += _non_negative("spec.replicas", spec.get("replicas"))
+    errs += _non_negative("spec.minReadySeconds", spec.get("minReadySeconds"))
+    errs += _selector("StatefulSet", spec)
+    template = _as_dict(spec.get("template"))
+    errs += _template_match(spec)
+    meta = _as_dict(template.get("metadata"))
+    errs += validate_labels(meta.get("labels"), "spec.template.labels")
+    errs += validate_annotations(meta.get("annotations"), "spec.template.annotations")
+    errs += _template_rules("StatefulSet", spec)
+    for i, vct in enumerate(_dicts(spec.get("volumeClaimTemplates"))):
+        errs += _pvc_spec(_as_dict(vct.get("spec")), f"spec.volumeClaimTemplates[{i}].spec")
     return errs
 
 
 def _daemonset(obj: Obj) -> Errs:
     spec = _as_dict(obj.get("spec"))
-    errs = _selector_and_template("DaemonSet", spec)
+    errs: Errs = []
+    sel = spec.get("selector")
+    if isinstance(sel, dict):
+        errs += validate_label_selector(sel, "spec.selector")
+    errs += _template_match(spec)
+    if isinstance(sel, dict) and not sel.get("matchLabels") and not sel.get("matchExpressions"):
+        errs.append(_raw(INVALID, "spec.selector", go_label_selector(sel), _EMPTY_SELECTOR_MSG["DaemonSet"]))
+    errs += validate_pod_template(spec.get("template"), "spec.template")
+    errs += _template_rules("DaemonSet", spec)
+    errs += _non_negative("spec.minReadySeconds", spec.get("minReadySeconds"))
     strategy = _as_dict(spec.get("updateStrategy"))
     stype = strategy.get("type")
-    if stype not in ("OnDelete", "RollingUpdate"):
-        errs.append(_not_supported("spec.updateStrategy.type", stype, ["OnDelete", "RollingUpdate"]))
-    elif stype == "RollingUpdate":
-        ru = _as_dict(strategy.get("rollingUpdate"))
-        p = "spec.updateStrategy.rollingUpdate"
-        mu, ms = ru.get("maxUnavailable", 0), ru.get("maxSurge", 0)
-        errs += _int_or_percent(f"{p}.maxUnavailable", mu) + _int_or_percent(f"{p}.maxSurge", ms)
-        errs += _not_over_100(f"{p}.maxUnavailable", mu) + _not_over_100(f"{p}.maxSurge", ms)
-        has_mu, has_ms = _int_or_percent_value(mu) != 0, _int_or_percent_value(ms) != 0
-        if has_mu and has_ms:
-            errs.append(_raw(INVALID, f"{p}.maxSurge", go_int_or_string(ms), "may not be set when maxUnavailable is non-zero"))
-        elif not has_mu and not has_ms:
-            errs.append(_required(f"{p}.maxUnavailable", "cannot be 0 when maxSurge is 0"))
+    if stype == "RollingUpdate":
+        if not isinstance(strategy.get("rollingUpdate"), dict):
+            errs.append(_required("spec.updateStrategy.rollingUpdate"))
+        else:
+            ru = strategy["rollingUpdate"]
+            p = "spec.updateStrategy.rollingUpdate"
+            mu, ms = ru.get("maxUnavailable", 0), ru.get("maxSurge", 0)
+            errs += _int_or_percent(f"{p}.maxUnavailable", mu) + _int_or_percent(f"{p}.maxSurge", ms)
+            errs += _not_over_100(f"{p}.maxUnavailable", mu) + _not_over_100(f"{p}.maxSurge", ms)
+            has_mu, has_ms = _int_or_percent_value(mu) != 0, _int_or_percent_value(ms) != 0
+            if has_mu and has_ms:
+                errs.append(_raw(INVALID, f"{p}.maxSurge", go_int_or_string(ms),
+                                 "may not be set when maxUnavailable is non-zero"))
+            elif not has_mu and not has_ms:
+                errs.append(_required(f"{p}.maxUnavailable", "cannot be 0 when maxSurge is 0"))
+    elif stype != "OnDelete":
+        rendered = (f"apps.DaemonSetUpdateStrategy{{Type:{json.dumps(str(stype or ''))}, "
+                    f"RollingUpdate:(*apps.RollingUpdateDaemonSet)(nil)}}")
+        errs.append(_raw(NOT_SUPPORTED, "spec.updateStrategy", rendered, 'supported values: "RollingUpdate", "OnDelete"'))
     errs += _non_negative("spec.revisionHistoryLimit", spec.get("revisionHistoryLimit"))
-    errs += _non_negative("spec.minReadySeconds", spec.get("minReadySeconds"))
     return errs
 
 
