@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from typing import Awaitable, Callable
+from typing import Any, Awaitable, Callable
 
 import orjson
 from aiohttp import web
@@ -52,7 +52,7 @@ def make_app(api: ApiServer, upgrade_handlers: dict[str, UpgradeHandler] | None 
                 if request.path.endswith(suffix):
                     return await handler(request, req)
         resp = await api.dispatch(req)
-        if resp.stream is not None:
+        if resp.stream is not None or resp.raw_stream is not None:
             return await _stream(request, resp)
         if resp.raw is not None:
             r = web.Response(status=resp.status, body=resp.raw, content_type=None, headers=resp.headers)
@@ -73,14 +73,14 @@ def _json(status: int, obj: object, content_type: str = "application/json",
 
 async def _stream(request: web.Request, resp: Response) -> web.StreamResponse:
     out = web.StreamResponse(status=200)
-    out.headers["Content-Type"] = "application/json"
+    out.headers["Content-Type"] = resp.content_type
     out.enable_chunked_encoding()
     await out.prepare(request)
-    assert resp.stream is not None
-    stream = resp.stream
+    stream: Any = resp.stream if resp.stream is not None else resp.raw_stream
+    raw = resp.stream is None
     try:
-        async for ev in stream:
-            await out.write(orjson.dumps(ev) + b"\n")
+        async for item in stream:
+            await out.write(item if raw else orjson.dumps(item) + b"\n")
     except (ConnectionResetError, asyncio.CancelledError):
         pass
     finally:

@@ -41,4 +41,6 @@ class Response:
     # For watch: an async iterator of event dicts {"type":..., "object":...};
     # the front end streams them as JSON lines.
     stream: AsyncIterator[dict[str, Any]] | None = None
+    # For raw streams (kubectl logs -f): bytes written as they come.
+    raw_stream: AsyncIterator[bytes] | None = None
     headers: dict[str, str] = field(default_factory=dict)

@@ -49,6 +49,8 @@ class ApiServer:
         self.advertise_address = advertise_address
         self.secure_port = secure_port
         self.pod_subresources: dict[str, PodStreamHandler] = {}
+        # The node layer, when this daemon runs nodes (kinns.node.agents.NodeAgents).
+        self.node_agents: Any = None
 
     # --------------------------------------------------------------- bootstrap
 

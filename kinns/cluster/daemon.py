@@ -31,7 +31,8 @@ Component = Callable[[ApiServer, ClusterConfig], Awaitable[Callable[[], Awaitabl
 
 def components() -> list[Component]:
     from ..controllers.manager import start_controllers
-    return [start_controllers]
+    from ..node.agents import start_nodes
+    return [start_controllers, start_nodes]
 
 
 async def run(cfg: ClusterConfig) -> None:

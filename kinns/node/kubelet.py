@@ -1,0 +1,392 @@
+"""The kubelet: registers a node and runs the pods bound to it.
+
+Division of labour: the kubelet talks to the API (Node, Lease, pod status,
+Events) and decides; the network plugin (`kinns.net`) gives each pod its
+namespace and address; the runtime (`runtime.Runtime`) runs container
+processes; `podstatus` turns what happened into the status users read.
+
+One reconcile per pod key, level-triggered: compare the pod's spec with the
+containers the runtime has, start what is missing (after the restart
+back-off, CrashLoopBackOff), and write the status when it changed.  A pod
+with a deletionTimestamp is stopped (SIGTERM, grace period, SIGKILL), its
+network torn down, and then deleted for good with grace period 0, as
+upstream's kubelet finishes a graceful deletion.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..api.errors import ApiError
+from ..client.client import Client, Obj
+from ..client.informer import InformerFactory
+from ..controllers.base import Controller
+from ..net import overlay, pod_network
+from ..net.desired import NodeNet, vtep_mac
+from . import images, nodeinfo
+from .envvars import container_env, service_env
+from .podstatus import ContainerView, pod_status, ts
+from .probes import Prober
+from .runtime import ContainerStatus, Runtime
+from .sandbox import Sandbox, create_sandbox, remove_sandbox_dir
+
+log = logging.getLogger(__name__)
+
+BACKOFF_START = 10.0
+BACKOFF_MAX = 300.0
+LEASE_RENEW = 10.0
+STATUS_EVERY = 30.0
+
+
+@dataclass
+class PodRecord:
+    """What this kubelet holds for one pod."""
+
+    uid: str
+    key: str
+    sandbox: Sandbox | None = None
+    attached_ip: str = ""
+    start_time: str = ""
+    runs: dict[str, ContainerStatus] = field(default_factory=dict)       # latest run per container
+    previous: dict[str, ContainerStatus] = field(default_factory=dict)   # the run before
+    restarts: dict[str, int] = field(default_factory=dict)
+    waiting: dict[str, tuple[str, str]] = field(default_factory=dict)
+    backoff: dict[str, float] = field(default_factory=dict)              # current back-off seconds
+    retry_at: dict[str, float] = field(default_factory=dict)             # no restart before this time
+    events_sent: set[str] = field(default_factory=set)
+
+
+class Kubelet(Controller):
+    workers = 4
+
+    def __init__(self, client: Client, node: NodeNet, runtime: Runtime, *, state_dir: Path,
+                 control_plane: bool, overlay_mode: str, cluster_cidr: str,
+                 cluster_dns: str = "10.96.0.10", factory: InformerFactory | None = None) -> None:
+        self.name = f"kubelet-{node.name}"
+        super().__init__(client, factory or InformerFactory(client))
+        self.node = node
+        self.runtime = runtime
+        self.state_dir = state_dir
+        self.control_plane = control_plane
+        self.overlay_mode = overlay_mode
+        self.cluster_cidr = cluster_cidr
+        self.cluster_dns = cluster_dns
+        self.records: dict[str, PodRecord] = {}     # by pod UID
+        self.network_ready = asyncio.Event()
+        self.prober = Prober(node.netns, runtime)
+        self._loops: list[asyncio.Task[None]] = []
+        self._node_uid = ""
+        self._net_dirty = False
+        self._net_task: asyncio.Task[None] | None = None
+
+    # ------------------------------------------------------------- informers
+
+    def setup(self) -> None:
+        self.pods = self.factory.informer("v1", "Pod", field_selector=f"spec.nodeName={self.node.name}")
+        self.pods.add_handlers(on_add=self.enqueue_obj, on_update=lambda o, n: self.enqueue_obj(n),
+                               on_delete=self.enqueue_obj)
+        self.services = self.factory.informer("v1", "Service")
+        self.nodes = self.factory.informer("v1", "Node")
+        self.nodes.add_handlers(on_add=self._node_event, on_update=lambda o, n: self._node_event(n),
+                                on_delete=self._node_event)
+
+    def on_container_exit(self, st: ContainerStatus) -> None:
+        """Runtime callback (from its reader thread): look at the pod again."""
+        rec = self.records.get(st.pod_uid)
+        if rec is not None:
+            self.queue.add(rec.key)
+
+    # ------------------------------------------------------- node lifecycle
+
+    async def start(self, sync_timeout: float | None = 30.0) -> None:
+        await self._register()
+        await super().start(sync_timeout)
+        self._loops.append(asyncio.create_task(self._heartbeat(), name=f"{self.name}-heartbeat"))
+
+    async def stop(self, grace: float = 5.0) -> None:
+        for t in self._loops:
+            t.cancel()
+        await asyncio.gather(*self._loops, return_exceptions=True)
+        await super().stop(grace)
+        self.prober.close()
+
+    async def _register(self) -> None:
+        obj = nodeinfo.node_object(self.node.name, self.node.ip, self.control_plane)
+        try:
+            created = await self.client.create(obj)
+        except ApiError as exc:
+            if exc.code != 409:
+                raise
+            created = await self.client.get(("v1", "Node"), self.node.name)
+            created["status"] = obj["status"]
+            created = await self.client.update_status(created)
+        self._node_uid = created["metadata"]["uid"]
+
+    async def _heartbeat(self) -> None:
+        lease_ref = ("coordination.k8s.io/v1", "Lease")
+        last_status = 0.0
+        while True:
+            try:
+                try:
+                    await self.client.patch(lease_ref, self.node.name,
+                                            {"spec": {"renewTime": nodeinfo.now_micro(),
+                                                      "holderIdentity": self.node.name}}, "kube-node-lease")
+                except ApiError as exc:
+                    if exc.code != 404:
+                        raise
+                    await self.client.create(nodeinfo.lease_object(self.node.name, self._node_uid))
+                if time.monotonic() - last_status > STATUS_EVERY:
+                    status = nodeinfo.node_status(self.node.name, self.node.ip)
+                    cur = self.nodes.get(self.node.name)
+                    if cur is not None:
+                        # Keep transition times of unchanged conditions.
+                        old = {c["type"]: c for c in (cur.get("status") or {}).get("conditions", [])}
+                        for c in status["conditions"]:
+                            if c["type"] in old and old[c["type"]].get("status") == c["status"]:
+                                c["lastTransitionTime"] = old[c["type"]].get("lastTransitionTime", c["lastTransitionTime"])
+                    await self.client.patch(("v1", "Node"), self.node.name, {"status": status},
+                                            subresource="status")
+                    last_status = time.monotonic()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - keep beating
+                log.warning("%s: heartbeat failed: %s", self.name, exc)
+            await asyncio.sleep(LEASE_RENEW)
+
+    def _node_event(self, _node: Obj) -> None:
+        """Any node changed: re-sync the overlay (our podCIDR, peers' ranges)."""
+        self._net_dirty = True
+        if self._net_task is None or self._net_task.done():
+            self._net_task = asyncio.get_running_loop().create_task(self._sync_network())
+
+    async def _sync_network(self) -> None:
+        # pyroute2's netlink calls run their own event loop: keep them in a thread.
+        while self._net_dirty:
+            self._net_dirty = False
+            me = self.nodes.get(self.node.name)
+            cidr = ((me or {}).get("spec") or {}).get("podCIDR")
+            if not cidr:
+                return
+            if self.node.pod_cidr != cidr:
+                self.node = dataclasses.replace(self.node, pod_cidr=cidr)
+            peers = []
+            for n in self.nodes.list():
+                pc = (n.get("spec") or {}).get("podCIDR")
+                ip = next((a["address"] for a in (n.get("status") or {}).get("addresses", [])
+                           if a.get("type") == "InternalIP"), None)
+                if pc and ip and n["metadata"]["name"] != self.node.name:
+                    peers.append(dataclasses.replace(self.node, name=n["metadata"]["name"], ip=ip, pod_cidr=pc,
+                                                     netns="", vtep_mac=vtep_mac(self.node.cluster,
+                                                                                 n["metadata"]["name"])))
+            try:
+                await asyncio.to_thread(overlay.sync_routes, self.node, peers, self.overlay_mode, self.cluster_cidr)
+            except Exception:  # noqa: BLE001 - logged; the next node event retries
+                log.exception("%s: overlay sync failed", self.name)
+                return
+            if not self.network_ready.is_set():
+                self.network_ready.set()
+                for pod in self.pods.list():
+                    self.enqueue_obj(pod)
+
+    # ------------------------------------------------------------ pods
+
+    async def reconcile(self, key: str) -> float | None:
+        pod = self.pods.get(key)
+        rec = next((r for r in self.records.values() if r.key == key), None)
+        if pod is None:
+            if rec is not None:
+                await self._kill(rec, 0)
+            return None
+        uid = pod["metadata"]["uid"]
+        if rec is not None and rec.uid != uid:
+            await self._kill(rec, 0)  # same name, new pod
+            rec = None
+        if pod["metadata"].get("deletionTimestamp"):
+            grace = int(pod["metadata"].get("deletionGracePeriodSeconds", 30) or 0)
+            if rec is not None:
+                await self._kill(rec, grace)
+            await self._finish_deletion(pod)
+            return None
+        phase = (pod.get("status") or {}).get("phase")
+        if rec is None and phase in ("Succeeded", "Failed"):
+            return None
+        if not self.network_ready.is_set() and not (pod.get("spec") or {}).get("hostNetwork"):
+            return 0.2
+        if rec is None:
+            rec = PodRecord(uid=uid, key=key, start_time=ts(time.time()))
+            self.records[uid] = rec
+        if rec.sandbox is None:
+            await self._create_sandbox(pod, rec)
+        next_check = self._sync_containers(pod, rec)
+        await self._write_status(pod, rec)
+        return next_check
+
+    async def _create_sandbox(self, pod: Obj, rec: PodRecord) -> None:
+        spec = pod.get("spec") or {}
+        if spec.get("hostNetwork"):
+            netns, ip = self.node.netns, self.node.ip
+            netns_path = f"/run/netns/{netns}"
+        else:
+            att = await asyncio.to_thread(pod_network.setup_pod, self.node, rec.uid,
+                                          state_dir=self.state_dir / "cni", mode=self.overlay_mode)
+            netns_path, ip = att.path, att.ip
+        rec.attached_ip = ip
+        rec.sandbox = await asyncio.to_thread(
+            create_sandbox, self.state_dir / "kubelet" / self.node.name, pod, netns=netns_path, pod_ip=ip,
+            cluster_dns=[self.cluster_dns], node_name=self.node.name)
+
+    def _env(self, pod: Obj, container: dict[str, Any]) -> dict[str, str]:
+        spec = pod.get("spec") or {}
+        base: dict[str, str] = {}
+        if spec.get("enableServiceLinks", True):
+            base = service_env(self.services.list(), pod["metadata"]["namespace"])
+        return container_env(container, base)
+
+    def _sync_containers(self, pod: Obj, rec: PodRecord) -> float | None:
+        """Start or restart containers as the restart policy says; returns when to look again."""
+        assert rec.sandbox is not None
+        policy = (pod.get("spec") or {}).get("restartPolicy", "Always")
+        now = time.time()
+        wake: list[float] = []
+        for c in (pod.get("spec") or {}).get("containers", []):
+            name = c["name"]
+            run = rec.runs.get(name)
+            if run is not None:
+                run = self.runtime.status(run.id)
+                rec.runs[name] = run
+            if run is not None and run.state == "running":
+                rec.waiting.pop(name, None)
+                if now - run.started_at > 600:
+                    rec.backoff.pop(name, None)  # ran long enough: forget the back-off
+                continue
+            if run is not None:  # exited
+                if policy == "Never" or (policy == "OnFailure" and run.exit_code == 0):
+                    rec.waiting.pop(name, None)
+                    continue
+                if not rec.retry_at.get(name):
+                    # As upstream: the first restart is at once, later ones back off 10s, 20s, ... 5m.
+                    if rec.restarts.get(name, 0) == 0:
+                        rec.retry_at[name] = now
+                    else:
+                        delay = min(rec.backoff.get(name, 0) * 2 or BACKOFF_START, BACKOFF_MAX)
+                        rec.backoff[name] = delay
+                        rec.retry_at[name] = (run.finished_at or now) + delay
+                if now < rec.retry_at[name]:
+                    pod_id = f"{pod['metadata']['name']}_{pod['metadata']['namespace']}({rec.uid})"
+                    rec.waiting[name] = ("CrashLoopBackOff",
+                                         f"back-off {int(rec.backoff.get(name, BACKOFF_START))}s restarting "
+                                         f"failed container={name} pod={pod_id}")
+                    wake.append(rec.retry_at[name])
+                    continue
+            elif name in rec.waiting and rec.retry_at.get(name, 0) > now:
+                wake.append(rec.retry_at[name])  # an image error: try again later
+                continue
+            self._start(pod, rec, c, run)
+            if rec.runs.get(name) is None:
+                rec.retry_at[name] = now + BACKOFF_START
+                wake.append(rec.retry_at[name])
+        if wake:
+            return max(0.05, min(wake) - time.time())
+        return None
+
+    def _start(self, pod: Obj, rec: PodRecord, c: dict[str, Any], previous: ContainerStatus | None) -> None:
+        assert rec.sandbox is not None
+        name = c["name"]
+        count = rec.restarts.get(name, 0) + (1 if previous is not None else 0)
+        try:
+            st = self.runtime.start_container(rec.sandbox, c, env=self._env(pod, c), restart_count=count)
+        except images.ImageError as exc:
+            rec.waiting[name] = (exc.reason, exc.message)
+            self._event_once(pod, rec, f"img-{name}", "Failed", exc.message, "Warning")
+            return
+        if previous is not None:
+            rec.previous[name] = previous
+        rec.restarts[name] = count
+        rec.runs[name] = st
+        rec.retry_at[name] = 0
+        rec.waiting.pop(name, None)
+        if st.state == "exited" and st.reason == "StartError":
+            self._event_once(pod, rec, f"start-{name}-{count}", "Failed",
+                             f"Error: failed to start container \"{name}\": {st.message}", "Warning")
+        else:
+            self._event_once(pod, rec, f"started-{name}-{count}", "Started", f"Started container {name}")
+        self.prober.watch(rec.uid, pod, c, st, rec.attached_ip, lambda: self.queue.add(rec.key))
+
+    def _event_once(self, pod: Obj, rec: PodRecord, tag: str, reason: str, message: str,
+                    type: str = "Normal") -> None:
+        if tag in rec.events_sent:
+            return
+        rec.events_sent.add(tag)
+        asyncio.get_running_loop().create_task(
+            self.client.create_event(pod, reason, message, type=type, component="kubelet", host=self.node.name))
+
+    async def _write_status(self, pod: Obj, rec: PodRecord) -> None:
+        views = []
+        for c in (pod.get("spec") or {}).get("containers", []):
+            name = c["name"]
+            run = rec.runs.get(name)
+            ready = run is not None and run.state == "running" and self.prober.ready(rec.uid, name)
+            views.append(ContainerView(
+                name=name, image=c.get("image", ""), current=run, previous=rec.previous.get(name),
+                restart_count=rec.restarts.get(name, 0), waiting=rec.waiting.get(name), ready=ready,
+                started=run is not None and run.state == "running" and self.prober.started(rec.uid, name)))
+        status = pod_status(pod, views, pod_ip=rec.attached_ip, host_ip=self.node.ip,
+                            start_time=(pod.get("status") or {}).get("startTime") or rec.start_time,
+                            sandbox_ready=rec.sandbox is not None)
+        if status == (pod.get("status") or {}):
+            return
+        try:
+            await self.client.patch(("v1", "Pod"), pod["metadata"]["name"],
+                                    {"status": status}, pod["metadata"]["namespace"], subresource="status")
+        except ApiError as exc:
+            if exc.code != 404:
+                raise
+
+    async def _kill(self, rec: PodRecord, grace: int) -> None:
+        self.prober.forget(rec.uid)
+        if rec.sandbox is not None:
+            await asyncio.to_thread(self.runtime.stop_pod, rec.sandbox, float(grace))
+            await asyncio.to_thread(self.runtime.remove_pod, rec.sandbox)
+            if not rec.sandbox.host_network:
+                await asyncio.to_thread(pod_network.teardown_pod, self.node, rec.uid,
+                                        state_dir=self.state_dir / "cni", mode=self.overlay_mode)
+            await asyncio.to_thread(remove_sandbox_dir, rec.sandbox)
+        self.records.pop(rec.uid, None)
+
+    async def _finish_deletion(self, pod: Obj) -> None:
+        meta = pod["metadata"]
+        try:
+            await self.client.delete(("v1", "Pod"), meta["name"], meta["namespace"], grace_period_seconds=0,
+                                     preconditions={"uid": meta["uid"]})
+        except ApiError as exc:
+            if exc.code not in (404, 409):
+                raise
+
+    # ------------------------------------------------------------ streams
+
+    def container_of(self, pod: Obj, container: str | None) -> tuple[PodRecord, str]:
+        """The record and container name a log/exec request means (upstream's defaulting)."""
+        rec = self.records.get(pod["metadata"]["uid"])
+        names = [c["name"] for c in (pod.get("spec") or {}).get("containers", [])]
+        if not container:
+            if len(names) != 1:
+                default = ((pod["metadata"].get("annotations") or {})
+                           .get("kubectl.kubernetes.io/default-container"))
+                container = default or names[0]
+            else:
+                container = names[0]
+        if container not in names:
+            raise ApiError(400, "BadRequest",
+                           f"container {container} is not valid for pod {pod['metadata']['name']}")
+        if rec is None:
+            raise ApiError(400, "BadRequest",
+                           f'container "{container}" in pod "{pod["metadata"]["name"]}" is waiting to start: '
+                           "ContainerCreating")
+        return rec, container
+

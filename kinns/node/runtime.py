@@ -1,0 +1,554 @@
+"""The container runtime the kubelet drives: start, stop, wait, logs, exec.
+
+Division of labour: `sandbox` writes what a pod's containers share,
+`images` decides what a container runs, the zygote (`zygote.py`, a child
+process) forks and reaps containers and pumps their output into log files,
+`cgroups` tracks and limits their processes.  `Runtime` ties them together
+behind a small synchronous, thread-safe API; it keeps no state the kubelet
+cannot rebuild from the API, except log files.
+
+Lifecycle of one container run:
+  start_container() → running (pid) → exited (exit code, signal, reason)
+A restart is a new run with `restart_count + 1`: a fresh private root (so
+what the previous run wrote outside volumes is gone) and a new log file; the
+previous log stays for `kubectl logs --previous`.  Deciding when to
+restart (restartPolicy, back-off) is the kubelet's job.
+
+Graceful stop follows the kubelet: SIGTERM to the main process, up to the
+grace period, then SIGKILL to everything in the container's cgroup.  Exit
+codes follow containerd: a signal N gives 128+N; a command that cannot be
+executed gives 128 with reason StartError.
+
+`cleanup(state_dir)` removes everything a runtime created (processes,
+cgroups, stray mounts) even if the daemon died by SIGKILL.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from kinns.node import images
+from kinns.node.cgroups import Cgroups, Limits
+from kinns.node.envvars import expand
+from kinns.node.sandbox import Sandbox
+
+ExitCallback = Callable[["ContainerStatus"], None]
+
+
+@dataclass
+class Mount:
+    """A volume mount: host path bound at container path."""
+
+    host_path: str
+    container_path: str
+    read_only: bool = False
+
+
+@dataclass
+class ContainerStatus:
+    """One run of one container, as the kubelet needs it for pod status."""
+
+    id: str
+    name: str
+    pod_uid: str
+    restart_count: int
+    image: str
+    state: str = "running"          # running | exited
+    pid: int = 0
+    exit_code: int | None = None
+    signal: int = 0
+    reason: str = ""                # Completed | Error | OOMKilled | StartError
+    message: str = ""
+    started_at: float = 0.0
+    finished_at: float = 0.0
+    log_path: str = ""
+    cgroup: str = ""
+    env: dict[str, str] = field(default_factory=dict)
+    attachable: bool = False
+
+
+class AttachHandle:
+    """A connection to a container's stdin/terminal (see `Runtime.attach`).
+    With `stdinOnce`, closing the first attachment closes the container's
+    stdin, as upstream."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+
+    def _frame(self, kind: int, payload: bytes) -> None:
+        self.sock.sendall(bytes([kind]) + struct.pack(">I", len(payload)) + payload)
+
+    def write(self, data: bytes) -> None:
+        self._frame(0, data)
+
+    def resize(self, rows: int, cols: int) -> None:
+        self._frame(1, f"{rows} {cols}".encode())
+
+    def close_stdin(self) -> None:
+        self._frame(2, b"")
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@dataclass
+class ExecHandle:
+    """A running exec: `proc` has stdin/stdout/stderr pipes, or with a tty
+    all three are `pty_master` (read output, write input; resize with
+    `resize`)."""
+
+    proc: subprocess.Popen[bytes]
+    pty_master: int | None = None
+
+    def resize(self, rows: int, cols: int) -> None:
+        if self.pty_master is not None:
+            import fcntl
+            import struct
+            import termios
+            fcntl.ioctl(self.pty_master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+
+    def wait(self, timeout: float | None = None) -> int:
+        return self.proc.wait(timeout)
+
+
+@dataclass
+class ExecResult:
+    exit_code: int
+    stdout: bytes
+    stderr: bytes
+
+
+class ZygoteError(RuntimeError):
+    pass
+
+
+class _ZygoteClient:
+    """Speaks the zygote's JSON-lines protocol; a reader thread dispatches
+    replies to waiting callers and exit events to the runtime."""
+
+    def __init__(self, on_exit: Callable[[int, int, int, float], None], log_path: Path,
+                 on_lost: Callable[[], None] | None = None) -> None:
+        self._on_exit = on_exit
+        self._on_lost = on_lost
+        self.closing = False
+        self._lock = threading.Lock()
+        self._next = 0
+        self._waiters: dict[int, tuple[threading.Event, list[dict[str, Any]]]] = {}
+        errlog = open(log_path, "ab")
+        env = dict(os.environ)
+        env["MALLOC_ARENA_MAX"] = "1"  # threads of built-in servers share one malloc arena
+        env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parents[2])] +
+                                            ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+        self.proc = subprocess.Popen([sys.executable, "-S", "-m", "kinns.node.zygote"], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=errlog, env=env, close_fds=True,
+                                     start_new_session=True)
+        errlog.close()
+        self._reader = threading.Thread(target=self._read, name="kinns-zygote-reader", daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            msg = json.loads(line)
+            if msg.get("ev") == "exit":
+                self._on_exit(msg["pid"], msg["code"], msg["signal"], msg["time"])
+                continue
+            with self._lock:
+                w = self._waiters.pop(msg["id"], None)
+            if w:
+                w[1].append(msg)
+                w[0].set()
+        with self._lock:
+            for ev, box in self._waiters.values():
+                box.append({"error": "zygote exited"})
+                ev.set()
+            self._waiters.clear()
+        if self._on_lost and not self.closing:
+            self._on_lost()
+
+    def request(self, op: str, timeout: float = 30, **kw: Any) -> dict[str, Any]:
+        ev: threading.Event = threading.Event()
+        box: list[dict[str, Any]] = []
+        with self._lock:
+            self._next += 1
+            rid = self._next
+            self._waiters[rid] = (ev, box)
+            assert self.proc.stdin is not None
+            try:
+                self.proc.stdin.write((json.dumps({"op": op, "id": rid, **kw}) + "\n").encode())
+                self.proc.stdin.flush()
+            except (BrokenPipeError, ValueError) as e:
+                self._waiters.pop(rid, None)
+                raise ZygoteError(f"zygote is gone: {e}") from e
+        if not ev.wait(timeout):
+            raise ZygoteError(f"zygote did not answer {op} in {timeout}s")
+        return box[0]
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None and self._reader.is_alive()
+
+    def close(self) -> None:
+        self.closing = True
+        try:
+            if self.proc.stdin:
+                self.proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        if self.proc.stdout:
+            self.proc.stdout.close()
+
+
+def default_cgroup_parent(state_dir: Path) -> str:
+    """A cgroup parent unique to a state directory, so two runtimes (or two
+    test runs) never touch each other's cgroups."""
+    return "kinns/rt-" + hashlib.sha1(str(Path(state_dir).resolve()).encode()).hexdigest()[:12]
+
+
+class Runtime:
+    """Containers of all pods on one node."""
+
+    def __init__(self, state_dir: Path, *, cgroup_parent: str | None = None,
+                 on_exit: ExitCallback | None = None) -> None:
+        self.state_dir = Path(state_dir)
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.cgroup_parent = cgroup_parent or default_cgroup_parent(self.state_dir)
+        self.cgroups = Cgroups(self.cgroup_parent)
+        self.on_exit = on_exit
+        self._lock = threading.Condition()
+        self._containers: dict[str, ContainerStatus] = {}
+        self._by_pid: dict[int, str] = {}
+        self._early_exits: dict[int, tuple[int, int, float]] = {}
+        (self.state_dir / "runtime.json").write_text(json.dumps({"cgroup_parent": self.cgroup_parent}))
+        self._zygote_lock = threading.Lock()
+        self._zygote = self._start_zygote()
+
+    def _start_zygote(self) -> _ZygoteClient:
+        z = _ZygoteClient(self._exited, self.state_dir / "zygote.log", self._zygote_lost)
+        (self.state_dir / "zygote.pid").write_text(str(z.proc.pid))
+        return z
+
+    def _zygote_lost(self) -> None:
+        """The zygote died under us (it never should): its containers died
+        with it (they carry PDEATHSIG), so record them as killed; the next
+        start brings up a new zygote."""
+        now = time.time()
+        with self._lock:
+            lost = [c for c in self._containers.values() if c.state == "running"]
+            for st in lost:
+                self._by_pid.pop(st.pid, None)
+                st.state, st.exit_code, st.signal, st.finished_at = "exited", 137, signal.SIGKILL, now
+                st.reason, st.message = "Error", "the kinns runtime's zygote process died"
+            self._lock.notify_all()
+        for st in lost:
+            self._after_exit(st)
+
+    def _zygote_client(self) -> _ZygoteClient:
+        with self._zygote_lock:
+            if not self._zygote.alive():
+                self._zygote.closing = True
+                self._zygote = self._start_zygote()
+            return self._zygote
+
+    # -- containers -----------------------------------------------------------
+    def start_container(self, sandbox: Sandbox, container: dict[str, Any], *, env: dict[str, str] | None = None,
+                        mounts: Sequence[Mount] = (), restart_count: int = 0) -> ContainerStatus:
+        """Start one run of `container` (a pod spec container dict) in `sandbox`.
+
+        `env` is the container's final environment (service variables and
+        `env` entries already merged, see `envvars`); `$(VAR)` references in
+        command/args are expanded against it here.  Raises
+        `images.ImageError` when the container cannot run at all (a waiting
+        reason for the pod status); a command that fails to execute gives an
+        exited status with exit code 128 and reason StartError."""
+        env = dict(env or {})
+        env.setdefault("PATH", images.DEFAULT_PATH)
+        env.setdefault("HOSTNAME", sandbox.hostname or sandbox.name)
+        c = dict(container)
+        for key in ("command", "args"):
+            if c.get(key):
+                c[key] = [expand(str(x), env) for x in c[key]]
+        beh = images.resolve(c, sandbox.name, sandbox.ip)
+        name = container["name"]
+        cid = secrets.token_hex(32)
+        log = sandbox.log_path(name, restart_count)
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_bytes(b"")
+        for old in log.parent.glob("*.log"):  # keep this run and the previous one
+            try:
+                if int(old.stem) < restart_count - 1:
+                    old.unlink()
+            except ValueError:
+                pass
+        scratch = sandbox.path / "run" / f"{name}-{restart_count}"
+        scratch.mkdir(parents=True, exist_ok=True)
+        cg_rel = f"pod{sandbox.uid}/{name}-{restart_count}"
+        procs = self.cgroups.create(cg_rel, Limits.from_container(container))
+        binds = sandbox.etc_binds()
+        binds += [(m.host_path, m.container_path, m.read_only) for m in mounts]
+        spec: dict[str, Any] = {
+            "netns": sandbox.netns, "hostname": sandbox.hostname, "scratch": str(scratch),
+            "binds": binds, "files": beh.files, "cgroups": procs, "log": str(log), "env": env,
+            "cwd": container.get("workingDir") or "/",
+            "tty": bool(container.get("tty")) and bool(container.get("stdin")),
+            "stdin": bool(container.get("stdin")), "stdin_once": bool(container.get("stdinOnce")),
+            "attach": f"kinns-attach/{cid}" if container.get("stdin") else "",
+        }
+        if beh.builtin:
+            spec["builtin"], spec["args"] = beh.builtin, beh.args
+        else:
+            spec["argv"] = beh.argv
+        st = ContainerStatus(id=cid, name=name, pod_uid=sandbox.uid, restart_count=restart_count, image=beh.image,
+                             started_at=time.time(), log_path=str(log), cgroup=cg_rel, env=env,
+                             attachable=bool(container.get("stdin")))
+        with self._lock:
+            self._containers[cid] = st
+        try:
+            reply = self._zygote_client().request("spawn", spec=spec)
+        except ZygoteError as e:
+            reply = {"error": str(e)}
+        pid = reply.get("pid", 0)
+        with self._lock:
+            st.pid = pid
+            if pid:
+                self._by_pid[pid] = cid
+            if "error" in reply:
+                st.state, st.exit_code, st.reason, st.message = "exited", 128, "StartError", reply["error"]
+                st.finished_at = time.time()
+                self._by_pid.pop(pid, None)
+                self._early_exits.pop(pid, None)
+                self._lock.notify_all()
+            elif pid in self._early_exits:
+                self._finish(st, *self._early_exits.pop(pid))
+        if st.state == "exited":
+            self._after_exit(st)
+        return st
+
+    def _exited(self, pid: int, code: int, sig: int, when: float) -> None:
+        """Called by the zygote reader thread for each container exit."""
+        with self._lock:
+            cid = self._by_pid.pop(pid, None)
+            if cid is None:
+                self._early_exits[pid] = (code, sig, when)
+                return
+            st = self._containers[cid]
+            if st.state == "exited":  # a StartError already recorded
+                return
+            self._finish(st, code, sig, when)
+        self._after_exit(st)
+
+    def _finish(self, st: ContainerStatus, code: int, sig: int, when: float) -> None:
+        st.state, st.exit_code, st.signal, st.finished_at = "exited", code, sig, when
+        if self.cgroups.oom_killed(st.cgroup):
+            st.reason = "OOMKilled"
+        else:
+            st.reason = "Completed" if code == 0 else "Error"
+        self._lock.notify_all()
+
+    def _after_exit(self, st: ContainerStatus) -> None:
+        """The main process is gone: so is everything it left behind."""
+        self.cgroups.remove(st.cgroup, timeout=1.0)
+        if self.on_exit:
+            try:
+                self.on_exit(st)
+            except Exception:  # a kubelet callback must not kill the reader thread
+                pass
+
+    def status(self, container_id: str) -> ContainerStatus:
+        with self._lock:
+            return self._containers[container_id]
+
+    def containers(self, pod_uid: str | None = None) -> list[ContainerStatus]:
+        with self._lock:
+            return [c for c in self._containers.values() if pod_uid is None or c.pod_uid == pod_uid]
+
+    def wait(self, container_id: str, timeout: float | None = None) -> int | None:
+        """Block until the run exits; its exit code, or None on timeout."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._lock:
+            st = self._containers[container_id]
+            while st.state != "exited":
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return None
+                self._lock.wait(left)
+            return st.exit_code
+
+    def signal(self, container_id: str, sig: int) -> None:
+        st = self.status(container_id)
+        if st.state == "running" and st.pid:
+            try:
+                os.kill(st.pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def stop_container(self, container_id: str, grace_period: float = 30.0) -> ContainerStatus:
+        """SIGTERM, wait up to `grace_period` seconds, then SIGKILL the
+        container's whole cgroup.  Returns the final status."""
+        st = self.status(container_id)
+        if st.state == "running":
+            if grace_period > 0:
+                self.signal(container_id, signal.SIGTERM)
+                self.wait(container_id, grace_period)
+            if st.state == "running":
+                self.cgroups.kill(st.cgroup)
+                self.signal(container_id, signal.SIGKILL)
+                self.wait(container_id, 10)
+        return st
+
+    def remove_container(self, container_id: str) -> None:
+        """Forget an exited run (its log file stays until the pod goes)."""
+        with self._lock:
+            st = self._containers.get(container_id)
+            if st is None or st.state != "exited":
+                return
+            del self._containers[container_id]
+
+    # -- pods -------------------------------------------------------------------
+    def stop_pod(self, sandbox: Sandbox, grace_period: float = 30.0) -> None:
+        """Stop every container of the pod in parallel, as the kubelet does."""
+        running = [c for c in self.containers(sandbox.uid) if c.state == "running"]
+        threads = [threading.Thread(target=self.stop_container, args=(c.id, grace_period)) for c in running]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.cgroups.remove(f"pod{sandbox.uid}")
+
+    def remove_pod(self, sandbox: Sandbox) -> None:
+        """Stop (no grace) and forget the pod, and delete its directory."""
+        self.stop_pod(sandbox, 0)
+        with self._lock:
+            for cid in [c.id for c in self._containers.values() if c.pod_uid == sandbox.uid]:
+                del self._containers[cid]
+        from kinns.node.sandbox import remove_sandbox_dir
+        remove_sandbox_dir(sandbox)
+
+    def attach(self, container_id: str) -> "AttachHandle":
+        """Connect to the stdin (or terminal) of a container started with
+        `stdin: true` (`kubectl attach`, `kubectl run -it`).  Its output is
+        in the log: follow it with `logs.read_log(..., follow=True)`."""
+        st = self.status(container_id)
+        if st.state != "running":
+            raise RuntimeError(f"container {st.name} is not running")
+        if not st.attachable:
+            raise RuntimeError(f"container {st.name} was not started with stdin: true")
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect("\0kinns-attach/" + container_id)
+        return AttachHandle(s)
+
+    # -- logs and exec -----------------------------------------------------------
+    @staticmethod
+    def log_path(sandbox: Sandbox, container: str, restart_count: int) -> Path:
+        """The CRI-format log of a run (`restart_count - 1` is `--previous`)."""
+        return sandbox.log_path(container, restart_count)
+
+    def _nsenter(self, st: ContainerStatus, argv: Sequence[str]) -> list[str]:
+        if st.state != "running" or not st.pid:
+            raise RuntimeError(f"container {st.name} is not running")
+        return ["nsenter", "-t", str(st.pid), "-n", "-u", "-m", "-r", "-w", "--", *argv]
+
+    def exec(self, container_id: str, argv: Sequence[str], *, tty: bool = False,
+             env: dict[str, str] | None = None) -> ExecHandle:
+        """Run `argv` in the container's namespaces, root and cgroup, with its
+        environment.  Without `tty` the handle's proc has stdin/stdout/stderr
+        pipes; with `tty` they are one pseudo-terminal (`pty_master`)."""
+        st = self.status(container_id)
+        cmd = self._nsenter(st, argv)
+        full_env = dict(st.env)
+        full_env.update(env or {})
+        if tty:
+            import pty
+            master, slave = pty.openpty()
+            full_env.setdefault("TERM", "xterm")
+            proc = subprocess.Popen(["setsid", "-c", *cmd], stdin=slave, stdout=slave, stderr=slave,
+                                    env=full_env, close_fds=True)
+            os.close(slave)
+            handle = ExecHandle(proc, master)
+        else:
+            proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    env=full_env, close_fds=True)
+            handle = ExecHandle(proc)
+        for d in self.cgroups.dirs(st.cgroup):
+            try:
+                (d / "cgroup.procs").write_text(str(proc.pid))
+            except OSError:
+                pass
+        return handle
+
+    def exec_sync(self, container_id: str, argv: Sequence[str], *, input: bytes | None = None,
+                  timeout: float | None = None) -> ExecResult:
+        """Run `argv` in the container and collect its output and exit code
+        (probes, `kubectl exec` without -i)."""
+        h = self.exec(container_id, argv)
+        try:
+            out, err = h.proc.communicate(input, timeout)
+        except subprocess.TimeoutExpired:
+            h.proc.kill()
+            out, err = h.proc.communicate()
+        code = h.proc.returncode
+        return ExecResult(code if code >= 0 else 128 - code, out, err)
+
+    # -- shutdown -------------------------------------------------------------------
+    def close(self) -> None:
+        """Kill every container and the zygote, remove cgroups."""
+        self._zygote.close()
+        self.cgroups.remove("")
+        try:
+            (self.state_dir / "zygote.pid").unlink()
+        except FileNotFoundError:
+            pass
+
+    def __enter__(self) -> "Runtime":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def cleanup(state_dir: Path) -> list[str]:
+    """Remove what a runtime under `state_dir` left on the host, even after the
+    daemon was SIGKILLed: the zygote, container processes, kinns cgroups and
+    any mount below the state directory.  Returns what it removed."""
+    state_dir = Path(state_dir)
+    done: list[str] = []
+    try:
+        parent = json.loads((state_dir / "runtime.json").read_text())["cgroup_parent"]
+    except (OSError, ValueError, KeyError):
+        parent = default_cgroup_parent(state_dir)
+    try:
+        zpid = int((state_dir / "zygote.pid").read_text())
+        if b"kinns.node.zygote" in Path(f"/proc/{zpid}/cmdline").read_bytes():
+            os.kill(zpid, signal.SIGKILL)
+            done.append(f"zygote {zpid}")
+    except (OSError, ValueError):
+        pass
+    cg = Cgroups(parent)
+    if cg.pids():
+        done.append(f"processes {sorted(cg.pids())}")
+    if cg.dirs(""):
+        cg.remove("")
+        done.append(f"cgroup {parent}")
+    prefix = str(state_dir.resolve()) + "/"
+    mounts = [line.split()[1] for line in Path("/proc/self/mounts").read_text().splitlines()]
+    for m in sorted((m for m in mounts if m.startswith(prefix)), key=len, reverse=True):
+        if subprocess.run(["umount", "-l", m], capture_output=True).returncode == 0:
+            done.append(f"mount {m}")
+    return done
