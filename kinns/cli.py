@@ -168,6 +168,36 @@ def kubeconfig_cmd(name: str) -> None:
     click.echo((cfg.state_dir / "kubeconfig").read_text(), nl=False)
 
 
+@main.command(name="exec", context_settings={"ignore_unknown_options": True})
+@NAME_OPTION
+@click.option("-n", "--namespace", default="default", show_default=True, help="namespace of a pod")
+@click.option("-c", "--container", default=None, help="container of a pod (default: the first)")
+@click.argument("target")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+def exec_cmd(name: str, namespace: str, container: str | None, target: str, command: tuple[str, ...]) -> None:
+    """Run COMMAND in node/NAME's or pod/NAME's namespaces (e.g. `-- ip route`)."""
+    from .cluster.nodeexec import ExecError, node_command, pod_command
+    cfg = ClusterConfig.load(name)
+    if cfg is None or _pid(cfg) is None:
+        _fail(f'cluster "{name}" is not running; start it with `kinns up --name {name}`')
+        return
+    kind, _, obj = target.partition("/")
+    env = dict(os.environ)
+    try:
+        if kind in ("node", "nodes", "no"):
+            argv, extra = node_command(cfg, obj, list(command))
+            env.update(extra)
+        elif kind in ("pod", "pods", "po"):
+            argv = pod_command(cfg, namespace, obj, container, list(command))
+        else:
+            _fail(f'target must be node/<name> or pod/<name>, not "{target}"')
+            return
+    except ExecError as exc:
+        _fail(str(exc))
+        return
+    os.execvpe(argv[0], argv, env)
+
+
 @main.command()
 @NAME_OPTION
 def demo(name: str) -> None:

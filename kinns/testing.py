@@ -145,9 +145,8 @@ def find_leaks(name: str, state_root: Path) -> list[str]:
             continue
         if b"kinns.cluster.daemon" in cmd and name.encode() in cmd:
             leaks.append(f"process {pid}")
-    cg = Path("/sys/fs/cgroup/kinns") / name
-    if cg.exists():
-        leaks.append(f"cgroup {cg}")
+    from .node.cgroups import find_parents
+    leaks += [f"cgroup {p}" for p in find_parents() if p == f"kinns/{name}" or p.startswith(f"kinns/{name}/")]
     if (state_root / name).exists():
         leaks.append(f"state dir {state_root / name}")
     return leaks

@@ -49,7 +49,7 @@ class NodeAgents:
             cfg.save()
         write_control_plane_manifests(cfg, nodes[0].name, nodes[0].ip)
         loop = asyncio.get_running_loop()
-        self.runtime = Runtime(cfg.state_dir / "runtime",
+        self.runtime = Runtime(cfg.state_dir / "runtime", cgroup_parent=f"kinns/{cfg.name}",
                                on_exit=lambda st: loop.call_soon_threadsafe(self._exited, st))
         for i, node in enumerate(nodes):
             self.kubelets[node.name] = Kubelet(

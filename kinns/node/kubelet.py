@@ -242,10 +242,8 @@ class Kubelet(Controller):
             cluster_dns=[self.cluster_dns], node_name=self.node.name)
 
     def _env(self, pod: Obj, container: dict[str, Any]) -> dict[str, str]:
-        spec = pod.get("spec") or {}
-        base: dict[str, str] = {}
-        if spec.get("enableServiceLinks", True):
-            base = service_env(self.services.list(), pod["metadata"]["namespace"])
+        links = (pod.get("spec") or {}).get("enableServiceLinks", True)
+        base = service_env(self.services.list(), pod["metadata"]["namespace"], enable_service_links=links)
         return container_env(container, base)
 
     def _sync_containers(self, pod: Obj, rec: PodRecord) -> float | None:

@@ -1,0 +1,385 @@
+"""The container runtime in real namespaces: sandbox files, overlay roots,
+built-in images, lifecycle, logs, exec, cgroups, and no leaks.
+
+Each test module gets a pod network namespace joined by a veth pair to a
+"client" namespace (both named kinnstest-…), so requests come from another
+address as they would from another pod.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from kinns.node.cgroups import Cgroups, find_parents
+from kinns.node.images import ImageError
+from kinns.node.logs import read_log
+from kinns.node.runtime import Mount, Runtime, cleanup
+from kinns.node.sandbox import Sandbox, create_sandbox
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root for namespaces")
+
+POD_IP = "10.123.7.2"
+CLIENT_IP = "10.123.7.1"
+
+
+def sh(*cmd: str) -> str:
+    return subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+
+
+@pytest.fixture(scope="module")
+def netns() -> Iterator[tuple[str, str]]:
+    tag = f"kinnstest-{os.getpid() % 100000}"
+    pod, client = f"{tag}-pod", f"{tag}-cli"
+    sh("ip", "netns", "add", pod)
+    sh("ip", "netns", "add", client)
+    try:
+        sh("ip", "-n", pod, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0", "netns", client)
+        for ns, ip in ((pod, POD_IP), (client, CLIENT_IP)):
+            sh("ip", "-n", ns, "addr", "add", f"{ip}/24", "dev", "eth0")
+            sh("ip", "-n", ns, "link", "set", "eth0", "up")
+            sh("ip", "-n", ns, "link", "set", "lo", "up")
+        yield pod, client
+    finally:
+        sh("ip", "netns", "del", pod)
+        sh("ip", "netns", "del", client)
+
+
+@pytest.fixture(scope="module")
+def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("kinns-rt")
+
+
+@pytest.fixture(scope="module")
+def rt(state_dir: Path) -> Iterator[Runtime]:
+    r = Runtime(state_dir)
+    yield r
+    r.close()
+    assert cleanup(state_dir) == []
+    assert not any(r.cgroup_parent in p for p in find_parents())
+    assert not [m for m in Path("/proc/mounts").read_text().splitlines() if str(state_dir) in m]
+
+
+def make_pod(name: str, ns: str = "default", **spec: Any) -> dict[str, Any]:
+    return {"metadata": {"name": name, "namespace": ns, "uid": str(uuid.uuid4())}, "spec": spec}
+
+
+@pytest.fixture
+def sandbox(rt: Runtime, state_dir: Path, netns: tuple[str, str], request: pytest.FixtureRequest) -> Iterator[Sandbox]:
+    name = request.node.name.replace("_", "-")[:40].strip("-")
+    sb = create_sandbox(state_dir, make_pod(name, "shop"), netns=f"/run/netns/{netns[0]}", pod_ip=POD_IP)
+    yield sb
+    rt.remove_pod(sb)
+
+
+def in_client(netns: tuple[str, str], *cmd: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["ip", "netns", "exec", netns[1], *cmd], capture_output=True, text=True, timeout=20)
+
+
+def curl(netns: tuple[str, str], url: str, tries: int = 50) -> str:
+    for _ in range(tries):
+        r = in_client(netns, "curl", "-sS", "--max-time", "2", url)
+        if r.returncode == 0:
+            return r.stdout
+        time.sleep(0.05)
+    raise AssertionError(f"curl {url}: {r.stderr}")
+
+
+def run_to_end(rt: Runtime, sb: Sandbox, script: str, **kw: Any) -> tuple[int | None, str]:
+    st = rt.start_container(sb, {"name": kw.pop("name", "job"), "image": "busybox",
+                                 "command": ["sh", "-c", script]}, **kw)
+    code = rt.wait(st.id, 20)
+    return code, "".join(read_log(Path(st.log_path)))
+
+
+def test_hostname_resolv_conf_and_hosts(rt: Runtime, sandbox: Sandbox) -> None:
+    code, out = run_to_end(rt, sandbox, "hostname; cat /etc/resolv.conf /etc/hosts")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0] == sandbox.name
+    assert "search shop.svc.cluster.local svc.cluster.local cluster.local" in lines
+    assert "nameserver 10.96.0.10" in lines and "options ndots:5" in lines
+    assert f"{POD_IP}\t{sandbox.name}" in lines
+    assert "# Kubernetes-managed hosts file." in lines
+
+
+def test_containers_of_a_pod_share_localhost(rt: Runtime, sandbox: Sandbox) -> None:
+    rt.start_container(sandbox, {"name": "server", "image": "registry.k8s.io/e2e-test-images/agnhost:2.47",
+                                 "args": ["netexec", "--http-port=8080", "--udp-port=8081"]})
+    code, out = run_to_end(rt, sandbox, "for i in $(seq 50); do wget -qO- http://localhost:8080/hostname && exit 0;"
+                                        " sleep 0.1; done; exit 1", name="client")
+    assert code == 0, out
+    assert out.strip() == sandbox.name
+
+
+def test_nginx_like_image_answers_with_pod_name_and_ip(rt: Runtime, sandbox: Sandbox,
+                                                       netns: tuple[str, str]) -> None:
+    st = rt.start_container(sandbox, {"name": "nginx", "image": "nginx:1.25", "ports": [{"containerPort": 80}]})
+    assert curl(netns, f"http://{POD_IP}/").strip() == f"{sandbox.name} {POD_IP}"
+    # the page is where nginx keeps it, and the access shows in the log
+    r = rt.exec_sync(st.id, ["cat", "/usr/share/nginx/html/index.html"])
+    assert r.exit_code == 0 and sandbox.name in r.stdout.decode()
+    other = rt.start_container(sandbox, {"name": "alt", "image": "docker.io/bitnami/nginx:latest",
+                                         "ports": [{"containerPort": 8088}]})
+    assert sandbox.name in curl(netns, f"http://{POD_IP}:8088/")
+    assert rt.status(other.id).state == "running"
+
+
+def test_agnhost_netexec(rt: Runtime, sandbox: Sandbox, netns: tuple[str, str]) -> None:
+    rt.start_container(sandbox, {"name": "agnhost", "image": "registry.k8s.io/e2e-test-images/agnhost:2.47",
+                                 "args": ["netexec", "--http-port=8080", "--udp-port=8081"]})
+    base = f"http://{POD_IP}:8080"
+    assert curl(netns, base + "/hostname") == sandbox.name
+    assert curl(netns, base + "/clientip").split(":")[0] == CLIENT_IP
+    assert curl(netns, base + "/echo?msg=hello%20kinns") == "hello kinns"
+    dial = json.loads(curl(netns, base + f"/dial?request=hostname&host={POD_IP}&port=8081&protocol=udp&tries=2"))
+    assert dial["responses"] == [sandbox.name, sandbox.name]
+    udp = ("import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(2); "
+           f"s.sendto(b'echo over-udp', ('{POD_IP}', 8081)); print(s.recv(100).decode())")
+    assert in_client(netns, sys.executable, "-c", udp).stdout.strip() == "over-udp"
+
+
+def test_serve_hostname_and_pause(rt: Runtime, sandbox: Sandbox, netns: tuple[str, str]) -> None:
+    rt.start_container(sandbox, {"name": "sh", "image": "registry.k8s.io/e2e-test-images/agnhost:2.47",
+                                 "args": ["serve-hostname"]})
+    assert curl(netns, f"http://{POD_IP}:9376/") == sandbox.name
+    p = rt.start_container(sandbox, {"name": "pause", "image": "registry.k8s.io/pause:3.9"})
+    time.sleep(0.2)
+    assert rt.status(p.id).state == "running"
+    assert rt.stop_container(p.id, 5).exit_code == 0
+
+
+def test_unknown_image_without_command_is_refused(rt: Runtime, sandbox: Sandbox) -> None:
+    with pytest.raises(ImageError) as e:
+        rt.start_container(sandbox, {"name": "x", "image": "example.com/team/app:1.0"})
+    assert e.value.reason == "ErrImagePull"
+    assert "no built-in behaviour for image 'example.com/team/app:1.0'" in e.value.message
+    assert "command" in e.value.message
+    # with a command the same image runs host binaries
+    st = rt.start_container(sandbox, {"name": "x", "image": "example.com/team/app:1.0", "command": ["true"]})
+    assert rt.wait(st.id, 10) == 0
+
+
+def test_exit_codes_and_missing_binary(rt: Runtime, sandbox: Sandbox) -> None:
+    assert run_to_end(rt, sandbox, "exit 0")[0] == 0
+    code, _ = run_to_end(rt, sandbox, "exit 42")
+    assert code == 42
+    st = rt.start_container(sandbox, {"name": "bad", "image": "busybox", "command": ["no-such-binary-kinns"]})
+    assert rt.wait(st.id, 5) == 128
+    assert st.reason == "StartError" and "no-such-binary-kinns" in st.message
+    st = rt.start_container(sandbox, {"name": "killed", "image": "busybox", "command": ["sh", "-c", "kill -9 $$$$"]})  # $$ escapes $
+    assert rt.wait(st.id, 5) == 137 and st.reason == "Error" and st.signal == 9
+    ok = rt.start_container(sandbox, {"name": "ok", "image": "alpine", "command": ["true"]})
+    rt.wait(ok.id, 5)
+    assert ok.reason == "Completed"
+
+
+def test_writes_outside_volumes_vanish_on_restart(rt: Runtime, sandbox: Sandbox, tmp_path: Path) -> None:
+    vol = tmp_path / "vol"
+    vol.mkdir()
+    mounts = [Mount(str(vol), "/data")]
+    code, out = run_to_end(rt, sandbox, "echo kept > /data/f; echo lost > /etc/kinns-scratch; "
+                                        "echo lost > /root-file; cat /etc/kinns-scratch", mounts=mounts)
+    assert (code, out) == (0, "lost\n")
+    assert not Path("/etc/kinns-scratch").exists() and not Path("/root-file").exists()
+    code, out = run_to_end(rt, sandbox, "cat /data/f; ls /etc/kinns-scratch /root-file 2>&1 | wc -l; "
+                                        "test -e /etc/kinns-scratch && echo still-there || echo gone",
+                           mounts=mounts, restart_count=1)
+    assert code == 0
+    assert out.splitlines()[0] == "kept" and out.splitlines()[-1] == "gone"
+    ro = run_to_end(rt, sandbox, "echo x > /data/g", mounts=[Mount(str(vol), "/data", read_only=True)],
+                    restart_count=2)
+    assert ro[0] != 0 and not (vol / "g").exists()
+
+
+def test_graceful_termination(rt: Runtime, sandbox: Sandbox) -> None:
+    # handles SIGTERM: exits with its own code, well before the grace period
+    polite = rt.start_container(sandbox, {"name": "polite", "image": "busybox", "command": [
+        "sh", "-c", "trap 'echo bye; exit 7' TERM; while true; do sleep 0.05; done"]})
+    time.sleep(0.3)
+    t0 = time.monotonic()
+    assert rt.stop_container(polite.id, 10).exit_code == 7
+    assert time.monotonic() - t0 < 3
+    assert "bye" in "".join(read_log(Path(polite.log_path)))
+    # ignores SIGTERM: SIGKILL after the grace period, children too
+    stubborn = rt.start_container(sandbox, {"name": "stubborn", "image": "busybox", "command": [
+        "sh", "-c", "trap '' TERM; sleep 1000 & while true; do sleep 0.05; done"]})
+    time.sleep(0.3)
+    pids = rt.cgroups.pids(stubborn.cgroup)
+    assert len(pids) >= 2
+    t0 = time.monotonic()
+    st = rt.stop_container(stubborn.id, 1.0)
+    took = time.monotonic() - t0
+    assert st.exit_code == 137 and st.signal == signal.SIGKILL
+    assert 0.9 < took < 5
+    time.sleep(0.1)
+    assert not any(Path(f"/proc/{p}").exists() for p in pids)
+
+
+def test_logs_streams_timestamps_previous(rt: Runtime, sandbox: Sandbox) -> None:
+    run_to_end(rt, sandbox, "echo one; echo two >&2; printf 'no-newline'", name="logger")
+    run_to_end(rt, sandbox, "echo second-run", name="logger", restart_count=1)
+    prev = Runtime.log_path(sandbox, "logger", 0)
+    assert "".join(read_log(prev)) == "one\ntwo\nno-newline\n"
+    assert "".join(read_log(prev, tail=1)) == "no-newline\n"
+    stamped = list(read_log(prev, timestamps=True))
+    assert stamped[0].endswith("Z one\n") and stamped[0][:4].isdigit()
+    raw = prev.read_text().splitlines()
+    assert raw[1].split(" ", 3)[1:3] == ["stderr", "F"]
+    assert "".join(read_log(Runtime.log_path(sandbox, "logger", 1))) == "second-run\n"
+
+
+def test_follow_logs(rt: Runtime, sandbox: Sandbox) -> None:
+    st = rt.start_container(sandbox, {"name": "ticker", "image": "busybox", "command": [
+        "sh", "-c", "for i in 1 2 3; do echo tick$i; sleep 0.2; done"]})
+    got = list(read_log(Path(st.log_path), follow=True, until=lambda: rt.status(st.id).state == "exited"))
+    assert got == ["tick1\n", "tick2\n", "tick3\n"]
+
+
+def test_exec(rt: Runtime, sandbox: Sandbox) -> None:
+    st = rt.start_container(sandbox, {"name": "main", "image": "busybox", "command": ["sleep", "1000"]},
+                            env={"GREETING": "hi"})
+    r = rt.exec_sync(st.id, ["sh", "-c", "echo $GREETING $(hostname); cat; echo oops >&2; exit 3"], input=b"stdin!\n")
+    assert r.exit_code == 3
+    assert r.stdout == f"hi {sandbox.name}\nstdin!\n".encode()
+    assert r.stderr == b"oops\n"
+    # exec sees the container's private root
+    rt.exec_sync(st.id, ["sh", "-c", "echo mine > /etc/exec-file"])
+    assert rt.exec_sync(st.id, ["cat", "/etc/exec-file"]).stdout == b"mine\n"
+    assert not Path("/etc/exec-file").exists()
+    # a tty
+    h = rt.exec(st.id, ["sh", "-c", "tty; echo done"], tty=True)
+    assert h.pty_master is not None
+    out = b""
+    deadline = time.time() + 5
+    while b"done" not in out and time.time() < deadline:
+        try:
+            out += os.read(h.pty_master, 1024)
+        except OSError:
+            break
+    assert h.wait(5) == 0 and b"/dev/pts/" in out
+    os.close(h.pty_master)
+
+
+def test_env_and_expansion(rt: Runtime, sandbox: Sandbox) -> None:
+    st = rt.start_container(sandbox, {"name": "env", "image": "busybox",
+                                      "command": ["sh", "-c", "echo $(MSG) $WEB_SERVICE_HOST"]},
+                            env={"MSG": "expanded", "WEB_SERVICE_HOST": "10.96.0.20"})
+    rt.wait(st.id, 5)
+    assert "".join(read_log(Path(st.log_path))) == "expanded 10.96.0.20\n"
+
+
+def test_memory_limit_oom_killed(rt: Runtime, sandbox: Sandbox) -> None:
+    if not rt.cgroups.v1.get("memory") and "memory" not in rt.cgroups.v2_controllers:
+        pytest.skip("no memory controller")
+    st = rt.start_container(sandbox, {"name": "hog", "image": "busybox", "resources": {"limits": {"memory": "32Mi"}},
+                                      "command": ["sh", "-c", "head -c 200000000 /dev/zero > /tmp/big; echo survived"]})
+    assert rt.wait(st.id, 20) == 137
+    assert st.reason == "OOMKilled"
+
+
+def test_daemon_sigkill_leaves_nothing(tmp_path: Path, netns: tuple[str, str]) -> None:
+    sd = tmp_path / "crash"
+    script = textwrap.dedent(f"""
+        import sys, time
+        from pathlib import Path
+        from kinns.node.runtime import Runtime
+        from kinns.node.sandbox import create_sandbox
+        rt = Runtime(Path({str(sd)!r}))
+        pod = {{"metadata": {{"name": "p", "namespace": "default", "uid": "crash1"}}, "spec": {{}}}}
+        sb = create_sandbox(Path({str(sd)!r}), pod, netns="/run/netns/{netns[0]}", pod_ip="{POD_IP}")
+        rt.start_container(sb, {{"name": "a", "image": "busybox", "command": ["sh", "-c", "sleep 1000 & sleep 1000"]}})
+        rt.start_container(sb, {{"name": "b", "image": "nginx", "ports": [{{"containerPort": 8099}}]}})
+        print("ready", flush=True)
+        time.sleep(1000)
+    """)
+    p = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
+                         cwd=str(Path(__file__).resolve().parents[2]))
+    assert p.stdout is not None and p.stdout.readline().strip() == "ready"
+    parent = json.loads((sd / "runtime.json").read_text())["cgroup_parent"]
+    cg = Cgroups(parent)
+    pids = cg.pids()
+    assert len(pids) >= 3
+    p.kill()
+    p.wait()
+    p.stdout.close()
+    deadline = time.time() + 5
+    while time.time() < deadline and any(Path(f"/proc/{x}").exists() for x in pids):
+        time.sleep(0.05)
+    assert not any(Path(f"/proc/{x}").exists() for x in pids), "containers outlived their daemon"
+    cleanup(sd)
+    assert cleanup(sd) == []
+    assert not cg.dirs("")
+
+
+@pytest.mark.parametrize("container,expect", [
+    ({"image": "nginx"}, ("argv", "httpd", 80)),
+    ({"image": "nginxinc/nginx-unprivileged:1.25"}, ("argv", "httpd", 8080)),
+    ({"image": "httpd:2.4", "ports": [{"containerPort": 8081}]}, ("argv", "httpd", 8081)),
+    ({"image": "nginx", "command": ["nginx", "-g", "daemon off;"]}, ("argv", "httpd", 80)),
+    ({"image": "nginx", "command": ["sh", "-c", "sleep 1"]}, ("argv", "sh", None)),
+    ({"image": "registry.k8s.io/e2e-test-images/agnhost:2.47", "command": ["/agnhost", "serve-hostname"]},
+     ("builtin", "serve-hostname", None)),
+    ({"image": "k8s.gcr.io/pause:3.9"}, ("builtin", "pause", None)),
+    ({"image": "busybox:1.36"}, ("argv", "sh", None)),
+    ({"image": "curlimages/curl", "args": ["-s", "http://x"]}, ("argv", "curl", None)),
+    ({"image": "gcr.io/google-samples/hello-app:2.0"}, ("builtin", "hello-app", 8080)),
+])
+def test_image_resolution(container: dict[str, Any], expect: tuple[str, str, int | None]) -> None:
+    from kinns.node.images import resolve
+    b = resolve(dict(container, name="c"), "pod", "10.0.0.1")
+    kind, what, port = expect
+    if kind == "argv":
+        assert b.argv[0] == "busybox" and b.argv[1] == what if what == "httpd" else b.argv[0] == what
+    else:
+        assert b.builtin == what
+    if port:
+        assert b.ports == [port]
+
+
+def test_agnhost_unknown_subcommand_is_a_clear_error() -> None:
+    from kinns.node.images import resolve
+    with pytest.raises(ImageError, match="no built-in agnhost 'porter'"):
+        resolve({"name": "c", "image": "registry.k8s.io/e2e-test-images/agnhost:2.47", "args": ["porter"]})
+
+
+def test_attach_stdin_and_tty(rt: Runtime, sandbox: Sandbox) -> None:
+    st = rt.start_container(sandbox, {"name": "in", "image": "busybox", "command": ["sh"], "stdin": True,
+                                      "stdinOnce": True})
+    time.sleep(0.2)
+    assert rt.status(st.id).state == "running"  # sh waits on its stdin
+    h = rt.attach(st.id)
+    h.write(b"echo attached-$((40+2))\n")
+    h.close()  # stdinOnce: the first detach closes stdin, sh sees EOF
+    assert rt.wait(st.id, 5) == 0
+    assert "".join(read_log(Path(st.log_path))) == "attached-42\n"
+
+    t = rt.start_container(sandbox, {"name": "tty", "image": "busybox", "command": ["sh"], "stdin": True, "tty": True})
+    h = rt.attach(t.id)
+    h.resize(33, 101)
+    h.write(b"tty; stty size; exit 6\n")
+    assert rt.wait(t.id, 5) == 6
+    out = "".join(read_log(Path(t.log_path)))
+    assert "/dev/pts/" in out and "33 101" in out
+    h.close()
+    with pytest.raises(RuntimeError, match="stdin: true"):
+        rt.attach(rt.start_container(sandbox, {"name": "no", "image": "busybox", "command": ["sleep", "9"]}).id)
+
+
+def test_zygote_crash_is_reported_and_recovered(rt: Runtime, sandbox: Sandbox) -> None:
+    st = rt.start_container(sandbox, {"name": "victim", "image": "busybox", "command": ["sleep", "1000"]})
+    os.kill(rt._zygote.proc.pid, signal.SIGKILL)
+    assert rt.wait(st.id, 5) == 137
+    assert "zygote" in st.message
+    again = rt.start_container(sandbox, {"name": "after", "image": "busybox", "command": ["sh", "-c", "exit 3"]})
+    assert rt.wait(again.id, 5) == 3
