@@ -67,6 +67,38 @@ def _api_ready(cfg: ClusterConfig) -> bool:
         return False
 
 
+def _check_sizes(nodes: int, pod_subnet: str) -> str | None:
+    """Why a node count cannot work with the pod network, or None."""
+    import ipaddress
+    try:
+        net = ipaddress.ip_network(pod_subnet)
+    except ValueError as exc:
+        return f"invalid --pod-subnet {pod_subnet!r}: {exc}"
+    if net.version != 4 or net.prefixlen > 24:
+        return f"--pod-subnet {pod_subnet} must be an IPv4 range of /24 or larger (each node gets a /24)"
+    ranges = 2 ** (24 - net.prefixlen)
+    if nodes < 1:
+        return "--nodes must be at least 1"
+    if nodes > ranges:
+        return (f"--nodes {nodes} is more than the pod network {pod_subnet} allows: it has room for "
+                f"{ranges} nodes (a /24 each); use a larger --pod-subnet or fewer nodes")
+    if nodes > 250:
+        return f"--nodes {nodes} is more than one fabric /24 can address (at most 250)"
+    return None
+
+
+def _check_fabric(cfg: ClusterConfig) -> str | None:
+    """The node network must not overlap the pod or service networks."""
+    import ipaddress
+    fabric = ipaddress.ip_network(cfg.fabric_subnet, strict=False)
+    for what, cidr in (("--pod-subnet", cfg.cluster_cidr), ("service network", cfg.service_cidr)):
+        if fabric.overlaps(ipaddress.ip_network(cidr)):
+            return f"--fabric-subnet {cfg.fabric_subnet} overlaps the {what} {cidr}; choose a separate range"
+    if fabric.prefixlen < 16:
+        return f"--fabric-subnet {cfg.fabric_subnet} is too large: use a /16 to /29"
+    return None
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """kinns: a real multi-node Kubernetes cluster in network namespaces."""
@@ -77,19 +109,33 @@ def main() -> None:
 @click.option("--nodes", default=3, show_default=True, help="number of nodes (one control plane + workers)")
 @click.option("--overlay", type=click.Choice(["vxlan", "host-gw"]), default="vxlan", show_default=True)
 @click.option("--proxy-mode", type=click.Choice(["iptables", "nftables"]), default="iptables", show_default=True)
+@click.option("--pod-subnet", default="10.244.0.0/16", show_default=True, help="cluster CIDR; a /24 per node")
+@click.option("--fabric-subnet", default="", help="node network (default: a free 172.18.x.0/24)")
 @click.option("--wait", default=60.0, show_default=True, help="seconds to wait for the cluster to be ready")
-def up(name: str, nodes: int, overlay: str, proxy_mode: str, wait: float) -> None:
+def up(name: str, nodes: int, overlay: str, proxy_mode: str, pod_subnet: str, fabric_subnet: str,
+       wait: float) -> None:
     """Start a cluster and merge its kubeconfig context kinns-NAME."""
-    err = validate_name(name)
+    err = validate_name(name) or _check_sizes(nodes, pod_subnet)
     if err:
         _fail(err)
     old = ClusterConfig.load(name)
     if old is not None and _pid(old) is not None:
         _fail(f'cluster "{name}" is already running (context kinns-{name}); '
               f"use another --name, or `kinns down --name {name}` first")
-    cfg = ClusterConfig(name=name, nodes=nodes, overlay=overlay, proxy_mode=proxy_mode)
+    cfg = ClusterConfig(name=name, nodes=nodes, overlay=overlay, proxy_mode=proxy_mode,
+                        cluster_cidr=pod_subnet, fabric_subnet=fabric_subnet)
     if old is not None:
         cfg.api_port = old.api_port
+        cfg.fabric_subnet = cfg.fabric_subnet or old.fabric_subnet
+    if cfg.fabric_subnet:
+        from .net.fabric import FabricOverlapError, check_subnet
+        try:
+            check_subnet(name, cfg.fabric_subnet)
+        except FabricOverlapError as exc:
+            _fail(str(exc))
+        err = _check_fabric(cfg)
+        if err:
+            _fail(err)
     cfg.api_port = cfg.api_port or _free_port(cfg.api_host)
     cfg.save()
     start = time.monotonic()

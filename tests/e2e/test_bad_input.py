@@ -107,11 +107,20 @@ CASES = [
 
 
 def snapshot(cluster: ClusterHandle) -> dict[str, str]:
-    """Every object a case could touch, with its resourceVersion."""
+    """Every object a case could touch, with what a bad request could change.
+
+    Controllers and kubelets keep writing status (the Deployment's pods come
+    up), so Deployments are compared by generation (spec changes only) and
+    controller-owned pods are left out; everything else by resourceVersion.
+    """
     out: dict[str, str] = {}
     for path in (f"{NS}/configmaps", f"{NS}/services", f"{NS}/pods", f"{APPS}/deployments", "/api/v1/namespaces"):
         for item in cluster.http("GET", path).json()["items"]:
-            out[f"{path}/{item['metadata']['name']}"] = item["metadata"]["resourceVersion"]
+            meta = item["metadata"]
+            if path.endswith("/pods") and meta.get("ownerReferences"):
+                continue
+            key = f"{path}/{meta['name']}"
+            out[key] = str(meta.get("generation")) if path.endswith("deployments") else meta["resourceVersion"]
     return out
 
 

@@ -1,0 +1,55 @@
+"""The kinns CLI on bad input and hard stops: clear messages, nothing touched, nothing left."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from kinns.net.cleanup import leftovers
+from kinns.testing import ClusterHandle, find_leaks, new_cluster_name
+
+
+def test_too_many_nodes_for_the_pod_subnet(state_root: Path) -> None:
+    c = ClusterHandle(new_cluster_name("n"), state_root)
+    r = c.cli("up", "--name", c.name, "--nodes", "5", "--pod-subnet", "10.244.0.0/23", check=False)
+    assert r.returncode == 1
+    assert "--nodes 5 is more than the pod network 10.244.0.0/23 allows" in " ".join(r.stderr.split())
+    assert not find_leaks(c.name, state_root)
+
+
+def test_fabric_overlapping_pod_network_is_refused(state_root: Path) -> None:
+    c = ClusterHandle(new_cluster_name("f"), state_root)
+    r = c.cli("up", "--name", c.name, "--fabric-subnet", "10.244.5.0/24", check=False)
+    assert r.returncode == 1 and "overlaps the --pod-subnet" in " ".join(r.stderr.split())
+
+
+def test_fabric_overlapping_a_host_route_is_refused_and_other_cluster_untouched(cluster: ClusterHandle,
+                                                                                state_root: Path) -> None:
+    theirs = json.loads((cluster.state_dir / "cluster.json").read_text())["fabric_subnet"]
+    routes_before = subprocess.run(["ip", "route"], capture_output=True, text=True).stdout
+    c = ClusterHandle(new_cluster_name("o"), state_root)
+    r = c.cli("up", "--name", c.name, "--fabric-subnet", theirs, check=False)
+    assert r.returncode == 1 and "overlaps host route" in " ".join(r.stderr.split())
+    assert subprocess.run(["ip", "route"], capture_output=True, text=True).stdout == routes_before
+    assert cluster.kubectl("get", "nodes").returncode == 0
+
+
+def test_down_after_sigkill_leaves_nothing(state_root: Path) -> None:
+    c = ClusterHandle(new_cluster_name("k"), state_root)
+    c.up()
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "victim"},
+           "spec": {"containers": [{"name": "c", "image": "nginx"}]}}
+    c.kubectl("apply", "-f", "-", stdin=json.dumps(pod))
+    deadline = time.time() + 30
+    while c.kubectl("get", "pod", "victim", "-o", "jsonpath={.status.phase}").stdout != "Running":
+        assert time.time() < deadline
+        time.sleep(0.2)
+    os.kill(int((c.state_dir / "daemon.pid").read_text()), signal.SIGKILL)
+    time.sleep(0.5)
+    assert leftovers(c.name)  # namespaces are still there until `down`
+    c.down()  # asserts no namespace, mount, process, cgroup or state is left
+    assert not leftovers(c.name)
