@@ -119,6 +119,10 @@ def _setup_child(spec: dict[str, Any]) -> None:
     _mount("sysfs", f"{root}/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY)
     # an image starts with an empty /tmp, not the host's
     _mount("tmp", f"{root}/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777")
+    # The host's named network namespaces mean nothing inside a pod; left
+    # visible (as dead mount points) they make `ip` complain about peers.
+    if os.path.isdir(f"{root}/run/netns"):
+        _mount("netns", f"{root}/run/netns", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=0755,size=4k")
     for path, text in spec.get("files", {}).items():
         dst = root + path
         os.makedirs(os.path.dirname(dst), exist_ok=True)
