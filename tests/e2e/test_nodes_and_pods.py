@@ -274,3 +274,53 @@ def test_rollout_status_completes(cluster: ClusterHandle) -> None:
 def test_exec_into_unknown_target_is_clear(cluster: ClusterHandle, kind: str) -> None:
     r = kexec(cluster, f"{kind}/nope", "true", check=False)
     assert r.returncode == 1 and "nope" in r.stderr and "not found" in r.stderr
+
+
+def test_daemonset_runs_one_pod_per_node(cluster: ClusterHandle) -> None:
+    ds = {"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "everywhere"},
+          "spec": {"selector": {"matchLabels": {"app": "everywhere"}},
+                   "template": {"metadata": {"labels": {"app": "everywhere"}},
+                                "spec": {"tolerations": [{"key": "node-role.kubernetes.io/control-plane",
+                                                          "operator": "Exists", "effect": "NoSchedule"}],
+                                         "containers": [{"name": "c", "image": "registry.k8s.io/pause:3.10"}]}}}}
+    apply(cluster, ds)
+    items = running(cluster, "app=everywhere", 3)
+    assert sorted(p["spec"]["nodeName"] for p in items) == [
+        f"{cluster.name}-control-plane", f"{cluster.name}-worker", f"{cluster.name}-worker2"]
+    wait_for(lambda: cluster.kubectl("get", "ds", "everywhere").stdout.splitlines()[1].split()[1:6]
+             == ["3", "3", "3", "3", "3"])
+
+
+def test_liveness_probe_failure_restarts_the_container(cluster: ClusterHandle) -> None:
+    c = {"name": "c", "image": "busybox", "command": ["sleep", "3600"],
+         "livenessProbe": {"tcpSocket": {"port": 9999}, "periodSeconds": 1, "failureThreshold": 2},
+         }
+    apply(cluster, pod("unlively", c, terminationGracePeriodSeconds=1))
+    wait_for(lambda: cluster.kubectl("get", "pod", "unlively", "-o",
+                                     "jsonpath={.status.containerStatuses[0].restartCount}").stdout
+             not in ("", "0"), timeout=30)
+
+
+def test_logs_follow_streams_new_lines(cluster: ClusterHandle) -> None:
+    apply(cluster, pod("ticker", {"name": "c", "image": "busybox",
+                                  "command": ["sh", "-c", "i=0; while [ $i -lt 5 ]; do echo tick $i; i=$((i+1)); "
+                                              "sleep 0.4; done"]}, restartPolicy="Never"))
+    wait_for(lambda: cluster.kubectl("get", "pod", "ticker", "-o", "jsonpath={.status.phase}").stdout
+             in ("Running", "Succeeded"))
+    out = cluster.kubectl("logs", "-f", "ticker", timeout=30).stdout
+    assert out.splitlines() == [f"tick {i}" for i in range(5)]
+
+
+def test_two_containers_on_one_port_clash(cluster: ClusterHandle) -> None:
+    apply(cluster, pod("clash", {"name": "a", "image": "nginx", "ports": [{"containerPort": 80}]},
+                       {"name": "b", "image": "nginx", "ports": [{"containerPort": 80}]}))
+
+    def one_crashing() -> bool:
+        p = json.loads(cluster.kubectl("get", "pod", "clash", "-o", "json").stdout)
+        cs = p["status"].get("containerStatuses") or []
+        return any(c.get("restartCount", 0) >= 1 or "terminated" in c.get("lastState", {}) for c in cs) and \
+            any(c.get("ready") for c in cs)
+    wait_for(one_crashing, timeout=30)
+    logs = cluster.kubectl("logs", "clash", "-c", "b", "--previous", check=False).stdout + \
+        cluster.kubectl("logs", "clash", "-c", "a", "--previous", check=False).stdout
+    assert "in use" in logs.lower()
