@@ -253,12 +253,19 @@ def demo(name: str) -> None:
     if cfg is None or _pid(cfg) is None:
         _fail(f'cluster "{name}" is not running; start it with `kinns up --name {name}`')
         return
-    r = subprocess.run(["kubectl", "--kubeconfig", str(cfg.state_dir / "kubeconfig"), "apply", "-f", "-"],
-                       input=DEMO_MANIFEST, text=True, capture_output=True)
+    kubectl = ["kubectl", "--kubeconfig", str(cfg.state_dir / "kubeconfig")]
+    r = subprocess.run([*kubectl, "apply", "-f", "-"], input=DEMO_MANIFEST, text=True, capture_output=True)
     if r.returncode != 0:
         _fail(f"kubectl apply of the demo failed: {r.stderr.strip()}")
     click.echo(r.stdout.rstrip())
-    click.echo(next_steps(name))
+    subprocess.run([*kubectl, "rollout", "status", "deploy/hello", "--timeout=60s"], check=False)
+    subprocess.run([*kubectl, "get", "pods", "-l", "app=hello", "-o", "wide"], check=False)
+    out = subprocess.run([*kubectl, "get", "pods", "-l", "app=hello", "-o",
+                          "jsonpath={.items[0].metadata.name} {.items[0].status.podIP}"],
+                         text=True, capture_output=True).stdout.split()
+    pod, ip = (out[0], out[1]) if len(out) == 2 else ("<pod>", "<pod IP>")
+    click.echo("")
+    click.echo(next_steps(name, pod, ip))
 
 
 if __name__ == "__main__":

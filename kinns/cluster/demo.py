@@ -38,16 +38,20 @@ spec:
 """
 
 
-def next_steps(name: str) -> str:
+def next_steps(name: str, pod: str, pod_ip: str) -> str:
     ctx = f"kinns-{name}"
+    flag = "" if name == "kinns" else f" --name {name}"
     return "\n".join([
         f"Try next (kubectl's current context is {ctx}):",
-        "  kubectl get nodes -o wide",
-        "  kubectl get deploy,rs,pods,svc -o wide",
-        "  kubectl get svc hello -o yaml            # clusterIP, nodePort, targetPort defaulted",
-        "  kubectl describe deploy hello",
-        "  kubectl get ns,sa -A",
-        "  kubectl get --raw /apis | head -c 300",
-        f"  kinns status --name {name}",
-        f"  kinns down --name {name}                 # removes everything",
+        "  kubectl get nodes -o wide                      # nodes are network namespaces on a fabric bridge",
+        "  kubectl get nodes -o jsonpath='{..podCIDR}'    # a /24 of 10.244.0.0/16 per node",
+        "  kubectl get deploy,rs,pods -o wide             # each pod's IP is in its node's range",
+        f"  kinns exec{flag} node/{name}-control-plane -- curl -s {pod_ip}   # node to pod, across the VXLAN overlay",
+        f"  kinns exec{flag} node/{name}-worker -- ip route                   # routes to the other nodes' ranges",
+        f"  kinns exec{flag} node/{name}-worker -- bridge fdb show dev flannel.1",
+        f"  kinns exec{flag} pod/{pod} -- cat /etc/resolv.conf",
+        f"  kinns exec{flag} node/{name}-control-plane -- grep cluster-cidr /etc/kubernetes/manifests/kube-controller-manager.yaml",
+        "  kubectl delete pod " + pod + "                # the Deployment replaces it, with a new IP",
+        "  kubectl logs deploy/hello; kubectl describe pod " + pod,
+        f"  kinns down{flag}                                # removes everything",
     ])
