@@ -97,7 +97,8 @@ class ResourceHandlers:
 
     # ------------------------------------------------------------------ reads
 
-    def _get(self, t: Target, name: str | None = None) -> dict[str, Any]:
+    def get_object(self, t: Target, name: str | None = None) -> dict[str, Any]:
+        """The stored object a target names, or 404 in upstream's words."""
         obj = self.store.get(t.key(name))
         if obj is None:
             raise not_found(t.rt.plural, t.rt.group, name or t.name)
@@ -115,7 +116,7 @@ class ResourceHandlers:
         return match
 
     async def get(self, t: Target, req: Request) -> Response:
-        obj = self._get(t)
+        obj = self.get_object(t)
         if _wants_table(req):
             return Response(obj=_table(t.rt, [obj], obj["metadata"].get("resourceVersion", ""),
                                        req.param("includeObject", "Metadata")))
@@ -300,7 +301,7 @@ class ResourceHandlers:
     async def update(self, t: Target, req: Request) -> Response:
         body = self._check_body(t, codec.decode_body(req), name=t.name)
         warnings = self._field_validation(t, req, body)
-        old = self._get(t)
+        old = self.get_object(t)
         rv = (body.get("metadata") or {}).get("resourceVersion")
         return await self._write_update(t, req, old, body, rv, warnings)
 
@@ -393,7 +394,7 @@ class ResourceHandlers:
         return Response(obj=_scale_of(t.rt, new))
 
     async def get_scale(self, t: Target, req: Request) -> Response:
-        return Response(obj=_scale_of(t.rt, self._get(t)))
+        return Response(obj=_scale_of(t.rt, self.get_object(t)))
 
     # ----------------------------------------------------------------- delete
 
@@ -415,7 +416,7 @@ class ResourceHandlers:
 
     async def delete(self, t: Target, req: Request) -> Response:
         opts = self._delete_options(req)
-        obj = self._get(t)
+        obj = self.get_object(t)
         return await self._delete_one(t, obj, opts)
 
     async def _delete_one(self, t: Target, obj: dict[str, Any], opts: dict[str, Any]) -> Response:
@@ -502,7 +503,7 @@ class ResourceHandlers:
 
     async def bind(self, t: Target, req: Request) -> Response:
         body = codec.decode_body(req)
-        pod = self._get(t)
+        pod = self.get_object(t)
         target = (body.get("target") or {}) if isinstance(body, dict) else {}
         node = target.get("name", "")
         if not node:
@@ -524,7 +525,7 @@ class ResourceHandlers:
     async def evict(self, t: Target, req: Request) -> Response:
         body = codec.decode_body(req)
         opts = (body.get("deleteOptions") or {}) if isinstance(body, dict) else {}
-        pod = self._get(t)
+        pod = self.get_object(t)
         await self._delete_one(Target(t.rt, t.namespace, t.name), pod, opts)
         return Response(201, obj={"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201})
 

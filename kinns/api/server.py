@@ -222,7 +222,7 @@ class ApiServer:
         elif sub in self.pod_subresources:
             return await self.pod_subresources[sub](t, req)
         elif t.rt.kind == "Pod" and sub in ("log", "exec", "attach", "portforward"):
-            h._get(t)
+            h.get_object(t)
             raise ApiError(400, "BadRequest",
                            f'pod "{t.name}" has no node agent to serve {sub} yet: this cluster runs no kubelet')
         raise method_not_allowed()

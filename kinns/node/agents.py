@@ -58,6 +58,13 @@ class NodeAgents:
         await asyncio.gather(*(k.start() for k in self.kubelets.values()))
         await asyncio.wait_for(asyncio.gather(*(k.network_ready.wait() for k in self.kubelets.values())), 30)
         self.api.pod_subresources["log"] = self.pod_log
+        # exec/attach upgrade the connection: the HTTP layer routes them here
+        # through the ApiServer's `upgrade_handlers` (shared with `serve`).
+        from .streams import StreamServer
+        upgrades = getattr(self.api, "upgrade_handlers", None)
+        if upgrades is None:
+            upgrades = self.api.upgrade_handlers = {}
+        upgrades.update(StreamServer(self).handlers())
 
     def _exited(self, st: ContainerStatus) -> None:
         for k in self.kubelets.values():
@@ -81,7 +88,7 @@ class NodeAgents:
 
     async def pod_log(self, t: Target, req: Request) -> Response:
         """GET pods/<name>/log: the container's log as text, or a stream with follow."""
-        pod = self.api.handlers._get(t)
+        pod = self.api.handlers.get_object(t)
         k = self.kubelet_for(pod)
         rec, container = k.container_of(pod, req.param("container"))
         count = rec.restarts.get(container, 0)
