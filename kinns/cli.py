@@ -139,6 +139,8 @@ def up(name: str, nodes: int, overlay: str, proxy_mode: str, pod_subnet: str, fa
     cfg.api_port = cfg.api_port or _free_port(cfg.api_host)
     cfg.save()
     start = time.monotonic()
+    from .cluster.progress import latest, reset
+    reset(cfg.state_dir)
     log = open(cfg.state_dir / "daemon.log", "ab")
     proc = subprocess.Popen(
         [sys.executable, "-m", "kinns.cluster.daemon", name],
@@ -154,14 +156,14 @@ def up(name: str, nodes: int, overlay: str, proxy_mode: str, pod_subnet: str, fa
                 break
             if time.monotonic() - start > wait:
                 _fail(f"the API did not become ready within {wait:.0f}s; see {cfg.state_dir / 'daemon.log'}")
-            status.update(f"Starting cluster [bold]{name}[/bold] … API {cfg.server_url}")
+            status.update(f"Starting cluster [bold]{name}[/bold] ({nodes} nodes) … {latest(cfg.state_dir)}")
             time.sleep(0.05)
     certs = cert_paths(cfg.state_dir / "pki")
     conf = kubeconfig.build(name, cfg.server_url, certs)
     kubeconfig.write_own(cfg.state_dir / "kubeconfig", conf)
     path = kubeconfig.merge_into_user(conf)
     elapsed = time.monotonic() - start
-    console.print(f"[green]✓[/green] Cluster [bold]{name}[/bold] is up in {elapsed:.2f}s "
+    console.print(f"[green]✓[/green] Cluster [bold]{name}[/bold] is up in {elapsed:.2f}s: {nodes} nodes Ready "
                   f"(API {cfg.server_url}, context kinns-{name} in {path})", highlight=False)
 
 

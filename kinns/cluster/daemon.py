@@ -21,6 +21,7 @@ from ..api.server import ApiServer
 from ..api.store.sqlite import SqliteStore
 from .certs import ensure_pki
 from .config import ClusterConfig
+from .progress import report
 
 log = logging.getLogger("kinns.daemon")
 
@@ -46,6 +47,7 @@ async def run(cfg: ClusterConfig) -> None:
     api = ApiServer(store, service_cidr=cfg.service_cidr, node_port_range=cfg.node_port_range,
                     advertise_address=cfg.api_host, secure_port=cfg.api_port)
     await api.bootstrap()
+    report(state, f"API server listening on {cfg.server_url}")
     runner = await serve(api, cfg.api_host, cfg.api_port,
                          server_ssl_context(str(certs.server_cert), str(certs.server_key), str(certs.ca_cert)))
     stops: list[Callable[[], Awaitable[None]]] = []

@@ -23,6 +23,7 @@ from ..api.server import ApiServer
 from ..client import Client, InformerFactory, InProcessTransport
 from ..cluster.config import ClusterConfig
 from ..cluster.manifests import write_control_plane_manifests
+from ..cluster.progress import report
 from ..net.fabric import Fabric
 from . import logs
 from .kubelet import Kubelet
@@ -47,6 +48,7 @@ class NodeAgents:
         if not cfg.fabric_subnet:
             cfg.fabric_subnet = str(ipaddress.ip_interface(f"{nodes[0].ip}/{nodes[0].prefixlen}").network)
             cfg.save()
+        report(cfg.state_dir, f"fabric {cfg.fabric_subnet} and {len(nodes)} node namespaces created")
         write_control_plane_manifests(cfg, nodes[0].name, nodes[0].ip)
         loop = asyncio.get_running_loop()
         self.runtime = Runtime(cfg.state_dir / "runtime", cgroup_parent=f"kinns/{cfg.name}",
@@ -56,6 +58,7 @@ class NodeAgents:
                 self.client, node, self.runtime, state_dir=cfg.state_dir, control_plane=(i == 0),
                 overlay_mode=cfg.overlay, cluster_cidr=cfg.cluster_cidr, factory=self.factory)
         await asyncio.gather(*(k.start() for k in self.kubelets.values()))
+        report(cfg.state_dir, f"{len(nodes)} kubelets registered; configuring pod networks ({cfg.overlay})")
         await asyncio.wait_for(asyncio.gather(*(k.network_ready.wait() for k in self.kubelets.values())), 30)
         self.api.pod_subresources["log"] = self.pod_log
         # exec/attach upgrade the connection: the HTTP layer routes them here
