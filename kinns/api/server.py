@@ -51,6 +51,8 @@ class ApiServer:
         self.pod_subresources: dict[str, PodStreamHandler] = {}
         # The node layer, when this daemon runs nodes (kinns.node.agents.NodeAgents).
         self.node_agents: Any = None
+        # Connection-upgrading handlers (exec/attach streams), keyed by path suffix.
+        self.upgrade_handlers: dict[str, Any] = {}
 
     # --------------------------------------------------------------- bootstrap
 

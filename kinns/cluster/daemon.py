@@ -49,7 +49,8 @@ async def run(cfg: ClusterConfig) -> None:
     await api.bootstrap()
     report(state, f"API server listening on {cfg.server_url}")
     runner = await serve(api, cfg.api_host, cfg.api_port,
-                         server_ssl_context(str(certs.server_cert), str(certs.server_key), str(certs.ca_cert)))
+                         server_ssl_context(str(certs.server_cert), str(certs.server_key), str(certs.ca_cert)),
+                         upgrade_handlers=api.upgrade_handlers)
     stops: list[Callable[[], Awaitable[None]]] = []
     for comp in components():
         stops.append(await comp(api, cfg))

@@ -28,6 +28,7 @@ from ..net.fabric import Fabric
 from . import logs
 from .kubelet import Kubelet
 from .runtime import ContainerStatus, Runtime
+from .streams import StreamServer
 
 log = logging.getLogger(__name__)
 
@@ -63,11 +64,9 @@ class NodeAgents:
         self.api.pod_subresources["log"] = self.pod_log
         # exec/attach upgrade the connection: the HTTP layer routes them here
         # through the ApiServer's `upgrade_handlers` (shared with `serve`).
-        from .streams import StreamServer
-        upgrades = getattr(self.api, "upgrade_handlers", None)
-        if upgrades is None:
-            upgrades = self.api.upgrade_handlers = {}
-        upgrades.update(StreamServer(self).handlers())
+        streams = StreamServer(self)
+        self.api.upgrade_handlers.update(streams.handlers())
+        self.api.pod_subresources["exec"] = self.api.pod_subresources["attach"] = streams.plain
 
     def _exited(self, st: ContainerStatus) -> None:
         for k in self.kubelets.values():
