@@ -141,7 +141,7 @@ def _field(op: dict[str, Any], name: str, i: int) -> Any:
     return op[name]
 
 
-def apply_json_patch(obj: dict, patch: Any) -> dict:
+def apply_json_patch(obj: dict[str, Any], patch: Any) -> dict[str, Any]:
     """Apply an RFC 6902 operation list; operations apply in order to one working copy."""
     if not isinstance(patch, list):
         raise bad_request("json: cannot unmarshal object into Go value of type jsonpatch.Patch")
@@ -211,7 +211,7 @@ def _merge(target: Any, patch: Any) -> Any:
     return out
 
 
-def apply_merge_patch(obj: dict, patch: Any) -> dict:
+def apply_merge_patch(obj: dict[str, Any], patch: Any) -> dict[str, Any]:
     """RFC 7386: objects merge recursively, `null` deletes, everything else replaces."""
     if not isinstance(patch, dict):
         raise bad_request("Invalid JSON Patch")
@@ -272,7 +272,8 @@ def _merge_map(orig: dict[str, Any], patch: dict[str, Any], schema: _Schema) -> 
     directive = patch.get(_DIRECTIVE)
     if directive is not None:
         if directive == "replace":
-            return _strip(patch, schema)
+            replaced: dict[str, Any] = _strip(patch, schema)
+            return replaced
         if directive == "delete":
             return {}
         raise bad_request(f"Unknown patch type: {directive}")
@@ -344,7 +345,8 @@ def _merge_list(orig: list[Any], patch: list[Any], items: _Schema,
                 strategies: set[str], merge_key: str | None) -> list[Any]:
     """Lists: replaced unless the schema says `merge`; then union primitives or merge maps by key."""
     if "merge" not in strategies:
-        return _strip(patch, items)
+        stripped: list[Any] = _strip(patch, items)
+        return stripped
     if any(isinstance(p, dict) and p.get(_DIRECTIVE) == "replace" for p in patch):
         return [_strip(p, items) for p in patch if not (isinstance(p, dict) and _DIRECTIVE in p)]
     if not merge_key or not any(isinstance(p, dict) for p in patch + orig):
@@ -408,7 +410,7 @@ def _reorder(orig: list[Any], merged: list[Any], order: list[Any], merge_key: st
     return out + listed + others
 
 
-def apply_strategic_merge_patch(obj: dict, patch: Any, schema: str | None) -> dict:
+def apply_strategic_merge_patch(obj: dict[str, Any], patch: Any, schema: str | None) -> dict[str, Any]:
     """Apply a strategic merge patch, using the definition named `schema` (e.g. io.k8s.api.apps.v1.Deployment).
 
     Without a schema (custom resources, unknown kinds) there are no merge keys,

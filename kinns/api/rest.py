@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import builtins
 import copy
 import datetime as dt
 from dataclasses import dataclass
@@ -247,7 +248,7 @@ class ResourceHandlers:
             raise bad_request(f"the name of the object ({meta['name']}) does not match the name on the URL ({name})")
         return body
 
-    def _field_validation(self, t: Target, req: Request, body: dict[str, Any]) -> list[str]:
+    def _field_validation(self, t: Target, req: Request, body: dict[str, Any]) -> builtins.list[str]:
         """Strict/Warn field validation; returns warnings for the Warning header."""
         mode = req.param("fieldValidation", "Warn" if req.obj is None else "Ignore")
         if mode == "Ignore" or not t.rt.schema:
@@ -346,7 +347,7 @@ class ResourceHandlers:
         return resp
 
     async def _write_update(self, t: Target, req: Request, old: dict[str, Any], body: dict[str, Any],
-                            rv: str | None, warnings: list[str]) -> Response:
+                            rv: str | None, warnings: builtins.list[str]) -> Response:
         if rv and rv != old["metadata"].get("resourceVersion"):
             raise conflict(t.rt.plural, t.rt.group, t.name,
                            "the object has been modified; please apply your changes to the latest version and try again")

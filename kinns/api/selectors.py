@@ -193,7 +193,7 @@ class _Parser:
             if not _is_ident(value):
                 raise ValueError(f"found '{value}', expected: identifier")
             self.next()
-            return _requirement(key, op, [value])  # type: ignore[list-item]
+            return _requirement(key, op, [value])
         if op in ("<", ">"):
             value = self.next()
             if not _is_ident(value):

@@ -129,7 +129,8 @@ def _meta(obj: Obj) -> Obj:
 
 
 def _name(obj: Obj) -> str:
-    return _meta(obj).get("name", "")
+    name: str = _meta(obj).get("name", "")
+    return name
 
 
 def _int(value: Any) -> int:
@@ -218,7 +219,8 @@ _BETA_STORAGE_CLASS = "volume.beta.kubernetes.io/storage-class"
 def _storage_class_of(obj: Obj) -> str:
     annotations = _meta(obj).get("annotations") or {}
     if _BETA_STORAGE_CLASS in annotations:
-        return annotations[_BETA_STORAGE_CLASS]
+        beta: str = annotations[_BETA_STORAGE_CLASS]
+        return beta
     return (obj.get("spec") or {}).get("storageClassName") or ""
 
 
@@ -313,7 +315,8 @@ def _description(doc: str) -> str:
         definition = schemas.definition(f"{prefix}.{version}.{type_name}") or {}
     except Exception:  # schemas unavailable: descriptions are cosmetic
         definition = {}
-    return ((definition.get("properties") or {}).get(field) or {}).get("description", "")
+    description: str = ((definition.get("properties") or {}).get(field) or {}).get("description", "")
+    return description
 
 
 # ---------------------------------------------------------------------------
@@ -418,7 +421,7 @@ def _pod_cells(pod: Obj, now: dt.datetime) -> Cells:
     gates = spec.get("readinessGates") or []
     gates_text = NONE
     if gates:
-        by_type = {}
+        by_type: dict[Any, Obj] = {}
         for c in conditions:
             by_type.setdefault(c.get("type"), c)
         true = sum(1 for g in gates if (by_type.get(g.get("conditionType")) or {}).get("status") == "True")
@@ -444,7 +447,8 @@ def _service_external_ip(svc: Obj, svc_type: str) -> str:
             return ",".join(([lb] if lb else []) + external)
         return lb or "<pending>"
     if svc_type == "ExternalName":
-        return spec.get("externalName", "")
+        external_name: str = spec.get("externalName", "")
+        return external_name
     return UNKNOWN
 
 
@@ -823,12 +827,12 @@ def _definitions(kind: str) -> tuple[tuple[tuple[str, Any], ...], ...]:
     return tuple(out)
 
 
-def column_definitions(kind: str) -> list[dict]:
+def column_definitions(kind: str) -> list[dict[str, Any]]:
     """The Table columnDefinitions for a kind (a fresh list each call)."""
     return [dict(items) for items in _definitions(kind)]
 
 
-def row_cells(kind: str, obj: dict, now: dt.datetime) -> list:
+def row_cells(kind: str, obj: dict[str, Any], now: dt.datetime) -> list[Any]:
     """The cells of one row, one per column of `column_definitions(kind)`, wide ones included."""
     _, cells = _TABLES.get(kind, _DEFAULT)
     if now.tzinfo is None:
@@ -836,7 +840,7 @@ def row_cells(kind: str, obj: dict, now: dt.datetime) -> list:
     return cells(obj, now)
 
 
-def row_conditions(kind: str, obj: dict) -> list[dict]:
+def row_conditions(kind: str, obj: dict[str, Any]) -> list[dict[str, Any]]:
     """Row `conditions` upstream attaches: a finished pod's row is marked Completed."""
     if kind != "Pod":
         return []

@@ -241,12 +241,13 @@ def _cleanup(d: dict[str, Any], old: list[dict[str, Any]], p: Plan) -> list[str]
 
 
 def _cond(d: dict[str, Any], ctype: str, status: str, reason: str, message: str, now: str) -> dict[str, Any]:
-    prev = next((c for c in d.get("status", {}).get("conditions", []) or [] if c.get("type") == ctype), None)
+    prev: dict[str, Any] | None = next(
+        (c for c in d.get("status", {}).get("conditions", []) or [] if c.get("type") == ctype), None)
     changed = prev is None or prev.get("status") != status
     return {
         "type": ctype, "status": status, "reason": reason, "message": message,
         "lastUpdateTime": now if (prev is None or prev.get("reason") != reason or changed) else prev.get("lastUpdateTime", now),
-        "lastTransitionTime": now if changed else prev.get("lastTransitionTime", now),
+        "lastTransitionTime": now if (changed or prev is None) else prev.get("lastTransitionTime", now),
     }
 
 

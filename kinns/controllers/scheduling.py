@@ -27,7 +27,8 @@ class Decision:
 def _node_ready(node: dict[str, Any]) -> bool:
     for c in node.get("status", {}).get("conditions", []):
         if c.get("type") == "Ready":
-            return c.get("status") == "True"
+            ready: bool = c.get("status") == "True"
+            return ready
     return False
 
 
@@ -48,7 +49,8 @@ def _untolerated(pod: dict[str, Any], node: dict[str, Any]) -> dict[str, Any] | 
     tolerations = pod.get("spec", {}).get("tolerations", [])
     for taint in node.get("spec", {}).get("taints", []):
         if taint.get("effect") in ("NoSchedule", "NoExecute") and not tolerates(tolerations, taint):
-            return taint
+            untolerated: dict[str, Any] = taint
+            return untolerated
     return None
 
 

@@ -17,6 +17,7 @@ resourceVersion.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import copy
 import sqlite3
 import threading
@@ -148,7 +149,7 @@ class SqliteStore:
                 if not fut.done():
                     fut.set_result(None)
 
-    def _write_batch(self, events: list[Event]) -> None:
+    def _write_batch(self, events: builtins.list[Event]) -> None:
         with self._db_lock:
             cur = self._db.cursor()
             cur.execute("BEGIN")
