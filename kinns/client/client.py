@@ -18,6 +18,8 @@ ends it by raising `ApiError` (410 Expired means: list again).
 
 from __future__ import annotations
 
+import asyncio
+
 import datetime as dt
 import logging
 import uuid
@@ -80,6 +82,8 @@ class Client:
     """Verbs on Kubernetes objects over any `Transport`."""
 
     def __init__(self, transport: Transport, *, registry: Registry = REGISTRY, user_agent: str = "kinns") -> None:
+        # Background event writes still in flight (kept so they are not collected).
+        self._background: set[asyncio.Task[Any]] = set()
         self.transport = transport
         self.registry = registry
         self.user_agent = user_agent
@@ -364,6 +368,16 @@ class Client:
         except Exception as exc:  # noqa: BLE001 - events are best effort
             log.warning("could not record event %s on %s/%s: %s", reason, rt_ns, ref["name"], exc)
             return None
+
+    def emit_event(self, involved: Obj, reason: str, message: str, *, type: str = "Normal",
+                   component: str = "kinns", host: str | None = None) -> None:
+        """Record an Event without waiting for it: controllers should not pay a
+        durable write per Event on their hot path (upstream's recorder is
+        asynchronous too)."""
+        task = asyncio.get_running_loop().create_task(
+            self.create_event(involved, reason, message, type=type, component=component, host=host))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def close(self) -> None:
         close = getattr(self.transport, "close", None)

@@ -52,7 +52,7 @@ class DeploymentController(Controller):
                 if exc.code != 409:
                     raise
                 return 0.1  # already exists (cache lag): look again
-            await self.client.create_event(
+            self.client.emit_event(
                 d, "ScalingReplicaSet",
                 f"Scaled up replica set {p.create['metadata']['name']} from 0 to {p.create['spec']['replicas']}",
                 component="deployment-controller")
@@ -63,7 +63,7 @@ class DeploymentController(Controller):
             before = int(old["spec"].get("replicas", 0)) if old else 0
             await self.client.patch(("apps/v1", "ReplicaSet"), name, {"spec": {"replicas": replicas}}, ns)
             verb = "up" if replicas > before else "down"
-            await self.client.create_event(d, "ScalingReplicaSet",
+            self.client.emit_event(d, "ScalingReplicaSet",
                                            f"Scaled {verb} replica set {name} from {before} to {replicas}",
                                            component="deployment-controller")
         for name in p.delete:

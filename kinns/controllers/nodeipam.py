@@ -50,7 +50,7 @@ class NodeIpamController(Controller):
         taken = {(n.get("spec") or {}).get("podCIDR") for n in self.nodes.list()} | set(self._given.values())
         cidr = next_free(self.cluster_cidr, self.node_mask, {t for t in taken if t})
         if cidr is None:
-            await self.client.create_event(
+            self.client.emit_event(
                 node, "CIDRNotAvailable",
                 f"Node {key} status is now: CIDRNotAvailable (no /{self.node_mask} left in {self.cluster_cidr})",
                 type="Warning", component="cidrAllocator")

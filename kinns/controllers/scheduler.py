@@ -10,9 +10,11 @@ describe pod` shows; it is tried again when nodes change or a pod goes away.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from typing import Any
 
+from ..api.errors import ApiError
 from ..client.client import Obj, object_key
 from ..client.informer import index_by_node_name
 from .base import Controller
@@ -46,6 +48,7 @@ class Scheduler(Controller):
                                 on_delete=lambda n: self._requeue_all())
         # Bindings this scheduler made that the cache may not show yet.
         self._assumed: dict[str, str] = {}
+        self._binding: set[asyncio.Task[None]] = set()
 
     def _pod_changed(self, pod: Obj) -> None:
         if _pending(pod):
@@ -72,16 +75,30 @@ class Scheduler(Controller):
         if decision.node is None:
             await self._unschedulable(pod, decision.message)
             return RETRY_SECONDS
-        await self.client.post_subresource(("v1", "Pod"), meta["name"], meta["namespace"], "binding", {
-            "apiVersion": "v1", "kind": "Binding",
-            "metadata": {"name": meta["name"], "namespace": meta["namespace"], "uid": meta.get("uid")},
-            "target": {"apiVersion": "v1", "kind": "Node", "name": decision.node},
-        })
+        # Assume the binding at once and write it in the background, so the
+        # next decision already counts this pod on its node (upstream's
+        # scheduler cache does the same).
         self._assumed[key] = decision.node
-        await self.client.create_event(pod, "Scheduled",
-                                       f"Successfully assigned {meta['namespace']}/{meta['name']} to {decision.node}",
-                                       component=SCHEDULER_NAME)
+        task = asyncio.get_running_loop().create_task(self._bind(key, pod, decision.node))
+        self._binding.add(task)
+        task.add_done_callback(self._binding.discard)
         return None
+
+    async def _bind(self, key: str, pod: Obj, node: str) -> None:
+        meta = pod["metadata"]
+        try:
+            await self.client.post_subresource(("v1", "Pod"), meta["name"], meta["namespace"], "binding", {
+                "apiVersion": "v1", "kind": "Binding",
+                "metadata": {"name": meta["name"], "namespace": meta["namespace"], "uid": meta.get("uid")},
+                "target": {"apiVersion": "v1", "kind": "Node", "name": node},
+            })
+        except ApiError as exc:
+            self._assumed.pop(key, None)
+            if exc.code != 404:  # a pod deleted meanwhile needs nothing more
+                self.queue.add_after(key, 0.5)
+            return
+        self.client.emit_event(pod, "Scheduled", f"Successfully assigned {meta['namespace']}/{meta['name']} to {node}",
+                               component=SCHEDULER_NAME)
 
     async def _unschedulable(self, pod: Obj, message: str) -> None:
         conds: list[dict[str, Any]] = list((pod.get("status") or {}).get("conditions") or [])
@@ -95,4 +112,4 @@ class Scheduler(Controller):
         meta = pod["metadata"]
         await self.client.patch(("v1", "Pod"), meta["name"], {"status": {"conditions": conds}}, meta["namespace"],
                                 patch_type="merge", subresource="status")
-        await self.client.create_event(pod, "FailedScheduling", message, type="Warning", component=SCHEDULER_NAME)
+        self.client.emit_event(pod, "FailedScheduling", message, type="Warning", component=SCHEDULER_NAME)

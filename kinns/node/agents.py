@@ -60,7 +60,8 @@ class NodeAgents:
                 overlay_mode=cfg.overlay, cluster_cidr=cfg.cluster_cidr, factory=self.factory)
         await asyncio.gather(*(k.start() for k in self.kubelets.values()))
         report(cfg.state_dir, f"{len(nodes)} kubelets registered; configuring pod networks ({cfg.overlay})")
-        await asyncio.wait_for(asyncio.gather(*(k.network_ready.wait() for k in self.kubelets.values())), 30)
+        await asyncio.wait_for(asyncio.gather(*(k.network_ready.wait() for k in self.kubelets.values())),
+                               30 + len(nodes))
         self.api.pod_subresources["log"] = self.pod_log
         # exec/attach upgrade the connection: the HTTP layer routes them here
         # through the ApiServer's `upgrade_handlers` (shared with `serve`).

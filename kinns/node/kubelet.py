@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 from ..api.errors import ApiError
 from ..client.client import Client, Obj
@@ -37,6 +39,23 @@ from .runtime import ContainerStatus, Runtime
 from .sandbox import Sandbox, create_sandbox, remove_sandbox_dir
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# Blocking node work (netlink, namespaces, sandbox files, stopping processes)
+# runs here, apart from the default executor the API store and others share.
+_NODE_IO = ThreadPoolExecutor(max_workers=8, thread_name_prefix="kinns-node")
+
+
+async def _io(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    return await asyncio.get_running_loop().run_in_executor(_NODE_IO, functools.partial(fn, *args, **kwargs))
+
+
+def _route_facts(node: Obj) -> tuple[Any, ...]:
+    """What peers route by: the node's pod range and its InternalIP."""
+    addrs = [a.get("address") for a in (node.get("status") or {}).get("addresses", [])
+             if a.get("type") == "InternalIP"]
+    return ((node.get("spec") or {}).get("podCIDR"), tuple(addrs))
+
 
 BACKOFF_START = 10.0
 BACKOFF_MAX = 300.0
@@ -84,6 +103,7 @@ class Kubelet(Controller):
         self._node_uid = ""
         self._net_dirty = False
         self._net_task: asyncio.Task[None] | None = None
+        self._net_signature: object = None
 
     # ------------------------------------------------------------- informers
 
@@ -93,7 +113,7 @@ class Kubelet(Controller):
                                on_delete=self.enqueue_obj)
         self.services = self.factory.informer("v1", "Service")
         self.nodes = self.factory.informer("v1", "Node")
-        self.nodes.add_handlers(on_add=self._node_event, on_update=lambda o, n: self._node_event(n),
+        self.nodes.add_handlers(on_add=self._node_event, on_update=self._node_changed,
                                 on_delete=self._node_event)
 
     def on_container_exit(self, st: ContainerStatus) -> None:
@@ -159,8 +179,13 @@ class Kubelet(Controller):
                 log.warning("%s: heartbeat failed: %s", self.name, exc)
             await asyncio.sleep(LEASE_RENEW)
 
+    def _node_changed(self, old: Obj, new: Obj) -> None:
+        """Only a new pod range or address matters to routing, not heartbeats."""
+        if _route_facts(old) != _route_facts(new):
+            self._node_event(new)
+
     def _node_event(self, _node: Obj) -> None:
-        """Any node changed: re-sync the overlay (our podCIDR, peers' ranges)."""
+        """A node came, went or moved: re-sync the overlay (our podCIDR, peers' ranges)."""
         self._net_dirty = True
         if self._net_task is None or self._net_task.done():
             self._net_task = asyncio.get_running_loop().create_task(self._sync_network())
@@ -184,8 +209,12 @@ class Kubelet(Controller):
                     peers.append(dataclasses.replace(self.node, name=n["metadata"]["name"], ip=ip, pod_cidr=pc,
                                                      netns="", vtep_mac=vtep_mac(self.node.cluster,
                                                                                  n["metadata"]["name"])))
+            signature = (self.node.pod_cidr, sorted((p.name, p.ip, p.pod_cidr) for p in peers))
+            if signature == self._net_signature:
+                continue
             try:
-                await asyncio.to_thread(overlay.sync_routes, self.node, peers, self.overlay_mode, self.cluster_cidr)
+                await _io(overlay.sync_routes, self.node, peers, self.overlay_mode, self.cluster_cidr)
+                self._net_signature = signature
             except Exception:  # noqa: BLE001 - logged; the next node event retries
                 log.exception("%s: overlay sync failed", self.name)
                 return
@@ -233,11 +262,11 @@ class Kubelet(Controller):
             netns, ip = self.node.netns, self.node.ip
             netns_path = f"/run/netns/{netns}"
         else:
-            att = await asyncio.to_thread(pod_network.setup_pod, self.node, rec.uid,
+            att = await _io(pod_network.setup_pod, self.node, rec.uid,
                                           state_dir=self.state_dir / "cni", mode=self.overlay_mode)
             netns_path, ip = att.path, att.ip
         rec.attached_ip = ip
-        rec.sandbox = await asyncio.to_thread(
+        rec.sandbox = await _io(
             create_sandbox, self.state_dir / "kubelet" / self.node.name, pod, netns=netns_path, pod_ip=ip,
             cluster_dns=[self.cluster_dns], node_name=self.node.name)
 
@@ -321,8 +350,7 @@ class Kubelet(Controller):
         if tag in rec.events_sent:
             return
         rec.events_sent.add(tag)
-        asyncio.get_running_loop().create_task(
-            self.client.create_event(pod, reason, message, type=type, component="kubelet", host=self.node.name))
+        self.client.emit_event(pod, reason, message, type=type, component="kubelet", host=self.node.name)
 
     async def _write_status(self, pod: Obj, rec: PodRecord) -> None:
         views = []
@@ -349,12 +377,12 @@ class Kubelet(Controller):
     async def _kill(self, rec: PodRecord, grace: int) -> None:
         self.prober.forget(rec.uid)
         if rec.sandbox is not None:
-            await asyncio.to_thread(self.runtime.stop_pod, rec.sandbox, float(grace))
-            await asyncio.to_thread(self.runtime.remove_pod, rec.sandbox)
+            await _io(self.runtime.stop_pod, rec.sandbox, float(grace))
+            await _io(self.runtime.remove_pod, rec.sandbox)
             if not rec.sandbox.host_network:
-                await asyncio.to_thread(pod_network.teardown_pod, self.node, rec.uid,
+                await _io(pod_network.teardown_pod, self.node, rec.uid,
                                         state_dir=self.state_dir / "cni", mode=self.overlay_mode)
-            await asyncio.to_thread(remove_sandbox_dir, rec.sandbox)
+            await _io(remove_sandbox_dir, rec.sandbox)
         self.records.pop(rec.uid, None)
 
     async def _finish_deletion(self, pod: Obj) -> None:

@@ -21,6 +21,7 @@ import builtins
 import copy
 import sqlite3
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,9 @@ class SqliteStore:
         self._revision = max(rev, row[0] if row else 0)
         self._cache = WatchCache(self._revision)
         self._pending: list[tuple[Event, asyncio.Future[None]]] = []
+        # Commits get a thread of their own: queued behind other blocking work
+        # in the shared default executor, every write would wait for it.
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kinns-store")
         self._flush_task: asyncio.Task[None] | None = None
 
     # -- reads -------------------------------------------------------------
@@ -138,7 +142,8 @@ class SqliteStore:
         while self._pending:
             batch, self._pending = self._pending, []
             try:
-                await asyncio.to_thread(self._write_batch, [ev for ev, _ in batch])
+                await asyncio.get_running_loop().run_in_executor(
+                    self._writer, self._write_batch, [ev for ev, _ in batch])
             except Exception as exc:  # pragma: no cover - disk full and such
                 for _, fut in batch:
                     if not fut.done():
@@ -178,5 +183,6 @@ class SqliteStore:
         if self._flush_task is not None:
             await self._flush_task
         self._cache.close()
+        self._writer.shutdown(wait=True)
         with self._db_lock:
             self._db.close()
