@@ -34,6 +34,9 @@ class ReplicaSetController(Controller):
         self.sets = self.factory.informer("apps/v1", "ReplicaSet")
         self.pods = self.factory.informer("v1", "Pod")
         self.pods.add_indexer("owner", index_by_owner_uid)
+        # Pods with no controller, by namespace: the only ones a ReplicaSet may adopt.
+        self.pods.add_indexer("orphans", lambda p: [] if podutil.controller_ref(p) else
+                              [p["metadata"].get("namespace", "")])
         self.sets.add_handlers(on_add=self.enqueue_obj, on_update=lambda o, n: self.enqueue_obj(n),
                                on_delete=self.enqueue_obj)
         self.pods.add_handlers(on_add=self._pod_event, on_update=lambda o, n: self._pod_event(n),
@@ -115,9 +118,8 @@ class ReplicaSetController(Controller):
                                component="replicaset-controller")
 
     async def _adopt(self, rs: Obj, selector: LabelSelector, ns: str, owned: list[Obj]) -> None:
-        for pod in self.pods.list(ns):
-            if podutil.controller_ref(pod) is None and podutil.is_active(pod) \
-                    and selector.matches(pod["metadata"].get("labels")):
+        for pod in self.pods.by_index("orphans", ns):
+            if podutil.is_active(pod) and selector.matches(pod["metadata"].get("labels")):
                 refs = list(pod["metadata"].get("ownerReferences") or []) + [podutil.owner_reference(rs)]
                 try:
                     await self.client.patch(("v1", "Pod"), pod["metadata"]["name"],

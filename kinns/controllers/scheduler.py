@@ -17,6 +17,7 @@ from typing import Any
 from ..api.errors import ApiError
 from ..client.client import Obj, object_key
 from ..client.informer import index_by_node_name
+from . import podutil
 from .base import Controller
 from .scheduling import schedule
 
@@ -65,12 +66,14 @@ class Scheduler(Controller):
         pod = self.pods.get(key)
         if pod is None or not _pending(pod) or key in self._assumed:
             return None
-        bound = [p for p in self.pods.list() if (p.get("spec") or {}).get("nodeName")]
+        nodes = self.nodes.list()
+        by_node = {n["metadata"]["name"]: [p for p in self.pods.by_index("node", n["metadata"]["name"])
+                                           if podutil.is_active(p)] for n in nodes}
         for k, node in self._assumed.items():
             assumed = self.pods.get(k)
-            if assumed is not None and not (assumed.get("spec") or {}).get("nodeName"):
-                bound.append({**assumed, "spec": {**assumed["spec"], "nodeName": node}})
-        decision = schedule(pod, self.nodes.list(), bound)
+            if assumed is not None and not (assumed.get("spec") or {}).get("nodeName") and node in by_node:
+                by_node[node].append({**assumed, "spec": {**assumed["spec"], "nodeName": node}})
+        decision = schedule(pod, nodes, by_node=by_node)
         meta = pod["metadata"]
         if decision.node is None:
             await self._unschedulable(pod, decision.message)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterable, Mapping
 
 from .quantity import parse_cpu_millis, parse_bytes
 
@@ -122,15 +122,24 @@ def _active(pod: dict[str, Any]) -> bool:
     return pod.get("status", {}).get("phase") not in ("Succeeded", "Failed")
 
 
-def schedule(pod: dict[str, Any], nodes: list[dict[str, Any]], pods: list[dict[str, Any]]) -> Decision:
-    """Pick a node for `pod` given all nodes and the pods already bound."""
-    if not nodes:
-        return Decision(None, "no nodes available to schedule pods")
+def group_by_node(pods: Iterable[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Active bound pods per node name."""
     by_node: dict[str, list[dict[str, Any]]] = {}
     for p in pods:
         n = p.get("spec", {}).get("nodeName")
         if n and _active(p):
             by_node.setdefault(n, []).append(p)
+    return by_node
+
+
+def schedule(pod: dict[str, Any], nodes: list[dict[str, Any]], pods: Iterable[dict[str, Any]] = (),
+             by_node: Mapping[str, list[dict[str, Any]]] | None = None) -> Decision:
+    """Pick a node for `pod` given all nodes and the pods already bound
+    (as a list, or already grouped by node, which a busy scheduler keeps)."""
+    if not nodes:
+        return Decision(None, "no nodes available to schedule pods")
+    if by_node is None:
+        by_node = group_by_node(pods)
     reasons: Counter[str] = Counter()
     feasible: list[dict[str, Any]] = []
     want_cpu, want_mem = pod_requests(pod)
@@ -159,12 +168,11 @@ def schedule(pod: dict[str, Any], nodes: list[dict[str, Any]], pods: list[dict[s
         if len(here) + 1 > int(alloc.get("pods", "110")):
             reasons["Too many pods"] += 1
             continue
-        used_cpu = sum(pod_requests(p)[0] for p in here)
-        used_mem = sum(pod_requests(p)[1] for p in here)
-        if want_cpu and used_cpu + want_cpu > parse_cpu_millis(alloc.get("cpu", "0")):
+        # Sums only when the pod asks for resources: most pods ask for none.
+        if want_cpu and sum(pod_requests(p)[0] for p in here) + want_cpu > parse_cpu_millis(alloc.get("cpu", "0")):
             reasons["Insufficient cpu"] += 1
             continue
-        if want_mem and used_mem + want_mem > parse_bytes(alloc.get("memory", "0")):
+        if want_mem and sum(pod_requests(p)[1] for p in here) + want_mem > parse_bytes(alloc.get("memory", "0")):
             reasons["Insufficient memory"] += 1
             continue
         if want_ports and any(want_ports & _host_ports(p) for p in here):
