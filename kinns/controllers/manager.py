@@ -15,6 +15,7 @@ from ..cluster.config import ClusterConfig
 from .base import Controller
 from .daemonset import DaemonSetController
 from .deployment import DeploymentController
+from .endpoints import EndpointsController
 from .gc import GarbageCollector
 from .namespace import NamespaceController
 from .nodeipam import NodeIpamController
@@ -33,6 +34,7 @@ async def start_controllers(api: ApiServer, cfg: ClusterConfig) -> Callable[[], 
         ReplicaSetController(client, factory),
         DeploymentController(client, factory),
         DaemonSetController(client, factory),
+        EndpointsController(client, factory),
     ]
     for c in controllers:
         await c.start()

@@ -324,3 +324,29 @@ def test_two_containers_on_one_port_clash(cluster: ClusterHandle) -> None:
     logs = cluster.kubectl("logs", "clash", "-c", "b", "--previous", check=False).stdout + \
         cluster.kubectl("logs", "clash", "-c", "a", "--previous", check=False).stdout
     assert "in use" in logs.lower()
+
+
+def test_endpoints_follow_pods(cluster: ClusterHandle) -> None:
+    apply(cluster, deployment("backend", 2, NETEXEC))
+    apply(cluster, {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "backend"},
+                    "spec": {"selector": {"app": "backend"}, "ports": [{"port": 80, "targetPort": 8080}]}})
+
+    def endpoint_ips() -> list[str]:
+        ep = json.loads(cluster.kubectl("get", "endpoints", "backend", "-o", "json", check=False).stdout or "{}")
+        return sorted(a["ip"] for s in ep.get("subsets", []) for a in s.get("addresses", []))
+
+    def pod_ips() -> list[str]:
+        return sorted(p["status"]["podIP"] for p in running(cluster, "app=backend", len(pods(cluster, "app=backend"))))
+
+    wait_for(lambda: len(endpoint_ips()) == 2 and endpoint_ips() == pod_ips())
+    out = cluster.kubectl("get", "endpointslices", "-l", "kubernetes.io/service-name=backend").stdout.splitlines()
+    assert out[0].split() == ["NAME", "ADDRESSTYPE", "PORTS", "ENDPOINTS", "AGE"]
+    assert out[1].split()[1:3] == ["IPv4", "8080"]
+    cluster.kubectl("scale", "deploy", "backend", "--replicas=3")
+    wait_for(lambda: len(endpoint_ips()) == 3 and endpoint_ips() == pod_ips())
+    victim = pods(cluster, "app=backend")[0]
+    cluster.kubectl("delete", "pod", victim["metadata"]["name"], "--wait=true", timeout=60)
+    wait_for(lambda: victim["status"]["podIP"] not in endpoint_ips() and len(endpoint_ips()) == 3)
+    cluster.kubectl("delete", "svc", "backend")
+    wait_for(lambda: cluster.kubectl("get", "endpointslices", "-l", "kubernetes.io/service-name=backend",
+                                     "-o", "name").stdout == "")
