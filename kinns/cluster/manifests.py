@@ -45,7 +45,7 @@ def write_control_plane_manifests(cfg: ClusterConfig, node: str, ip: str) -> Pat
         "kube-controller-manager": ["kube-controller-manager", "--allocate-node-cidrs=true",
                                     f"--cluster-cidr={cfg.cluster_cidr}", "--node-cidr-mask-size=24",
                                     f"--service-cluster-ip-range={cfg.service_cidr}",
-                                    "--controllers=garbagecollector,namespace,nodeipam,replicaset,deployment,daemonset,endpoint,endpointslice"],
+                                    "--controllers=garbagecollector,namespace,nodeipam,replicaset,deployment,daemonset,statefulset,endpoint,endpointslice"],
         "kube-scheduler": ["kube-scheduler", "--leader-elect=false"],
     }
     for name, cmd in pods.items():

@@ -21,6 +21,7 @@ from .namespace import NamespaceController
 from .nodeipam import NodeIpamController
 from .replicaset import ReplicaSetController
 from .scheduler import Scheduler
+from .statefulset import StatefulSetController
 
 
 async def start_controllers(api: ApiServer, cfg: ClusterConfig) -> Callable[[], Awaitable[None]]:
@@ -35,6 +36,7 @@ async def start_controllers(api: ApiServer, cfg: ClusterConfig) -> Callable[[], 
         DeploymentController(client, factory),
         DaemonSetController(client, factory),
         EndpointsController(client, factory),
+        StatefulSetController(client, factory),
     ]
     for c in controllers:
         await c.start()

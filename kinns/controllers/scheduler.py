@@ -38,6 +38,9 @@ class Scheduler(Controller):
     def setup(self) -> None:
         self.pods = self.factory.informer("v1", "Pod")
         self.nodes = self.factory.informer("v1", "Node")
+        self.claims = self.factory.informer("v1", "PersistentVolumeClaim")
+        self.claims.add_handlers(on_add=lambda c: self._requeue_all(), on_update=lambda o, n: self._requeue_all(),
+                                 on_delete=lambda c: self._requeue_all())
         self.pods.add_indexer("node", index_by_node_name)
         self.pods.add_handlers(
             on_add=self._pod_changed,
@@ -50,6 +53,20 @@ class Scheduler(Controller):
         # Bindings this scheduler made that the cache may not show yet.
         self._assumed: dict[str, str] = {}
         self._binding: set[asyncio.Task[None]] = set()
+
+    def _unbound_claim(self, pod: Obj) -> str | None:
+        """Upstream's VolumeBinding filter: every claim must exist and be bound."""
+        ns = pod["metadata"]["namespace"]
+        for vol in (pod.get("spec") or {}).get("volumes") or []:
+            claim = (vol.get("persistentVolumeClaim") or {}).get("claimName")
+            if not claim:
+                continue
+            pvc = self.claims.get(f"{ns}/{claim}")
+            if pvc is None:
+                return f'persistentvolumeclaim "{claim}" not found'
+            if (pvc.get("status") or {}).get("phase") != "Bound":
+                return "pod has unbound immediate PersistentVolumeClaims"
+        return None
 
     def _pod_changed(self, pod: Obj) -> None:
         if _pending(pod):
@@ -73,6 +90,12 @@ class Scheduler(Controller):
             assumed = self.pods.get(k)
             if assumed is not None and not (assumed.get("spec") or {}).get("nodeName") and node in by_node:
                 by_node[node].append({**assumed, "spec": {**assumed["spec"], "nodeName": node}})
+        unbound = self._unbound_claim(pod)
+        if unbound is not None:
+            await self._unschedulable(pod, f"0/{len(nodes)} nodes are available: {unbound}. preemption: 0/"
+                                           f"{len(nodes)} nodes are available: {len(nodes)} Preemption is not "
+                                           "helpful for scheduling.")
+            return RETRY_SECONDS
         decision = schedule(pod, nodes, by_node=by_node)
         meta = pod["metadata"]
         if decision.node is None:

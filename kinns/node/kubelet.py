@@ -31,7 +31,7 @@ from ..client.informer import InformerFactory
 from ..controllers.base import Controller
 from ..net import overlay, pod_network
 from ..net.desired import NodeNet, vtep_mac
-from . import images, nodeinfo
+from . import images, nodeinfo, volumes
 from .envvars import container_env, service_env
 from .podstatus import ContainerView, pod_status, ts
 from .probes import Prober
@@ -79,6 +79,7 @@ class PodRecord:
     backoff: dict[str, float] = field(default_factory=dict)              # current back-off seconds
     retry_at: dict[str, float] = field(default_factory=dict)             # no restart before this time
     events_sent: set[str] = field(default_factory=set)
+    volumes: dict[str, str] | None = None                                # host path per volume, once prepared
 
 
 class Kubelet(Controller):
@@ -252,6 +253,15 @@ class Kubelet(Controller):
             self.records[uid] = rec
         if rec.sandbox is None:
             await self._create_sandbox(pod, rec)
+        if rec.volumes is None:
+            assert rec.sandbox is not None
+            try:
+                rec.volumes = await volumes.prepare(self.client, pod, rec.sandbox.path)
+            except volumes.VolumeError as exc:
+                self._event_once(pod, rec, f"mount-{exc.message}", "FailedMount",
+                                 f"MountVolume.SetUp failed: {exc.message}", "Warning")
+                await self._write_status(pod, rec)
+                return 2.0
         next_check = self._sync_containers(pod, rec)
         await self._write_status(pod, rec)
         return next_check
@@ -262,13 +272,17 @@ class Kubelet(Controller):
             netns, ip = self.node.netns, self.node.ip
             netns_path = f"/run/netns/{netns}"
         else:
+            _a = time.perf_counter()
             att = await _io(pod_network.setup_pod, self.node, rec.uid,
                                           state_dir=self.state_dir / "cni", mode=self.overlay_mode)
             netns_path, ip = att.path, att.ip
+            log.warning("KNET %.1f", (time.perf_counter()-_a)*1e3)
         rec.attached_ip = ip
+        _b = time.perf_counter()
         rec.sandbox = await _io(
             create_sandbox, self.state_dir / "kubelet" / self.node.name, pod, netns=netns_path, pod_ip=ip,
             cluster_dns=[self.cluster_dns], node_name=self.node.name)
+        log.warning("KSBX %.1f", (time.perf_counter()-_b)*1e3)
 
     def _env(self, pod: Obj, container: dict[str, Any]) -> dict[str, str]:
         links = (pod.get("spec") or {}).get("enableServiceLinks", True)
@@ -327,7 +341,8 @@ class Kubelet(Controller):
         name = c["name"]
         count = rec.restarts.get(name, 0) + (1 if previous is not None else 0)
         try:
-            st = self.runtime.start_container(rec.sandbox, c, env=self._env(pod, c), restart_count=count)
+            st = self.runtime.start_container(rec.sandbox, c, env=self._env(pod, c), restart_count=count,
+                                              mounts=volumes.mounts_for(c, rec.volumes or {}))
         except images.ImageError as exc:
             rec.waiting[name] = (exc.reason, exc.message)
             self._event_once(pod, rec, f"img-{name}", "Failed", exc.message, "Warning")

@@ -350,3 +350,42 @@ def test_endpoints_follow_pods(cluster: ClusterHandle) -> None:
     cluster.kubectl("delete", "svc", "backend")
     wait_for(lambda: cluster.kubectl("get", "endpointslices", "-l", "kubernetes.io/service-name=backend",
                                      "-o", "name").stdout == "")
+
+
+def test_volumes_emptydir_shared_and_configmap(cluster: ClusterHandle) -> None:
+    apply(cluster, {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "greeting"},
+                    "data": {"text": "hello-from-configmap"}})
+    apply(cluster, pod(
+        "vols",
+        {"name": "writer", "image": "busybox", "command": ["sh", "-c", "echo from-writer > /data/msg; sleep 3600"],
+         "volumeMounts": [{"name": "shared", "mountPath": "/data"}]},
+        {"name": "reader", "image": "busybox",
+         "command": ["sh", "-c", "while [ ! -f /shared/msg ]; do sleep 0.1; done; cat /shared/msg /etc/cfg/text; "
+                                 "echo; touch /etc/cfg/x 2>&1 || echo read-only; sleep 3600"],
+         "volumeMounts": [{"name": "shared", "mountPath": "/shared"},
+                          {"name": "cfg", "mountPath": "/etc/cfg", "readOnly": True}]},
+        volumes=[{"name": "shared", "emptyDir": {}}, {"name": "cfg", "configMap": {"name": "greeting"}}]))
+    wait_for(lambda: "read-only" in cluster.kubectl("logs", "vols", "-c", "reader", check=False).stdout)
+    out = cluster.kubectl("logs", "vols", "-c", "reader").stdout
+    assert out.splitlines()[:2] == ["from-writer", "hello-from-configmap"]
+
+
+def test_statefulset_stable_names_and_unbound_claims(cluster: ClusterHandle) -> None:
+    sts = {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "ordered"},
+           "spec": {"serviceName": "ordered", "replicas": 3, "selector": {"matchLabels": {"app": "ordered"}},
+                    "template": {"metadata": {"labels": {"app": "ordered"}},
+                                 "spec": {"containers": [{"name": "c", "image": "nginx"}]}}}}
+    apply(cluster, sts)
+    items = running(cluster, "app=ordered", 3)
+    assert sorted(p["metadata"]["name"] for p in items) == ["ordered-0", "ordered-1", "ordered-2"]
+    assert all(p["spec"]["hostname"] == p["metadata"]["name"] and p["spec"]["subdomain"] == "ordered"
+               for p in items)
+    assert kexec(cluster, "pod/ordered-1", "hostname").stdout.strip() == "ordered-1"
+    cluster.kubectl("scale", "sts", "ordered", "--replicas=1")
+    wait_for(lambda: [p["metadata"]["name"] for p in pods(cluster, "app=ordered")
+                      if not p["metadata"].get("deletionTimestamp")] == ["ordered-0"], timeout=60)
+    # A pod whose claim is not bound waits, with the scheduler's reason.
+    apply(cluster, pod("claimant", {"name": "c", "image": "nginx"},
+                       volumes=[{"name": "d", "persistentVolumeClaim": {"claimName": "nowhere"}}]))
+    wait_for(lambda: "FailedScheduling" in cluster.kubectl("describe", "pod", "claimant").stdout)
+    assert 'persistentvolumeclaim "nowhere" not found' in cluster.kubectl("describe", "pod", "claimant").stdout
