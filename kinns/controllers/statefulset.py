@@ -145,9 +145,9 @@ class StatefulSetController(Controller):
             current = [by_ordinal.get(i) for i in range(want)]
             if all(p is not None and podutil.is_ready(p) for p in current):
                 for i in range(want - 1, partition - 1, -1):
-                    p = current[i]
-                    if p is not None and (p["metadata"].get("labels") or {}).get(REVISION_LABEL) != rev:
-                        await self._delete(ns, p)
+                    stale = current[i]
+                    if stale is not None and (stale["metadata"].get("labels") or {}).get(REVISION_LABEL) != rev:
+                        await self._delete(ns, stale)
                         break
         await self._status(sts, by_ordinal, rev)
         return None
