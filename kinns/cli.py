@@ -7,6 +7,7 @@ never touch another's.  Errors are one line saying what to do, exit code 1.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import signal
@@ -21,6 +22,8 @@ from pathlib import Path
 import click
 from rich.console import Console
 
+# Heavier modules (netlink, the node layer) are imported inside the commands
+# that need them, so `kinns status` and friends start quickly.
 from .cluster import kubeconfig
 from .cluster.certs import paths as cert_paths
 from .cluster.config import ClusterConfig, validate_name
@@ -69,7 +72,6 @@ def _api_ready(cfg: ClusterConfig) -> bool:
 
 def _check_sizes(nodes: int, pod_subnet: str) -> str | None:
     """Why a node count cannot work with the pod network, or None."""
-    import ipaddress
     try:
         net = ipaddress.ip_network(pod_subnet)
     except ValueError as exc:
@@ -89,7 +91,6 @@ def _check_sizes(nodes: int, pod_subnet: str) -> str | None:
 
 def _check_fabric(cfg: ClusterConfig) -> str | None:
     """The node network must not overlap the pod or service networks."""
-    import ipaddress
     fabric = ipaddress.ip_network(cfg.fabric_subnet, strict=False)
     for what, cidr in (("--pod-subnet", cfg.cluster_cidr), ("service network", cfg.service_cidr)):
         if fabric.overlaps(ipaddress.ip_network(cidr)):
