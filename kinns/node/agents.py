@@ -27,6 +27,7 @@ from ..cluster.progress import report
 from ..net.fabric import Fabric
 from . import logs
 from .kubelet import Kubelet
+from .portforward import PortForwardServer
 from .runtime import ContainerStatus, Runtime
 from .streams import StreamServer
 
@@ -68,6 +69,9 @@ class NodeAgents:
         streams = StreamServer(self)
         self.api.upgrade_handlers.update(streams.handlers())
         self.api.pod_subresources["exec"] = self.api.pod_subresources["attach"] = streams.plain
+        forwards = PortForwardServer(self)
+        self.api.upgrade_handlers.update(forwards.handlers())
+        self.api.pod_subresources["portforward"] = forwards.plain
 
     def _exited(self, st: ContainerStatus) -> None:
         for k in self.kubelets.values():
