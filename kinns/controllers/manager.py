@@ -19,6 +19,8 @@ from .endpoints import EndpointsController
 from .gc import GarbageCollector
 from .namespace import NamespaceController
 from .nodeipam import NodeIpamController
+from .provisioner import LocalPathProvisioner
+from .pvbinder import PersistentVolumeBinder
 from .replicaset import ReplicaSetController
 from .scheduler import Scheduler
 from .statefulset import StatefulSetController
@@ -37,6 +39,8 @@ async def start_controllers(api: ApiServer, cfg: ClusterConfig) -> Callable[[], 
         DaemonSetController(client, factory),
         EndpointsController(client, factory),
         StatefulSetController(client, factory),
+        PersistentVolumeBinder(client, factory),
+        LocalPathProvisioner(client, factory, state_dir=cfg.state_dir),
     ]
     for c in controllers:
         await c.start()

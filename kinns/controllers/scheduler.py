@@ -12,17 +12,30 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from collections import Counter
 from typing import Any
 
 from ..api.errors import ApiError
 from ..client.client import Obj, object_key
 from ..client.informer import index_by_node_name
-from . import podutil
+from . import podutil, pvbinder
 from .base import Controller
-from .scheduling import schedule
+from .scheduling import Decision, schedule
 
 SCHEDULER_NAME = "default-scheduler"
 RETRY_SECONDS = 5.0
+NO_PROVISIONER = "kubernetes.io/no-provisioner"  # a class of static volumes only
+
+
+def _reasons(message: str) -> Counter[str]:
+    """The per-reason node counts of a FailedScheduling message."""
+    out: Counter[str] = Counter()
+    _, sep, tail = message.partition(" nodes are available: ")
+    for part in tail.split(". preemption:")[0].split(", ") if sep else []:
+        count, _, reason = part.partition(" ")
+        if count.isdigit() and reason:
+            out[reason] += int(count)
+    return out
 
 
 def _pending(pod: Obj) -> bool:
@@ -55,8 +68,10 @@ class Scheduler(Controller):
         self._binding: set[asyncio.Task[None]] = set()
 
     def _unbound_claim(self, pod: Obj) -> str | None:
-        """Upstream's VolumeBinding filter: every claim must exist and be bound."""
+        """Upstream's VolumeBinding filter: every claim must exist, and be bound unless
+        its class binds at the first consumer (WaitForFirstConsumer): those wait for us."""
         ns = pod["metadata"]["namespace"]
+        classes = self.factory.informer("storage.k8s.io/v1", "StorageClass")
         for vol in (pod.get("spec") or {}).get("volumes") or []:
             claim = (vol.get("persistentVolumeClaim") or {}).get("claimName")
             if not claim:
@@ -64,9 +79,83 @@ class Scheduler(Controller):
             pvc = self.claims.get(f"{ns}/{claim}")
             if pvc is None:
                 return f'persistentvolumeclaim "{claim}" not found'
+            if pvc["metadata"].get("deletionTimestamp"):
+                return f'persistentvolumeclaim "{claim}" is being deleted'
             if (pvc.get("status") or {}).get("phase") != "Bound":
-                return "pod has unbound immediate PersistentVolumeClaims"
+                cls = pvbinder.claim_class(pvc, pvbinder.default_class(classes.list()))
+                if not pvbinder.is_wait_for_first_consumer(classes.get(cls) if cls else None):
+                    return "pod has unbound immediate PersistentVolumeClaims"
         return None
+
+    def _delayed_claims(self, pod: Obj) -> list[Obj]:
+        """The pod's claims still unbound that wait for a node (WaitForFirstConsumer)."""
+        ns = pod["metadata"]["namespace"]
+        classes = self.factory.informer("storage.k8s.io/v1", "StorageClass")
+        out = []
+        for vol in (pod.get("spec") or {}).get("volumes") or []:
+            claim = (vol.get("persistentVolumeClaim") or {}).get("claimName")
+            pvc = self.claims.get(f"{ns}/{claim}") if claim else None
+            if pvc is None or (pvc.get("spec") or {}).get("volumeName") or \
+                    (pvc.get("status") or {}).get("phase") == "Bound":
+                continue
+            cls = pvbinder.claim_class(pvc, pvbinder.default_class(classes.list()))
+            if pvbinder.is_wait_for_first_consumer(classes.get(cls) if cls else None):
+                out.append(pvc)
+        return out
+
+    def _volume_conflicts(self, pod: Obj, nodes: list[Obj]) -> dict[str, str]:
+        """Nodes the pod's volumes rule out, with upstream's VolumeBinding reason: the node
+        affinity of its bound volumes, and for claims that wait for their first consumer
+        but that no provisioner serves, a node without a matching volume."""
+        ns = pod["metadata"]["namespace"]
+        volumes = self.factory.informer("v1", "PersistentVolume")
+        classes = self.factory.informer("storage.k8s.io/v1", "StorageClass")
+        pvs, static = [], []
+        for vol in (pod.get("spec") or {}).get("volumes") or []:
+            claim = (vol.get("persistentVolumeClaim") or {}).get("claimName")
+            pvc = self.claims.get(f"{ns}/{claim}") if claim else None
+            name = ((pvc or {}).get("spec") or {}).get("volumeName")
+            pv = volumes.get(name) if name else None
+            if pv is not None:
+                pvs.append(pv)
+        for pvc in self._delayed_claims(pod):
+            cls = pvbinder.claim_class(pvc, pvbinder.default_class(classes.list()))
+            if (classes.get(cls) or {}).get("provisioner") == NO_PROVISIONER:
+                static.append((pvc, cls))
+        if not pvs and not static:
+            return {}
+        out: dict[str, str] = {}
+        candidates = volumes.list() if static else []
+        for n in nodes:
+            if not all(pvbinder.node_affinity_matches(pv, n) for pv in pvs):
+                out[n["metadata"]["name"]] = "node(s) had volume node affinity conflict"
+            elif any(pvbinder.find_matching_volume(pvc, candidates, claim_class_name=cls, node=n,
+                                                   delay_binding=True) is None for pvc, cls in static):
+                out[n["metadata"]["name"]] = "node(s) didn't find available persistent volumes to bind"
+        return out
+
+    def _schedule(self, pod: Obj, nodes: list[Obj], by_node: dict[str, list[Obj]]) -> Decision:
+        """`scheduling.schedule`, then the pod's volumes (VolumeBinding comes after the other
+        filters, so a node both filters reject counts under the earlier one, as upstream)."""
+        conflicts = self._volume_conflicts(pod, nodes)
+        if not conflicts:
+            return schedule(pod, nodes, by_node=by_node)
+        rest = [n for n in nodes if n["metadata"]["name"] not in conflicts]
+        reasons: Counter[str] = Counter()
+        if rest:
+            decision = schedule(pod, rest, by_node=by_node)
+            if decision.node is not None:
+                return decision
+            reasons.update(_reasons(decision.message))
+        for n in nodes:
+            name = n["metadata"]["name"]
+            if name in conflicts:
+                alone = schedule(pod, [n], by_node=by_node)
+                reasons.update(_reasons(alone.message) if alone.node is None else {conflicts[name]: 1})
+        total = len(nodes)
+        parts = ", ".join(sorted(f"{k} {r}" for r, k in reasons.items()))
+        return Decision(None, f"0/{total} nodes are available: {parts}. preemption: 0/{total} "
+                              f"nodes are available: {total} Preemption is not helpful for scheduling.")
 
     def _pod_changed(self, pod: Obj) -> None:
         if _pending(pod):
@@ -96,7 +185,7 @@ class Scheduler(Controller):
                                            f"{len(nodes)} nodes are available: {len(nodes)} Preemption is not "
                                            "helpful for scheduling.")
             return RETRY_SECONDS
-        decision = schedule(pod, nodes, by_node=by_node)
+        decision = self._schedule(pod, nodes, by_node)
         meta = pod["metadata"]
         if decision.node is None:
             await self._unschedulable(pod, decision.message)
@@ -112,6 +201,19 @@ class Scheduler(Controller):
 
     async def _bind(self, key: str, pod: Obj, node: str) -> None:
         meta = pod["metadata"]
+        # Claims that wait for their first consumer learn the node now, so their
+        # volume is found or provisioned there (upstream's VolumeBinding PreBind).
+        for pvc in self._delayed_claims(pod):
+            if ((pvc["metadata"].get("annotations") or {}).get(pvbinder.ANN_SELECTED_NODE)) == node:
+                continue
+            try:
+                await self.client.patch(("v1", "PersistentVolumeClaim"), pvc["metadata"]["name"], {
+                    "metadata": {"annotations": {pvbinder.ANN_SELECTED_NODE: node}}}, meta["namespace"])
+            except ApiError as exc:
+                if exc.code != 404:
+                    self._assumed.pop(key, None)
+                    self.queue.add_after(key, 0.5)
+                    return
         try:
             await self.client.post_subresource(("v1", "Pod"), meta["name"], meta["namespace"], "binding", {
                 "apiVersion": "v1", "kind": "Binding",
