@@ -81,6 +81,9 @@ def test_claim_binds_to_provisioned_volume_and_data_outlives_the_pod(cluster: Cl
     apply(cluster, claim("st-data"), pod_with_claim("st-writer", "st-data", "echo hello > /data/greeting; sleep 3600"))
     pvc = bound(cluster, "st-data")
     uid = pvc["metadata"]["uid"]
+    assert pvc["spec"]["storageClassName"] == "standard"  # DefaultStorageClass admission
+    row = cluster.kubectl("get", "pvc", "st-data").stdout.splitlines()[1].split()
+    assert row[1:3] == ["Bound", f"pvc-{uid}"] and row[5] == "standard"
     assert pvc["spec"]["volumeName"] == f"pvc-{uid}"
     assert pvc["status"]["capacity"] == {"storage": "100Mi"}
     assert pvc["status"]["accessModes"] == ["ReadWriteOnce"]
