@@ -13,7 +13,9 @@ import copy
 import datetime as dt
 import random
 import uuid
-from typing import Any
+from typing import Any, TypeVar, cast
+
+import orjson
 
 from .resources import ResourceType
 
@@ -37,6 +39,28 @@ _STATUS_ON_CREATE: dict[str, dict[str, Any]] = {
 _NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"  # upstream's generateName alphabet
 
 
+# Values orjson would turn into something else (a str, a list) instead of
+# failing: with these options it raises, and deep_copy falls back.
+_STRICT = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_SUBCLASS
+
+
+T = TypeVar("T")
+
+
+def deep_copy(obj: T) -> T:
+    """A deep copy of an API object.
+
+    Every write copies whole objects (a pod several times between create,
+    binding and status updates), on the event loop; an orjson round trip
+    copies JSON data about five times faster than `copy.deepcopy`.  What is
+    not plain JSON (non-str keys, huge ints, dates, dataclasses) falls back
+    to `copy.deepcopy`; tuples come back as lists, as from the wire."""
+    try:
+        return cast(T, orjson.loads(orjson.dumps(obj, option=_STRICT)))
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        return copy.deepcopy(obj)
+
+
 def now_rfc3339() -> str:
     return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -47,7 +71,7 @@ def generate_name(prefix: str) -> str:
 
 def prepare_create(rt: ResourceType, obj: dict[str, Any], namespace: str) -> dict[str, Any]:
     """Fill system metadata of a new object; returns the object to store."""
-    obj = copy.deepcopy(obj)
+    obj = deep_copy(obj)
     obj["apiVersion"] = rt.api_version
     obj["kind"] = rt.kind
     meta = obj.setdefault("metadata", {})
@@ -64,7 +88,7 @@ def prepare_create(rt: ResourceType, obj: dict[str, Any], namespace: str) -> dic
     if rt.kind in GENERATION_KINDS:
         meta["generation"] = 1
     if rt.kind in _STATUS_ON_CREATE:
-        obj["status"] = copy.deepcopy(_STATUS_ON_CREATE[rt.kind])
+        obj["status"] = deep_copy(_STATUS_ON_CREATE[rt.kind])
     return obj
 
 
@@ -79,11 +103,11 @@ def prepare_update(rt: ResourceType, new: dict[str, Any], old: dict[str, Any], s
     exists); the status subresource may change only status.  Identity
     fields are always the stored ones.
     """
-    new = copy.deepcopy(new)
+    new = deep_copy(new)
     new["apiVersion"] = rt.api_version
     new["kind"] = rt.kind
     if subresource == "status":
-        merged = copy.deepcopy(old)
+        merged = deep_copy(old)
         merged["status"] = new.get("status", {})
         return merged
     meta = new.setdefault("metadata", {})
@@ -95,7 +119,7 @@ def prepare_update(rt: ResourceType, new: dict[str, Any], old: dict[str, Any], s
         else:
             meta.pop(field, None)
     if "status" in rt.subresources and "status" in old:
-        new["status"] = copy.deepcopy(old["status"])
+        new["status"] = deep_copy(old["status"])
     elif "status" in rt.subresources:
         new.pop("status", None)
     if rt.kind in GENERATION_KINDS and _spec_part(new) != _spec_part(old):
@@ -120,7 +144,7 @@ def has_finalizers(obj: dict[str, Any]) -> bool:
 
 def mark_deleting(obj: dict[str, Any], grace: int, finalizer: str | None) -> dict[str, Any]:
     """The object with deletionTimestamp set (and a GC finalizer added if asked)."""
-    obj = copy.deepcopy(obj)
+    obj = deep_copy(obj)
     meta = obj["metadata"]
     if not meta.get("deletionTimestamp"):
         when = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=grace)

@@ -12,14 +12,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import builtins
-import copy
 import datetime as dt
 from dataclasses import dataclass
 from typing import Any, AsyncIterator, Callable
 
 import orjson
 
-from . import codec, objects, tables
+from . import admission, codec, objects, tables
 from .allocator import ServiceAllocator
 from .defaults import apply_defaults
 from .errors import ApiError, bad_request, conflict, forbidden, invalid, not_found, already_exists
@@ -277,6 +276,8 @@ class ResourceHandlers:
         warnings = self._field_validation(t, req, body)
         obj = objects.prepare_create(t.rt, body, t.namespace)
         apply_defaults(t.rt.kind, obj)
+        if t.rt.kind == "PersistentVolumeClaim":
+            admission.default_storage_class(self.store, obj)
         name = obj["metadata"].get("name", "")
         errs = validate(t.rt.kind, obj)
         if errs:
@@ -354,7 +355,7 @@ class ResourceHandlers:
         if t.subresource == "scale":
             return await self._write_scale(t, old, body)
         if t.subresource == "finalize":
-            new = copy.deepcopy(old)
+            new = objects.deep_copy(old)
             new["spec"] = dict(old.get("spec", {}))
             new["spec"]["finalizers"] = (body.get("spec") or {}).get("finalizers") or []
         else:
@@ -387,7 +388,7 @@ class ResourceHandlers:
             from .errors import FieldError, INVALID
             raise invalid("Scale", "autoscaling", t.name,
                           [FieldError(INVALID, "spec.replicas", replicas, "must be greater than or equal to 0")])
-        new = copy.deepcopy(old)
+        new = objects.deep_copy(old)
         new.setdefault("spec", {})["replicas"] = replicas
         if new != old:
             new["metadata"]["generation"] = int(old["metadata"].get("generation", 1)) + 1
@@ -514,7 +515,7 @@ class ResourceHandlers:
         current = pod.get("spec", {}).get("nodeName")
         if current:
             raise conflict("pods", "", t.name, f'pod {t.name} is already assigned to node "{current}"')
-        new = copy.deepcopy(pod)
+        new = objects.deep_copy(pod)
         new["spec"]["nodeName"] = node
         conds = [c for c in new.setdefault("status", {}).get("conditions", []) if c.get("type") != "PodScheduled"]
         conds.append({"type": "PodScheduled", "status": "True", "lastProbeTime": None,

@@ -160,37 +160,58 @@ class PodNetwork:
         return self._bridge_info
 
     def add(self, pod_netns: str, container_id: str, ifname: str = "eth0") -> dict[str, Any]:
-        """Attach the pod; fails (code 100) if `ifname` exists in the pod."""
+        """Attach the pod; fails (code 100) if `ifname` exists in the pod.
+
+        Only the node side (the cached bridge and node socket) is done under
+        `_lock`: the pod's own socket is private to this call and the IPAM
+        store has its flock, so pods of one node are set up in parallel up to
+        the veth batch.  (Under one lock for everything, a kubelet's workers
+        queued for it a quarter of the time they spent attaching pods.)"""
         sandbox = netns.path(pod_netns)
         if not os.path.exists(sandbox):
             raise CniError(3, f"pod network namespace {sandbox} does not exist")
-        with self._lock:
-            bridge_idx, bridge_mac = self._bridge()
+        try:
+            pod = rtnl.Rtnl(pod_netns)
+        except OSError as e:
+            raise CniError(3, f"cannot enter pod network namespace {sandbox}: {e}") from None
+        try:
+            if pod.batch(rtnl.get_link(ifname), check=False)[0][0] == 0:
+                raise CniError(100, f"interface {ifname} already exists in {sandbox}")
             try:
-                pod = rtnl.Rtnl(pod_netns)
-            except OSError as e:
-                raise CniError(3, f"cannot enter pod network namespace {sandbox}: {e}") from None
+                alloc = self.store.allocate(container_id, ifname, self.cfg.range)
+            except IpamError as e:
+                raise CniError(e.code, str(e)) from None
+            veth = desired.veth_name(container_id, ifname)
             try:
-                if pod.batch(rtnl.get_link(ifname), check=False)[0][0] == 0:
-                    raise CniError(100, f"interface {ifname} already exists in {sandbox}")
-                try:
-                    alloc = self.store.allocate(container_id, ifname, self.cfg.range)
-                except IpamError as e:
-                    raise CniError(e.code, str(e)) from None
-                veth = desired.veth_name(container_id, ifname)
-                try:
-                    return self._plumb(pod, sandbox, bridge_idx, bridge_mac, veth, ifname, alloc.ip)
-                except BaseException:
+                return self._plumb(pod, sandbox, veth, ifname, alloc.ip)
+            except BaseException:
+                with self._lock:
                     self._unplumb(pod, veth, ifname)
-                    self.store.release(container_id, ifname)
-                    raise
-            finally:
-                pod.close()
+                self.store.release(container_id, ifname)
+                raise
+        finally:
+            pod.close()
 
-    def _plumb(self, pod: rtnl.Rtnl, sandbox: str, bridge_idx: int, bridge_mac: str, veth: str, ifname: str,
+    def _plumb(self, pod: rtnl.Rtnl, sandbox: str, veth: str, ifname: str,
                ip: ipaddress.IPv4Interface) -> dict[str, Any]:
-        """Two batches: node side (bridge check, veth, hairpin, read back) and
-        pod side (read eth0, address, routes, lo)."""
+        """Two batches: node side (bridge check, veth, hairpin, read back),
+        under `_lock`, and pod side (read eth0, address, routes, lo)."""
+        with self._lock:
+            res = self._plumb_node(sandbox, self._bridge()[0], veth, ifname)
+            bridge_mac = self._bridge()[1]      # as re-read if the bridge was re-created
+        vlink = rtnl.parse_link(res[-1][1][0])
+        plink = rtnl.parse_link(pod.batch(rtnl.get_link(ifname))[0][1][0])
+        msgs = [rtnl.link_up(plink.index), rtnl.add_addr(plink.index, str(ip.ip), ip.network.prefixlen)]
+        msgs += [rtnl.replace_route(dst, gw or self.cfg.gateway, plink.index) for dst, gw in self.cfg.routes]
+        if self.cfg.loopback_up:
+            msgs.append(rtnl.link_up(1))          # lo is index 1 in every namespace
+        pod.batch(*msgs)
+        return self._result(str(ip), bridge_mac, veth, vlink.mac, ifname, plink.mac, sandbox)
+
+    def _plumb_node(self, sandbox: str, bridge_idx: int, veth: str, ifname: str) -> list[tuple[int, list[bytes]]]:
+        """The node-side batch (caller holds `_lock`): the veth pair with its
+        peer born in the pod as `ifname`, on the bridge; retried when the
+        bridge was re-created or a leftover veth is in the way."""
         node = self._rtnl()
         fd = os.open(sandbox, os.O_RDONLY)
         try:
@@ -205,7 +226,7 @@ class PodNetwork:
                 if br_err or rtnl.parse_link(br_msgs[0]).index != bridge_idx:
                     # cni0 vanished or was re-created since we cached it
                     node.batch(rtnl.del_link(veth), check=False)
-                    bridge_idx, bridge_mac = self._bridge(refresh=True)
+                    bridge_idx = self._bridge(refresh=True)[0]
                     continue
                 if res[1][0] == errno.EEXIST and attempt == 0:
                     # a leftover of a pod whose namespace vanished without DEL
@@ -219,14 +240,7 @@ class PodNetwork:
                 raise CniError(11, f"{self.cfg.bridge} keeps changing; try again")
         finally:
             os.close(fd)
-        vlink = rtnl.parse_link(res[-1][1][0])
-        plink = rtnl.parse_link(pod.batch(rtnl.get_link(ifname))[0][1][0])
-        msgs = [rtnl.link_up(plink.index), rtnl.add_addr(plink.index, str(ip.ip), ip.network.prefixlen)]
-        msgs += [rtnl.replace_route(dst, gw or self.cfg.gateway, plink.index) for dst, gw in self.cfg.routes]
-        if self.cfg.loopback_up:
-            msgs.append(rtnl.link_up(1))          # lo is index 1 in every namespace
-        pod.batch(*msgs)
-        return self._result(str(ip), bridge_mac, veth, vlink.mac, ifname, plink.mac, sandbox)
+        return res
 
     def _unplumb(self, pod: rtnl.Rtnl | None, veth: str, ifname: str) -> None:
         """Delete the pair from whichever end is still there; absent is fine."""

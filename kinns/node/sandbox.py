@@ -8,7 +8,6 @@ per-pod directory holds the files every container of the pod sees,
   <state>/pods/<ns>_<name>_<uid>/
       etc/hosts, etc/resolv.conf, etc/hostname   bound into each container
       logs/<container>/<restart>.log             like /var/log/pods
-      run/<container>-<restart>/                 mount point of a container's private tmpfs
 
 and each container gets its own UTS namespace with the pod's hostname, so
 all containers of a pod agree on hostname, localhost and DNS settings.
@@ -117,7 +116,6 @@ def create_sandbox(state_dir: Path, pod: dict[str, Any], *, netns: str | None, p
     d = Path(state_dir) / "pods" / f"{ns}_{meta['name']}_{meta['uid']}"
     (d / "etc").mkdir(parents=True, exist_ok=True)
     (d / "logs").mkdir(exist_ok=True)
-    (d / "run").mkdir(exist_ok=True)
     try:
         host_resolv_text = Path(host_resolv).read_text()
     except OSError:
@@ -136,10 +134,11 @@ def create_sandbox(state_dir: Path, pod: dict[str, Any], *, netns: str | None, p
     (d / "etc" / "resolv.conf").write_text(resolv_conf(pod, cluster_dns=dns, cluster_domain=cluster_domain,
                                                        host_resolv=host_resolv_text))
     (d / "etc" / "hostname").write_text((kernel_host or host) + "\n")
-    sb = Sandbox(uid=meta["uid"], name=meta["name"], namespace=ns, hostname=kernel_host, ip=pod_ip,
-                 netns=netns, dir=str(d), host_network=host_net)
-    sb.save()
-    return sb
+    # Not saved as sandbox.json: nothing reads it back (the kubelet rebuilds
+    # its pods from the API), and on the nojournal ext4 this runs on, every
+    # new inode costs ~0.4 ms of kernel time skipping recently deleted ones.
+    return Sandbox(uid=meta["uid"], name=meta["name"], namespace=ns, hostname=kernel_host, ip=pod_ip,
+                   netns=netns, dir=str(d), host_network=host_net)
 
 
 def remove_sandbox_dir(sandbox: Sandbox) -> None:
