@@ -21,7 +21,8 @@ import orjson
 from . import admission, codec, objects, tables
 from .allocator import ServiceAllocator
 from .defaults import apply_defaults
-from .errors import ApiError, bad_request, conflict, forbidden, invalid, not_found, already_exists
+from .errors import (INVALID, ApiError, FieldError, already_exists, bad_request, conflict, forbidden, invalid,
+                     not_found)
 from .openapi import unknown_fields
 from .patch import apply_json_patch, apply_merge_patch, apply_strategic_merge_patch
 from .request import Request, Response
@@ -385,7 +386,6 @@ class ResourceHandlers:
     async def _write_scale(self, t: Target, old: dict[str, Any], scale: dict[str, Any]) -> Response:
         replicas = (scale.get("spec") or {}).get("replicas", 0)
         if not isinstance(replicas, int) or replicas < 0:
-            from .errors import FieldError, INVALID
             raise invalid("Scale", "autoscaling", t.name,
                           [FieldError(INVALID, "spec.replicas", replicas, "must be greater than or equal to 0")])
         new = objects.deep_copy(old)
@@ -557,7 +557,6 @@ def _translate(ev: Event, match: Callable[[dict[str, Any]], bool]) -> tuple[str,
 
 
 def _scale_of(rt: ResourceType, obj: dict[str, Any]) -> dict[str, Any]:
-    from .selectors import LabelSelector as LS
     meta = obj["metadata"]
     sel = obj.get("spec", {}).get("selector")
     return {
@@ -566,7 +565,7 @@ def _scale_of(rt: ResourceType, obj: dict[str, Any]) -> dict[str, Any]:
         "metadata": {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp") if k in meta},
         "spec": {"replicas": obj.get("spec", {}).get("replicas", 0)},
         "status": {"replicas": obj.get("status", {}).get("replicas", 0),
-                   "selector": str(LS.from_spec(sel)) if sel else ""},
+                   "selector": str(LabelSelector.from_spec(sel)) if sel else ""},
     }
 
 
