@@ -42,6 +42,7 @@ from ..api.selectors import LabelSelector
 from ..client.client import Obj
 from .base import Controller
 from .quantity import parse_bytes
+from .scheduling import expression_matches
 
 log = logging.getLogger(__name__)
 
@@ -126,24 +127,6 @@ def is_bound_to(pv: Obj, pvc: Obj) -> bool:
     return not ref.get("uid") or ref.get("uid") == meta.get("uid")
 
 
-def _expr_matches(expr: dict[str, Any], value: str | None) -> bool:
-    op, vals = expr.get("operator"), expr.get("values") or []
-    if op == "In":
-        return value is not None and value in vals
-    if op == "NotIn":
-        return value is None or value not in vals
-    if op == "Exists":
-        return value is not None
-    if op == "DoesNotExist":
-        return value is None
-    if op in ("Gt", "Lt") and value is not None and vals:
-        try:
-            return int(value) > int(vals[0]) if op == "Gt" else int(value) < int(vals[0])
-        except ValueError:
-            return False
-    return False
-
-
 def node_affinity_matches(pv: Obj, node: Obj) -> bool:
     """The volume's required node affinity admits `node` (no affinity admits every node)."""
     required = (_spec(pv).get("nodeAffinity") or {}).get("required") or {}
@@ -156,8 +139,8 @@ def node_affinity_matches(pv: Obj, node: Obj) -> bool:
         exprs, fexprs = term.get("matchExpressions") or [], term.get("matchFields") or []
         if not exprs and not fexprs:
             continue
-        if all(_expr_matches(e, labels.get(e.get("key", ""))) for e in exprs) and \
-                all(_expr_matches(e, fields.get(e.get("key", ""))) for e in fexprs):
+        if all(expression_matches(e, labels.get(e.get("key", ""))) for e in exprs) and \
+                all(expression_matches(e, fields.get(e.get("key", ""))) for e in fexprs):
             return True
     return False
 

@@ -54,7 +54,8 @@ def _untolerated(pod: dict[str, Any], node: dict[str, Any]) -> dict[str, Any] | 
     return None
 
 
-def _expr_matches(expr: dict[str, Any], value: str | None) -> bool:
+def expression_matches(expr: dict[str, Any], value: str | None) -> bool:
+    """One node selector requirement (In, NotIn, Exists, DoesNotExist, Gt, Lt) against a value."""
     op, vals = expr.get("operator"), expr.get("values") or []
     if op == "In":
         return value is not None and value in vals
@@ -85,8 +86,8 @@ def matches_affinity(pod: dict[str, Any], node: dict[str, Any]) -> bool:
         return True
     fields = {"metadata.name": node["metadata"]["name"]}
     for term in terms:  # terms are ORed, expressions inside a term ANDed
-        ok = all(_expr_matches(e, labels.get(e["key"])) for e in term.get("matchExpressions", []))
-        ok = ok and all(_expr_matches(e, fields.get(e["key"])) for e in term.get("matchFields", []))
+        ok = all(expression_matches(e, labels.get(e["key"])) for e in term.get("matchExpressions", []))
+        ok = ok and all(expression_matches(e, fields.get(e["key"])) for e in term.get("matchFields", []))
         if ok and (term.get("matchExpressions") or term.get("matchFields")):
             return True
     return False

@@ -51,7 +51,7 @@ from ..api.request import Request, Response
 from ..api.rest import Target
 from ..net import netns
 from .streams import (_FLAG_FIN, _GOAWAY, _HEADERS, _PING, _RST_STREAM, _SYN_REPLY, _SYN_STREAM,
-                      SPDY_DICTIONARY, _RawFeed, _status_response)
+                      SPDY_DICTIONARY, _RawFeed, _status_response, parse_spdy_headers)
 
 if TYPE_CHECKING:
     from .agents import NodeAgents
@@ -235,17 +235,7 @@ class SpdySession:
 
     # -- frames in
     def _parse_headers(self, block: bytes) -> dict[str, str]:
-        raw = self.inflate.decompress(block)
-        (count,) = struct.unpack_from(">I", raw, 0)
-        pos, out = 4, {}
-        for _ in range(count):
-            (n,) = struct.unpack_from(">I", raw, pos)
-            name = raw[pos + 4:pos + 4 + n].decode()
-            pos += 4 + n
-            (n,) = struct.unpack_from(">I", raw, pos)
-            out[name.lower()] = raw[pos + 4:pos + 4 + n].decode(errors="replace")
-            pos += 4 + n
-        return out
+        return parse_spdy_headers(self.inflate, block)
 
     async def run(self) -> None:
         """Read frames until the client goes away (or sends GOAWAY)."""

@@ -72,8 +72,22 @@ _PATH = re.compile(r"^/api/v1/namespaces/([^/]+)/pods/([^/]+)/(exec|attach)$")
 _READ_SIZE = 64 * 1024
 
 
-# --------------------------------------------------------------------------- options
+def parse_spdy_headers(inflate: Any, block: bytes) -> dict[str, str]:
+    """A SPDY/3 header block (zlib with the SPDY dictionary) as lower-case name -> value."""
+    raw = inflate.decompress(block)
+    (count,) = struct.unpack_from(">I", raw, 0)
+    pos, out = 4, {}
+    for _ in range(count):
+        (n,) = struct.unpack_from(">I", raw, pos)
+        name = raw[pos + 4:pos + 4 + n].decode()
+        pos += 4 + n
+        (n,) = struct.unpack_from(">I", raw, pos)
+        out[name.lower()] = raw[pos + 4:pos + 4 + n].decode(errors="replace")
+        pos += 4 + n
+    return out
 
+
+# --------------------------------------------------------------------------- options
 
 @dataclass
 class StreamOptions:
@@ -700,17 +714,7 @@ class SpdyWire:
 
     # -- frames in
     def _parse_headers(self, block: bytes) -> dict[str, str]:
-        raw = self.inflate.decompress(block)
-        (count,) = struct.unpack_from(">I", raw, 0)
-        pos, out = 4, {}
-        for _ in range(count):
-            (n,) = struct.unpack_from(">I", raw, pos)
-            name = raw[pos + 4:pos + 4 + n].decode()
-            pos += 4 + n
-            (n,) = struct.unpack_from(">I", raw, pos)
-            out[name.lower()] = raw[pos + 4:pos + 4 + n].decode(errors="replace")
-            pos += 4 + n
-        return out
+        return parse_spdy_headers(self.inflate, block)
 
     async def _read_frames(self) -> None:
         try:
