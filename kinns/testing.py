@@ -16,11 +16,12 @@ import os
 import ssl
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 KUBECTL_DIR = Path("/usr/lib/google-cloud-sdk/bin")
 _counter = itertools.count()
@@ -29,6 +30,18 @@ _counter = itertools.count()
 def new_cluster_name(prefix: str = "t") -> str:
     """A name unique to this test process (and short: it goes into link names)."""
     return f"{prefix}{os.getpid() % 10000}x{next(_counter)}"
+
+
+def wait_for(pred: Callable[[], Any], timeout: float = 30, interval: float = 0.2) -> Any:
+    """Poll `pred` until it returns something truthy (returned), or fail after `timeout`."""
+    deadline = time.time() + timeout
+    while True:
+        value = pred()
+        if value:
+            return value
+        if time.time() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {pred}")
+        time.sleep(interval)
 
 
 def kubectl_binary(version: str) -> str:

@@ -17,20 +17,9 @@ from typing import Any
 
 import pytest
 
-from kinns.testing import ClusterHandle
+from kinns.testing import ClusterHandle, wait_for
 
 AGNHOST = "registry.k8s.io/e2e-test-images/agnhost:2.47"
-
-
-def wait_for(pred: Any, timeout: float = 30, interval: float = 0.2) -> Any:
-    deadline = time.time() + timeout
-    while True:
-        value = pred()
-        if value:
-            return value
-        if time.time() > deadline:
-            raise AssertionError(f"timed out waiting for {pred}")
-        time.sleep(interval)
 
 
 def pods(cluster: ClusterHandle, selector: str = "", ns: str = "default") -> list[dict[str, Any]]:

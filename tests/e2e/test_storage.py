@@ -9,18 +9,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from kinns import testing
 from kinns.testing import ClusterHandle
 
 
 def wait_for(pred: Any, timeout: float = 60, interval: float = 0.3) -> Any:
-    deadline = time.time() + timeout
-    while True:
-        value = pred()
-        if value:
-            return value
-        if time.time() > deadline:
-            raise AssertionError(f"timed out waiting for {pred}")
-        time.sleep(interval)
+    """Storage steps (provisioning, binding) get a longer default wait."""
+    return testing.wait_for(pred, timeout, interval)
 
 
 def apply(cluster: ClusterHandle, *objs: dict[str, Any]) -> None:
