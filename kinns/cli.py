@@ -18,6 +18,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import NoReturn
 
 import click
 from rich.console import Console
@@ -33,7 +34,7 @@ console = Console(stderr=True)
 NAME_OPTION = click.option("--name", default="kinns", show_default=True, help="cluster name")
 
 
-def _fail(msg: str) -> None:
+def _fail(msg: str) -> NoReturn:
     console.print(f"[red]ERROR:[/red] {msg}", highlight=False)
     raise SystemExit(1)
 
@@ -51,6 +52,14 @@ def _pid(cfg: ClusterConfig) -> int | None:
     except OSError:
         return None
     return pid if b"kinns.cluster.daemon" in cmdline else None
+
+
+def _running(name: str) -> ClusterConfig:
+    """The config of a running cluster, or a clear error and exit 1."""
+    cfg = ClusterConfig.load(name)
+    if cfg is None or _pid(cfg) is None:
+        _fail(f'cluster "{name}" is not running; start it with `kinns up --name {name}`')
+    return cfg
 
 
 def _free_port(host: str) -> int:
@@ -175,7 +184,6 @@ def down(name: str) -> None:
     cfg = ClusterConfig.load(name)
     if cfg is None:
         _fail(f'no cluster named "{name}" exists (nothing to remove)')
-        return
     pid = _pid(cfg)
     if pid is not None:
         os.kill(pid, signal.SIGTERM)
@@ -197,7 +205,6 @@ def status(name: str) -> None:
     cfg = ClusterConfig.load(name)
     if cfg is None:
         _fail(f'no cluster named "{name}" exists; start one with `kinns up --name {name}`')
-        return
     pid = _pid(cfg)
     state = "running" if pid and _api_ready(cfg) else "stopped"
     click.echo(json.dumps({"name": name, "state": state, "pid": pid, "api": cfg.server_url,
@@ -213,7 +220,6 @@ def kubeconfig_cmd(name: str) -> None:
     cfg = ClusterConfig.load(name)
     if cfg is None or not (cfg.state_dir / "kubeconfig").exists():
         _fail(f'no cluster named "{name}" exists; start one with `kinns up --name {name}`')
-        return
     click.echo((cfg.state_dir / "kubeconfig").read_text(), nl=False)
 
 
@@ -226,10 +232,7 @@ def kubeconfig_cmd(name: str) -> None:
 def exec_cmd(name: str, namespace: str, container: str | None, target: str, command: tuple[str, ...]) -> None:
     """Run COMMAND in node/NAME's or pod/NAME's namespaces (e.g. `-- ip route`)."""
     from .cluster.nodeexec import ExecError, node_command, pod_command
-    cfg = ClusterConfig.load(name)
-    if cfg is None or _pid(cfg) is None:
-        _fail(f'cluster "{name}" is not running; start it with `kinns up --name {name}`')
-        return
+    cfg = _running(name)
     kind, _, obj = target.partition("/")
     env = dict(os.environ)
     try:
@@ -240,10 +243,8 @@ def exec_cmd(name: str, namespace: str, container: str | None, target: str, comm
             argv = pod_command(cfg, namespace, obj, container, list(command))
         else:
             _fail(f'target must be node/<name> or pod/<name>, not "{target}"')
-            return
     except ExecError as exc:
         _fail(str(exc))
-        return
     os.execvpe(argv[0], argv, env)
 
 
@@ -252,10 +253,7 @@ def exec_cmd(name: str, namespace: str, container: str | None, target: str, comm
 def demo(name: str) -> None:
     """Deploy the demo app (Deployment + NodePort Service) with kubectl."""
     from .cluster.demo import DEMO_MANIFEST, next_steps
-    cfg = ClusterConfig.load(name)
-    if cfg is None or _pid(cfg) is None:
-        _fail(f'cluster "{name}" is not running; start it with `kinns up --name {name}`')
-        return
+    cfg = _running(name)
     kubectl = ["kubectl", "--kubeconfig", str(cfg.state_dir / "kubeconfig")]
     r = subprocess.run([*kubectl, "apply", "-f", "-"], input=DEMO_MANIFEST, text=True, capture_output=True)
     if r.returncode != 0:
