@@ -51,7 +51,7 @@ from ..api.request import Request, Response
 from ..api.rest import Target
 from ..net import netns
 from .streams import (_FLAG_FIN, _GOAWAY, _HEADERS, _PING, _RST_STREAM, _SYN_REPLY, _SYN_STREAM,
-                      SPDY_DICTIONARY, _RawFeed, _status_response, parse_spdy_headers)
+                      SPDY_DICTIONARY, _RawFeed, _status_response, parse_spdy_headers, read_spdy_frames)
 
 if TYPE_CHECKING:
     from .agents import NodeAgents
@@ -240,20 +240,7 @@ class SpdySession:
     async def run(self) -> None:
         """Read frames until the client goes away (or sends GOAWAY)."""
         try:
-            while True:
-                head = await self.feed.read_exactly(8)
-                if head is None:
-                    return
-                word, flags_len = struct.unpack(">II", head)
-                flags, length = flags_len >> 24, flags_len & 0xFFFFFF
-                payload = await self.feed.read_exactly(length)
-                if payload is None:
-                    return
-                if word & 0x80000000:
-                    if not self._on_control(word & 0xFFFF, flags, payload):
-                        return
-                else:
-                    self._on_data(word & 0x7FFFFFFF, flags, payload)
+            await read_spdy_frames(self.feed, self._on_control, self._on_data)
         except (zlib.error, struct.error, UnicodeDecodeError) as e:
             log.warning("bad SPDY frame from port-forward client: %s", e)
         finally:

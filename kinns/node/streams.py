@@ -87,6 +87,30 @@ def parse_spdy_headers(inflate: Any, block: bytes) -> dict[str, str]:
     return out
 
 
+async def read_spdy_frames(feed: "_RawFeed", on_control: Callable[[int, int, bytes], bool],
+                           on_data: Callable[[int, int, bytes], None]) -> None:
+    """Read SPDY/3 frames until the client closes or `on_control` says stop.
+
+    Control frames go to `on_control(type, flags, payload)` (returning False
+    ends the read, e.g. on GOAWAY), data frames to `on_data(stream id,
+    flags, payload)`.  Shared by exec/attach and port-forward.
+    """
+    while True:
+        head = await feed.read_exactly(8)
+        if head is None:
+            return
+        word, flags_len = struct.unpack(">II", head)
+        flags, length = flags_len >> 24, flags_len & 0xFFFFFF
+        payload = await feed.read_exactly(length)
+        if payload is None:
+            return
+        if word & 0x80000000:
+            if not on_control(word & 0xFFFF, flags, payload):
+                return
+        else:
+            on_data(word & 0x7FFFFFFF, flags, payload)
+
+
 # --------------------------------------------------------------------------- options
 
 @dataclass
@@ -718,27 +742,14 @@ class SpdyWire:
 
     async def _read_frames(self) -> None:
         try:
-            while True:
-                head = await self.feed.read_exactly(8)
-                if head is None:
-                    return
-                word, flags_len = struct.unpack(">II", head)
-                flags, length = flags_len >> 24, flags_len & 0xFFFFFF
-                payload = await self.feed.read_exactly(length)
-                if payload is None:
-                    return
-                if word & 0x80000000:
-                    if not self._on_control((word >> 16) & 0x7FFF, word & 0xFFFF, flags, payload):
-                        return
-                else:
-                    self._on_data(word & 0x7FFFFFFF, flags, payload)
+            await read_spdy_frames(self.feed, self._on_control, self._on_data)
         except (zlib.error, struct.error, UnicodeDecodeError) as e:
             log.warning("bad SPDY frame from exec client: %s", e)
         finally:
             self.gone.set()
             self.queue.put_nowait(None)
 
-    def _on_control(self, version: int, kind: int, flags: int, payload: bytes) -> bool:
+    def _on_control(self, kind: int, flags: int, payload: bytes) -> bool:
         if kind == _SYN_STREAM:
             (sid,) = struct.unpack_from(">I", payload, 0)
             sid &= 0x7FFFFFFF
