@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
-from typing import AsyncIterator, Awaitable, Callable
+from typing import Any, AsyncIterator, Awaitable, Callable
 
 from ..api.errors import ApiError
 from ..api.request import Request, Response
@@ -53,8 +53,12 @@ class NodeAgents:
         report(cfg.state_dir, f"fabric {cfg.fabric_subnet} and {len(nodes)} node namespaces created")
         write_control_plane_manifests(cfg, nodes[0].name, nodes[0].ip)
         loop = asyncio.get_running_loop()
-        self.runtime = Runtime(cfg.state_dir / "runtime", cgroup_parent=f"kinns/{cfg.name}",
-                               on_exit=lambda st: loop.call_soon_threadsafe(self._exited, st))
+
+        def on_exit(st: ContainerStatus) -> None:
+            # Called from the runtime's reader thread: hop onto the event loop.
+            loop.call_soon_threadsafe(self._exited, st)
+
+        self.runtime = Runtime(cfg.state_dir / "runtime", cgroup_parent=f"kinns/{cfg.name}", on_exit=on_exit)
         for i, node in enumerate(nodes):
             self.kubelets[node.name] = Kubelet(
                 self.client, node, self.runtime, state_dir=cfg.state_dir, control_plane=(i == 0),
@@ -85,7 +89,7 @@ class NodeAgents:
             self.runtime.close()
         await self.client.close()
 
-    def kubelet_for(self, pod: dict) -> Kubelet:
+    def kubelet_for(self, pod: dict[str, Any]) -> Kubelet:
         node = (pod.get("spec") or {}).get("nodeName")
         k = self.kubelets.get(node or "")
         if k is None:
