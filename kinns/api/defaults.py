@@ -47,11 +47,16 @@ def apply_defaults(kind: str, obj: Obj) -> None:
 # ----------------------------------------------------------------- helpers
 
 
+def _child(obj: Obj, key: str) -> Obj:
+    """The dict at `obj[key]`, created (or replacing junk) so defaults can go in."""
+    value = obj.get(key)
+    if not isinstance(value, dict):
+        value = obj[key] = {}
+    return value
+
+
 def _spec(obj: Obj) -> Obj:
-    spec = obj.get("spec")
-    if not isinstance(spec, dict):
-        spec = obj["spec"] = {}
-    return spec
+    return _child(obj, "spec")
 
 
 def _dicts(value: Any) -> list[Obj]:
@@ -94,8 +99,7 @@ def _default_container(c: Obj, host_network: bool) -> None:
         c["imagePullPolicy"] = _image_pull_policy(image)
     c.setdefault("terminationMessagePath", "/dev/termination-log")
     c.setdefault("terminationMessagePolicy", "File")
-    if not isinstance(c.get("resources"), dict):
-        c["resources"] = {}
+    _child(c, "resources")
     for port in _dicts(c.get("ports")):
         port.setdefault("protocol", "TCP")
         if host_network and not port.get("hostPort") and "containerPort" in port:
@@ -123,8 +127,7 @@ def default_pod_spec(spec: Obj) -> None:
     spec.setdefault("dnsPolicy", "ClusterFirst")
     spec.setdefault("terminationGracePeriodSeconds", 30)
     spec.setdefault("schedulerName", "default-scheduler")
-    if not isinstance(spec.get("securityContext"), dict):
-        spec["securityContext"] = {}
+    _child(spec, "securityContext")
     host_network = bool(spec.get("hostNetwork"))
     for key in ("initContainers", "containers", "ephemeralContainers"):
         for c in _dicts(spec.get(key)):
@@ -226,9 +229,7 @@ def _pod(obj: Obj) -> None:
     spec.setdefault("preemptionPolicy", "PreemptLowerPriority")
     _requests_from_limits(spec)
     _default_tolerations(spec)
-    status = obj.get("status")
-    if not isinstance(status, dict):
-        status = obj["status"] = {}
+    status = _child(obj, "status")
     status.setdefault("phase", "Pending")
     status.setdefault("qosClass", qos_class(spec))
 
@@ -247,14 +248,10 @@ def _template(obj: Obj) -> None:
 def _deployment(obj: Obj) -> None:
     spec = _spec(obj)
     spec.setdefault("replicas", 1)
-    strategy = spec.get("strategy")
-    if not isinstance(strategy, dict):
-        strategy = spec["strategy"] = {}
+    strategy = _child(spec, "strategy")
     strategy.setdefault("type", "RollingUpdate")
     if strategy["type"] == "RollingUpdate":
-        ru = strategy.get("rollingUpdate")
-        if not isinstance(ru, dict):
-            ru = strategy["rollingUpdate"] = {}
+        ru = _child(strategy, "rollingUpdate")
         ru.setdefault("maxUnavailable", "25%")
         ru.setdefault("maxSurge", "25%")
     spec.setdefault("revisionHistoryLimit", 10)
@@ -271,42 +268,30 @@ def _statefulset(obj: Obj) -> None:
     spec = _spec(obj)
     spec.setdefault("replicas", 1)
     spec.setdefault("podManagementPolicy", "OrderedReady")
-    strategy = spec.get("updateStrategy")
-    if not isinstance(strategy, dict):
-        strategy = spec["updateStrategy"] = {}
+    strategy = _child(spec, "updateStrategy")
     strategy.setdefault("type", "RollingUpdate")
     if strategy["type"] == "RollingUpdate":
-        ru = strategy.get("rollingUpdate")
-        if not isinstance(ru, dict):
-            ru = strategy["rollingUpdate"] = {}
+        ru = _child(strategy, "rollingUpdate")
         ru.setdefault("partition", 0)
     spec.setdefault("revisionHistoryLimit", 10)
-    policy = spec.get("persistentVolumeClaimRetentionPolicy")
-    if not isinstance(policy, dict):
-        policy = spec["persistentVolumeClaimRetentionPolicy"] = {}
+    policy = _child(spec, "persistentVolumeClaimRetentionPolicy")
     policy.setdefault("whenDeleted", "Retain")
     policy.setdefault("whenScaled", "Retain")
     for vct in _dicts(spec.get("volumeClaimTemplates")):
         vct.setdefault("apiVersion", "v1")
         vct.setdefault("kind", "PersistentVolumeClaim")
         _pvc(vct)
-        status = vct.get("status")
-        if not isinstance(status, dict):
-            status = vct["status"] = {}
+        status = _child(vct, "status")
         status.setdefault("phase", "Pending")
     _template(obj)
 
 
 def _daemonset(obj: Obj) -> None:
     spec = _spec(obj)
-    strategy = spec.get("updateStrategy")
-    if not isinstance(strategy, dict):
-        strategy = spec["updateStrategy"] = {}
+    strategy = _child(spec, "updateStrategy")
     strategy.setdefault("type", "RollingUpdate")
     if strategy["type"] == "RollingUpdate":
-        ru = strategy.get("rollingUpdate")
-        if not isinstance(ru, dict):
-            ru = strategy["rollingUpdate"] = {}
+        ru = _child(strategy, "rollingUpdate")
         ru.setdefault("maxUnavailable", 1)
         ru.setdefault("maxSurge", 0)
     spec.setdefault("revisionHistoryLimit", 10)
@@ -459,9 +444,7 @@ def _pv(obj: Obj) -> None:
     spec = _spec(obj)
     spec.setdefault("persistentVolumeReclaimPolicy", "Retain")
     spec.setdefault("volumeMode", "Filesystem")
-    status = obj.get("status")
-    if not isinstance(status, dict):
-        status = obj["status"] = {}
+    status = _child(obj, "status")
     status.setdefault("phase", "Pending")
 
 
@@ -477,16 +460,12 @@ def _namespace(obj: Obj) -> None:
     meta = obj.setdefault("metadata", {})
     name = meta.get("name")
     if isinstance(name, str) and name:
-        labels = meta.get("labels")
-        if not isinstance(labels, dict):
-            labels = meta["labels"] = {}
+        labels = _child(meta, "labels")
         labels["kubernetes.io/metadata.name"] = name  # always, as upstream
     spec = _spec(obj)
     if "finalizers" not in spec:
         spec["finalizers"] = ["kubernetes"]
-    status = obj.get("status")
-    if not isinstance(status, dict):
-        status = obj["status"] = {}
+    status = _child(obj, "status")
     status.setdefault("phase", "Active")
 
 

@@ -116,31 +116,26 @@ PVC_UPDATE_MSG = "spec is immutable after creation except resources.requests for
 # Each returns the list of messages upstream's Is* function would.
 
 
-def is_dns1123_label(value: str) -> list[str]:
+def _bounded_match(value: str, limit: int, pattern: re.Pattern[str], message: str) -> list[str]:
+    """Upstream's shape for name checks: a length limit, then a regular expression."""
     errs = []
-    if len(value) > 63:
-        errs.append(max_len_error(63))
-    if not _LABEL_RE.match(value):
-        errs.append(_LABEL_MSG)
+    if len(value) > limit:
+        errs.append(max_len_error(limit))
+    if not pattern.match(value):
+        errs.append(message)
     return errs
+
+
+def is_dns1123_label(value: str) -> list[str]:
+    return _bounded_match(value, 63, _LABEL_RE, _LABEL_MSG)
 
 
 def is_dns1123_subdomain(value: str) -> list[str]:
-    errs = []
-    if len(value) > 253:
-        errs.append(max_len_error(253))
-    if not _SUBDOMAIN_RE.match(value):
-        errs.append(_SUBDOMAIN_MSG)
-    return errs
+    return _bounded_match(value, 253, _SUBDOMAIN_RE, _SUBDOMAIN_MSG)
 
 
 def is_dns1035_label(value: str) -> list[str]:
-    errs = []
-    if len(value) > 63:
-        errs.append(max_len_error(63))
-    if not _DNS1035_RE.match(value):
-        errs.append(_DNS1035_MSG)
-    return errs
+    return _bounded_match(value, 63, _DNS1035_RE, _DNS1035_MSG)
 
 
 def is_qualified_name(value: str) -> list[str]:
@@ -167,12 +162,7 @@ def is_qualified_name(value: str) -> list[str]:
 
 
 def is_label_value(value: str) -> list[str]:
-    errs = []
-    if len(value) > 63:
-        errs.append(max_len_error(63))
-    if not _LABEL_VALUE_RE.match(value):
-        errs.append(_LABEL_VALUE_MSG)
-    return errs
+    return _bounded_match(value, 63, _LABEL_VALUE_RE, _LABEL_VALUE_MSG)
 
 
 def is_port_name(value: str) -> list[str]:
