@@ -31,7 +31,8 @@ class ClusterConfig:
     node_port_range: tuple[int, int] = (30000, 32767)
     nodes: int = 3
     overlay: str = "vxlan"
-    proxy_mode: str = "iptables"
+    proxy_mode: str = "nftables"
+    lb_pool: str = ""            # "first-last" addresses for LoadBalancers; default: top of the fabric /24
     fabric_subnet: str = ""
     extra: dict[str, str] = field(default_factory=dict)
 
