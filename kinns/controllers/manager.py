@@ -23,6 +23,7 @@ from .provisioner import LocalPathProvisioner
 from .pvbinder import PersistentVolumeBinder
 from .replicaset import ReplicaSetController
 from .scheduler import Scheduler
+from .servicelb import ServiceLBController
 from .statefulset import StatefulSetController
 
 
@@ -41,6 +42,7 @@ async def start_controllers(api: ApiServer, cfg: ClusterConfig) -> Callable[[], 
         StatefulSetController(client, factory),
         PersistentVolumeBinder(client, factory),
         LocalPathProvisioner(client, factory, state_dir=cfg.state_dir),
+        ServiceLBController.from_config(client, factory, cfg),
     ]
     for c in controllers:
         await c.start()
