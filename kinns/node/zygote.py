@@ -79,6 +79,37 @@ def _mount(src: str, dst: str, fstype: str | None, flags: int, data: str | None 
                        data.encode() if data else None), f"mount {fstype or 'bind'} {src} on {dst}")
 
 
+def _in_root(root: str, path: str) -> str:
+    """`path` as seen from inside `root`, resolved without leaving it.
+
+    Like runc's securejoin: each symlink met on the way is followed
+    relative to `root` (an absolute link such as Debian's `/var/run ->
+    /run` means `<root>/run`, never the host's /run), and `..` stops at
+    `root`.  Without this, a volume mounted at /var/run/... would be
+    created and bound on the host's own /run."""
+    parts = [p for p in path.split("/") if p not in ("", ".")]
+    done: list[str] = []
+    hops = 0
+    while parts:
+        part = parts.pop(0)
+        if part == "..":
+            if done:
+                done.pop()
+            continue
+        cur = os.path.join(root, *done, part)
+        if os.path.islink(cur):
+            hops += 1
+            if hops > 40:
+                raise OSError(f"too many levels of symbolic links in {path}")
+            target = os.readlink(cur)
+            if target.startswith("/"):
+                done = []
+            parts = [p for p in target.split("/") if p not in ("", ".")] + parts
+            continue
+        done.append(part)
+    return os.path.join(root, *done)
+
+
 def _mkdirs(path: str, is_file: bool = False) -> None:
     if is_file:
         os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -124,12 +155,12 @@ def _setup_child(spec: dict[str, Any]) -> None:
     if os.path.isdir(f"{root}/run/netns"):
         _mount("netns", f"{root}/run/netns", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=0755,size=4k")
     for path, text in spec.get("files", {}).items():
-        dst = root + path
+        dst = _in_root(root, path)
         os.makedirs(os.path.dirname(dst), exist_ok=True)
         with open(dst, "w") as f:
             f.write(text)
     for src, dst, ro in spec.get("binds", []):
-        target = root + dst
+        target = _in_root(root, dst)
         _mkdirs(target, is_file=not os.path.isdir(src))
         _mount(src, target, None, MS_BIND | MS_REC)
         if ro:
