@@ -109,6 +109,16 @@ def _check_fabric(cfg: ClusterConfig) -> str | None:
     return None
 
 
+def _check_proxy_mode(mode: str) -> str | None:
+    """IPVS needs the ip_vs kernel module; refuse before anything is created."""
+    if mode == "ipvs" and not Path("/proc/net/ip_vs").exists():
+        return ("--proxy-mode ipvs needs the ip_vs kernel module, and this kernel has none (no /proc/net/ip_vs); "
+                "use --proxy-mode nftables (the default), iptables or userspace")
+    if mode == "ipvs":
+        return "--proxy-mode ipvs is not built in kinns yet; use nftables (the default), iptables or userspace"
+    return None
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """kinns: a real multi-node Kubernetes cluster in network namespaces."""
@@ -118,14 +128,15 @@ def main() -> None:
 @NAME_OPTION
 @click.option("--nodes", default=3, show_default=True, help="number of nodes (one control plane + workers)")
 @click.option("--overlay", type=click.Choice(["vxlan", "host-gw"]), default="vxlan", show_default=True)
-@click.option("--proxy-mode", type=click.Choice(["iptables", "nftables"]), default="iptables", show_default=True)
+@click.option("--proxy-mode", type=click.Choice(["nftables", "iptables", "userspace", "ipvs"]), default="nftables",
+              show_default=True, help="kube-proxy's mode (written into the kube-proxy ConfigMap)")
 @click.option("--pod-subnet", default="10.244.0.0/16", show_default=True, help="cluster CIDR; a /24 per node")
 @click.option("--fabric-subnet", default="", help="node network (default: a free 172.18.x.0/24)")
 @click.option("--wait", default=60.0, show_default=True, help="seconds to wait for the cluster to be ready")
 def up(name: str, nodes: int, overlay: str, proxy_mode: str, pod_subnet: str, fabric_subnet: str,
        wait: float) -> None:
     """Start a cluster and merge its kubeconfig context kinns-NAME."""
-    err = validate_name(name) or _check_sizes(nodes, pod_subnet)
+    err = validate_name(name) or _check_sizes(nodes, pod_subnet) or _check_proxy_mode(proxy_mode)
     if err:
         _fail(err)
     old = ClusterConfig.load(name)
@@ -137,15 +148,19 @@ def up(name: str, nodes: int, overlay: str, proxy_mode: str, pod_subnet: str, fa
     if old is not None:
         cfg.api_port = old.api_port
         cfg.fabric_subnet = cfg.fabric_subnet or old.fabric_subnet
+    from .net.fabric import FabricOverlapError, check_subnet, choose_subnet
     if cfg.fabric_subnet:
-        from .net.fabric import FabricOverlapError, check_subnet
         try:
             check_subnet(name, cfg.fabric_subnet)
         except FabricOverlapError as exc:
             _fail(str(exc))
-        err = _check_fabric(cfg)
-        if err:
-            _fail(err)
+    else:
+        # Chosen here, not in the daemon, so the control-plane node's address
+        # (where the API listens for the cluster) is known before it starts.
+        cfg.fabric_subnet = choose_subnet(name)
+    err = _check_fabric(cfg)
+    if err:
+        _fail(err)
     cfg.api_port = cfg.api_port or _free_port(cfg.api_host)
     cfg.save()
     start = time.monotonic()
@@ -207,10 +222,58 @@ def status(name: str) -> None:
         _fail(f'no cluster named "{name}" exists; start one with `kinns up --name {name}`')
     pid = _pid(cfg)
     state = "running" if pid and _api_ready(cfg) else "stopped"
+    if pid and state == "stopped" and _control_plane_state(cfg) == "stopped":
+        state = "control-plane-stopped"
     click.echo(json.dumps({"name": name, "state": state, "pid": pid, "api": cfg.server_url,
+                           "proxyMode": cfg.proxy_mode, "controlPlane": _control_plane_state(cfg),
                            "context": f"kinns-{name}", "stateDir": str(cfg.state_dir)}, indent=2))
     if state != "running":
         raise SystemExit(1)
+
+
+@main.group("control-plane")
+def control_plane() -> None:
+    """Stop or start the API server and controllers alone.
+
+    Nodes, pods, kube-proxy and the rules it wrote keep running, as on a
+    real cluster whose control-plane node is down: Services keep answering.
+    """
+
+
+def _control_plane_state(cfg: ClusterConfig) -> str:
+    try:
+        return (cfg.state_dir / "control-plane").read_text().strip()
+    except OSError:
+        return "unknown"
+
+
+def _signal_control_plane(name: str, sig: signal.Signals, want: str) -> None:
+    cfg = _running(name)
+    pid = _pid(cfg)
+    assert pid is not None
+    os.kill(pid, sig)
+    deadline = time.monotonic() + 30
+    while _control_plane_state(cfg) != want or _api_ready(cfg) != (want == "running"):
+        if time.monotonic() > deadline:
+            _fail(f"the control plane did not become {want} within 30s; see {cfg.state_dir / 'daemon.log'}")
+        time.sleep(0.05)
+
+
+@control_plane.command("stop")
+@NAME_OPTION
+def control_plane_stop(name: str) -> None:
+    """Close the API server's listeners and stop the controllers."""
+    _signal_control_plane(name, signal.SIGUSR1, "stopped")
+    console.print(f"[green]✓[/green] Control plane of [bold]{name}[/bold] stopped: the API does not answer; "
+                  "pods, kube-proxy and Services keep running", highlight=False)
+
+
+@control_plane.command("start")
+@NAME_OPTION
+def control_plane_start(name: str) -> None:
+    """Serve the API again and restart the controllers."""
+    _signal_control_plane(name, signal.SIGUSR2, "running")
+    console.print(f"[green]✓[/green] Control plane of [bold]{name}[/bold] running", highlight=False)
 
 
 @main.command(name="kubeconfig")

@@ -51,8 +51,14 @@ class ApiServer:
         self.pod_subresources: dict[str, PodStreamHandler] = {}
         # The node layer, when this daemon runs nodes (kinns.node.agents.NodeAgents).
         self.node_agents: Any = None
+        # Set by the daemon: `await listen_in_node(netns, ip)` also serves the
+        # API inside the control-plane node once its namespace exists.
+        self.listen_in_node: Any = None
         # Connection-upgrading handlers (exec/attach streams), keyed by path suffix.
         self.upgrade_handlers: dict[str, Any] = {}
+        # False while the control plane is stopped (`kinns control-plane stop`):
+        # in-process callers then fail as remote ones do when nothing listens.
+        self.serving = True
 
     # --------------------------------------------------------------- bootstrap
 
@@ -95,6 +101,9 @@ class ApiServer:
     # ---------------------------------------------------------------- dispatch
 
     async def dispatch(self, req: Request) -> Response:
+        if not self.serving:
+            exc = ApiError(503, "ServiceUnavailable", "the API server is stopped (kinns control-plane stop)")
+            return Response(exc.code, obj=exc.status())
         try:
             return await self._route(req)
         except ApiError as exc:

@@ -59,6 +59,44 @@ def _name(cn: str, org: str | None = None) -> x509.Name:
     return x509.Name(attrs)
 
 
+def _leaf(ca_key: ec.EllipticCurvePrivateKey, ca_name: x509.Name, now: dt.datetime, cn: str, org: str | None,
+          usage: x509.ObjectIdentifier, sans: list[x509.GeneralName]) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    """A key and a one-year certificate for `cn` (in `org`), signed by the CA."""
+    key = _key()
+    b = (
+        x509.CertificateBuilder()
+        .subject_name(_name(cn, org)).issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now).not_valid_after(now + dt.timedelta(days=365))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.KeyUsage(True, True, False, False, False, False, False, False, False), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+    )
+    if sans:
+        b = b.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+    return b.sign(ca_key, hashes.SHA256()), key
+
+
+def client_cert(pki_dir: Path, file_stem: str, cn: str, org: str | None = None) -> tuple[Path, Path]:
+    """A client certificate for a component's own identity (e.g. CN
+    `system:kube-proxy`), signed by the cluster CA; kept if it exists.
+    Returns (cert, key) paths `<pki>/<file_stem>.crt|.key`."""
+    crt, key_path = pki_dir / f"{file_stem}.crt", pki_dir / f"{file_stem}.key"
+    if crt.exists() and key_path.exists():
+        return crt, key_path
+    p = paths(pki_dir)
+    ca = x509.load_pem_x509_certificate(p.ca_cert.read_bytes())
+    ca_key = serialization.load_pem_private_key(p.ca_key.read_bytes(), None)
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+    now = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5)
+    cert, key = _leaf(ca_key, ca.subject, now, cn, org, ExtendedKeyUsageOID.CLIENT_AUTH, [])
+    _write(crt, cert.public_bytes(serialization.Encoding.PEM))
+    _write(key_path, _pem_key(key), private=True)
+    return crt, key_path
+
+
 def ensure_pki(pki_dir: Path, server_names: list[str], server_ips: list[str]) -> CertPaths:
     """Create the CA and certificates if missing; existing ones are kept."""
     pki_dir.mkdir(parents=True, exist_ok=True)
@@ -82,21 +120,7 @@ def ensure_pki(pki_dir: Path, server_names: list[str], server_ips: list[str]) ->
 
     def leaf(cn: str, org: str | None, usage: x509.ObjectIdentifier,
              sans: list[x509.GeneralName]) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
-        key = _key()
-        b = (
-            x509.CertificateBuilder()
-            .subject_name(_name(cn, org)).issuer_name(ca_name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now).not_valid_after(now + dt.timedelta(days=365))
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.KeyUsage(True, True, False, False, False, False, False, False, False), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
-            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
-        )
-        if sans:
-            b = b.add_extension(x509.SubjectAlternativeName(sans), critical=False)
-        return b.sign(ca_key, hashes.SHA256()), key
+        return _leaf(ca_key, ca_name, now, cn, org, usage, sans)
 
     sans: list[x509.GeneralName] = [x509.DNSName(n) for n in server_names]
     sans += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in server_ips]

@@ -52,6 +52,8 @@ class NodeAgents:
             cfg.save()
         report(cfg.state_dir, f"fabric {cfg.fabric_subnet} and {len(nodes)} node namespaces created")
         write_control_plane_manifests(cfg, nodes[0].name, nodes[0].ip)
+        if self.api.listen_in_node is not None:
+            await self.api.listen_in_node(nodes[0].netns, nodes[0].ip)
         loop = asyncio.get_running_loop()
 
         def on_exit(st: ContainerStatus) -> None:

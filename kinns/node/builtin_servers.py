@@ -16,6 +16,7 @@ container costs the pages it dirties, not a new interpreter.
   TCP/UDP with `--tcp`/`--udp`.
 - `hello-app`: the Google sample's "Hello, world!" page.
 - `pause`: waits for SIGTERM/SIGINT and exits 0.
+- `kube-proxy`: execs kinns' kube-proxy (`kinns.proxy`) in the container.
 """
 
 from __future__ import annotations
@@ -253,7 +254,18 @@ def pause(args: list[str]) -> None:
     _pause()
 
 
+def kube_proxy(args: list[str]) -> None:
+    """The kube-proxy image: exec kinns' kube-proxy (`python -m kinns.proxy`)
+    as this container's process, a fresh interpreter of its own (the
+    zygote's is stripped down), so `ps` in the node shows kube-proxy's own
+    process and its memory is its own."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    os.environ["PYTHONPATH"] = root
+    os.execv(sys.executable, [sys.executable, "-m", "kinns.proxy", *args])
+
+
 BUILTINS: dict[str, Callable[[list[str]], None]] = {
+    "kube-proxy": kube_proxy,
     "netexec": netexec,
     "serve-hostname": serve_hostname,
     "hello-app": hello_app,

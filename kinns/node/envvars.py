@@ -105,13 +105,33 @@ def expand(text: str, env: Mapping[str, str]) -> str:
     return _REF.sub(sub, text)
 
 
-def container_env(container: dict[str, Any], base: Mapping[str, str]) -> dict[str, str]:
+def pod_fields(pod: dict[str, Any], pod_ip: str = "", host_ip: str = "") -> dict[str, str]:
+    """The downward API's `fieldRef` paths for `pod` (what `valueFrom.fieldRef` may name)."""
+    meta, spec = pod.get("metadata") or {}, pod.get("spec") or {}
+    out = {"metadata.name": meta.get("name", ""), "metadata.namespace": meta.get("namespace", ""),
+           "metadata.uid": meta.get("uid", ""), "spec.nodeName": spec.get("nodeName", ""),
+           "spec.serviceAccountName": spec.get("serviceAccountName", "default"),
+           "status.podIP": pod_ip, "status.podIPs": pod_ip, "status.hostIP": host_ip, "status.hostIPs": host_ip}
+    for k, v in (meta.get("labels") or {}).items():
+        out[f"metadata.labels['{k}']"] = v
+    for k, v in (meta.get("annotations") or {}).items():
+        out[f"metadata.annotations['{k}']"] = v
+    return out
+
+
+def container_env(container: dict[str, Any], base: Mapping[str, str],
+                  fields: Mapping[str, str] | None = None) -> dict[str, str]:
     """Literal `env` entries of `container` layered over `base` (service
     variables, ...), each value expanded against what came before it.
-    Entries with `valueFrom` are left to the caller (they need the API)."""
+    `valueFrom.fieldRef` entries take their value from `fields` (see
+    `pod_fields`); other `valueFrom` sources need the API and are left to
+    the caller."""
     env = dict(base)
     for item in container.get("env") or []:
         if "valueFrom" in item and "value" not in item:
+            ref = (item.get("valueFrom") or {}).get("fieldRef") or {}
+            if fields is not None and ref.get("fieldPath") in fields:
+                env[item["name"]] = fields[ref["fieldPath"]]
             continue
         env[item["name"]] = expand(str(item.get("value", "")), env)
     return env

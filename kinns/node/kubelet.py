@@ -32,7 +32,7 @@ from ..controllers.base import Controller
 from ..net import overlay, pod_network
 from ..net.desired import NodeNet, vtep_mac
 from . import images, nodeinfo, volumes
-from .envvars import container_env, service_env
+from .envvars import container_env, pod_fields, service_env
 from .podstatus import ContainerView, pod_status, ts
 from .probes import Prober
 from .runtime import ContainerStatus, Runtime
@@ -294,10 +294,10 @@ class Kubelet(Controller):
                                  cluster_dns=[self.cluster_dns], node_name=node.name)
         return ip, sandbox
 
-    def _env(self, pod: Obj, container: dict[str, Any]) -> dict[str, str]:
+    def _env(self, pod: Obj, container: dict[str, Any], pod_ip: str) -> dict[str, str]:
         links = (pod.get("spec") or {}).get("enableServiceLinks", True)
         base = service_env(self.services.list(), pod["metadata"]["namespace"], enable_service_links=links)
-        return container_env(container, base)
+        return container_env(container, base, pod_fields(pod, pod_ip, self.node.ip))
 
     async def _sync_containers(self, pod: Obj, rec: PodRecord) -> float | None:
         """Start or restart containers as the restart policy says; returns when to look again."""
@@ -359,7 +359,7 @@ class Kubelet(Controller):
             # Off the loop, the zygote also overlaps the set-up of several
             # children.  Only this pod's worker waits (keys never run twice
             # at once), so `rec` is not touched by anyone else meanwhile.
-            st = await _io(self.runtime.start_container, rec.sandbox, c, env=self._env(pod, c),
+            st = await _io(self.runtime.start_container, rec.sandbox, c, env=self._env(pod, c, rec.attached_ip),
                            restart_count=count, mounts=volumes.mounts_for(c, rec.volumes or {}))
         except images.ImageError as exc:
             rec.waiting[name] = (exc.reason, exc.message)

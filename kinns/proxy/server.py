@@ -33,6 +33,7 @@ from typing import Any
 
 import yaml
 
+from ..api.discovery import VERSION_INFO
 from ..client import Client, InformerFactory
 from ..client.transport import HttpTransport
 from ..klog import info
@@ -48,6 +49,7 @@ log = logging.getLogger("kube-proxy")
 
 MODES = ("nftables", "iptables", "userspace", "ipvs")
 CANARY_INTERVAL = 5.0
+VERSION = VERSION_INFO["gitVersion"]
 
 
 def parse_duration(text: str | int | float | None, default: float) -> float:
@@ -138,8 +140,14 @@ class ProxyServer:
         self.cfg = cfg
         self.node_name = node_name
         self.factory = InformerFactory(client)
-        self.services = self.factory.informer("v1", "Service")
-        self.slices = self.factory.informer("discovery.k8s.io/v1", "EndpointSlice")
+        # As upstream: Services another proxy claims are not ours; headless
+        # Services have no virtual IP to program.
+        skip = "!service.kubernetes.io/service-proxy-name"
+        self.services = self.factory.informer("v1", "Service", label_selector=skip)
+        self.slices = self.factory.informer("discovery.k8s.io/v1", "EndpointSlice",
+                                            label_selector=skip + ",!service.kubernetes.io/headless")
+        for inf in (self.services, self.slices):
+            inf.max_backoff = 5.0   # come back quickly after the control plane returns
         self.slices.add_indexer("service", lambda s: ["%s/%s" % k] if (k := slice_service(s)) else [])
         self.tracker = ChangeTracker(
             lambda ns, n: self.services.get(f"{ns}/{n}"),
@@ -162,7 +170,7 @@ class ProxyServer:
         delay = 0.2
         while True:
             try:
-                node = await self.client.get("v1/Node", self.node_name)
+                node = await self.client.get(("v1", "Node"), self.node_name)
                 ips = tuple(a["address"] for a in (node.get("status") or {}).get("addresses") or []
                             if a.get("type") == "InternalIP")
                 if ips:
@@ -174,7 +182,7 @@ class ProxyServer:
             delay = min(delay * 2, 5.0)
 
     async def run(self) -> None:
-        info(log, "server.go:484", "Version info", version="v1.32.0")
+        info(log, "server.go:484", "Version info", version=VERSION, goVersion=VERSION_INFO["goVersion"])
         self.node = await self.node_facts()
         mode = self.cfg.mode
         info(log, "server_linux.go:132", f"Using {mode} Proxier")
@@ -279,4 +287,4 @@ def _announcer() -> Any:
 
 def build(cfg: ProxyConfig, node_name: str) -> ProxyServer:
     transport = HttpTransport.from_kubeconfig(cfg.kubeconfig)
-    return ProxyServer(Client(transport, user_agent="kube-proxy/v1.32.0 (linux/amd64) kubernetes"), cfg, node_name)
+    return ProxyServer(Client(transport, user_agent=f"kube-proxy/{VERSION} (linux/amd64) kubernetes"), cfg, node_name)

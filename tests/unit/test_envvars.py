@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kinns.node.envvars import container_env, expand, service_env, vars_for_service
+from kinns.node.envvars import container_env, expand, pod_fields, service_env, vars_for_service
 
 
 def svc(name: str, ns: str, ip: str | None, ports: list[dict[str, Any]]) -> dict[str, Any]:
@@ -83,3 +83,16 @@ def test_container_env_layers_and_expands() -> None:
     assert env["URL"] == "http://10.96.12.34:80/"
     assert env["MY_WEB_SERVICE_PORT"] == "8080"
     assert "FROM_API" not in env
+
+
+def test_field_refs_from_the_downward_api() -> None:
+    c = {"env": [{"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
+                 {"name": "POD_IP", "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "status.podIP"}}},
+                 {"name": "APP", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['app']"}}},
+                 {"name": "SECRET", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}]}
+    pod = {"metadata": {"name": "p", "namespace": "ns", "labels": {"app": "web"}}, "spec": {"nodeName": "n1"}}
+    env = container_env(c, {}, pod_fields(pod, pod_ip="10.244.1.5", host_ip="172.18.0.3"))
+    assert env["NODE_NAME"] == "n1"
+    assert env["POD_IP"] == "10.244.1.5"
+    assert env["APP"] == "web"
+    assert "SECRET" not in env

@@ -1,0 +1,127 @@
+"""The add-ons kubeadm installs into kube-system, as kinns installs them.
+
+kube-proxy is deployed the way kubeadm deploys it (phases/addons/proxy):
+a ServiceAccount `kube-proxy`, a ConfigMap `kube-proxy` whose `config.conf`
+holds the KubeProxyConfiguration (the `mode` chosen with `kinns up
+--proxy-mode`) and whose `kubeconfig.conf` points at the API server on the
+control-plane node (https://<node IP>:6443), and a DaemonSet `kube-proxy`
+(hostNetwork, every taint tolerated, `--hostname-override=$(NODE_NAME)`).
+The node's kubelet runs each pod; the `registry.k8s.io/kube-proxy` image
+runs kinns' kube-proxy (`kinns.proxy`) as the container's own process.
+
+Where kubeadm gives kube-proxy a service-account token, kinns gives it a
+client certificate for `system:kube-proxy` (a Secret mounted where the
+token would be), until service-account tokens exist.  The objects are
+built by pure functions; `install` creates the missing ones.
+"""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..api.discovery import VERSION_INFO
+from ..api.request import Request
+from ..api.server import ApiServer
+from .certs import client_cert, paths
+from .config import ClusterConfig
+
+KUBE_PROXY_IMAGE = f"registry.k8s.io/kube-proxy:{VERSION_INFO['gitVersion']}"
+SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+Obj = dict[str, Any]
+
+
+def kube_proxy_config(cfg: ClusterConfig) -> str:
+    """config.conf: a KubeProxyConfiguration as kind writes it (1 s min sync)."""
+    doc = {
+        "apiVersion": "kubeproxy.config.k8s.io/v1alpha1",
+        "kind": "KubeProxyConfiguration",
+        "bindAddress": "0.0.0.0",
+        "clientConnection": {"kubeconfig": "/var/lib/kube-proxy/kubeconfig.conf"},
+        "clusterCIDR": cfg.cluster_cidr,
+        "conntrack": {"maxPerCore": 0, "tcpBeLiberal": cfg.proxy_mode == "nftables"},
+        "healthzBindAddress": "0.0.0.0:10256",
+        "metricsBindAddress": "127.0.0.1:10249",
+        "iptables": {"masqueradeAll": False, "masqueradeBit": 14, "minSyncPeriod": "1s", "syncPeriod": "30s"},
+        "nftables": {"masqueradeAll": False, "masqueradeBit": 14, "minSyncPeriod": "1s", "syncPeriod": "30s"},
+        "mode": cfg.proxy_mode,
+    }
+    return yaml.safe_dump(doc, sort_keys=False)
+
+
+def kube_proxy_kubeconfig(server: str) -> str:
+    """kubeconfig.conf: the in-cluster view of the API, with kube-proxy's own identity."""
+    doc = {
+        "apiVersion": "v1", "kind": "Config",
+        "clusters": [{"name": "default", "cluster": {"certificate-authority": f"{SA_DIR}/ca.crt", "server": server}}],
+        "contexts": [{"name": "default", "context": {"cluster": "default", "namespace": "default",
+                                                     "user": "default"}}],
+        "current-context": "default",
+        "users": [{"name": "default", "user": {"client-certificate": f"{SA_DIR}/tls.crt",
+                                               "client-key": f"{SA_DIR}/tls.key"}}],
+    }
+    return yaml.safe_dump(doc, sort_keys=False)
+
+
+def kube_proxy_objects(cfg: ClusterConfig, server: str, ca: bytes, crt: bytes, key: bytes) -> list[tuple[str, Obj]]:
+    """(collection path, object) for everything kube-proxy needs, in creation order."""
+    ns = "kube-system"
+    labels = {"k8s-app": "kube-proxy"}
+    b64 = lambda b: base64.b64encode(b).decode()  # noqa: E731 - a one-line helper
+    return [
+        (f"/api/v1/namespaces/{ns}/serviceaccounts",
+         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "kube-proxy", "namespace": ns}}),
+        (f"/api/v1/namespaces/{ns}/configmaps",
+         {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "kube-proxy", "namespace": ns, "labels": {"app": "kube-proxy"}},
+          "data": {"config.conf": kube_proxy_config(cfg), "kubeconfig.conf": kube_proxy_kubeconfig(server)}}),
+        (f"/api/v1/namespaces/{ns}/secrets",
+         {"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+          "metadata": {"name": "kube-proxy-credentials", "namespace": ns, "labels": labels},
+          "data": {"ca.crt": b64(ca), "tls.crt": b64(crt), "tls.key": b64(key)}}),
+        (f"/apis/apps/v1/namespaces/{ns}/daemonsets", {
+            "apiVersion": "apps/v1", "kind": "DaemonSet",
+            "metadata": {"name": "kube-proxy", "namespace": ns, "labels": labels},
+            "spec": {
+                "selector": {"matchLabels": labels},
+                "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1}},
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {
+                        "containers": [{
+                            "name": "kube-proxy", "image": KUBE_PROXY_IMAGE, "imagePullPolicy": "IfNotPresent",
+                            "command": ["/usr/local/bin/kube-proxy", "--config=/var/lib/kube-proxy/config.conf",
+                                        "--hostname-override=$(NODE_NAME)"],
+                            "env": [{"name": "NODE_NAME",
+                                     "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "spec.nodeName"}}}],
+                            "securityContext": {"privileged": True},
+                            "volumeMounts": [{"name": "kube-proxy", "mountPath": "/var/lib/kube-proxy"},
+                                             {"name": "credentials", "mountPath": SA_DIR, "readOnly": True}],
+                        }],
+                        "hostNetwork": True,
+                        "dnsPolicy": "ClusterFirst",
+                        "nodeSelector": {"kubernetes.io/os": "linux"},
+                        "priorityClassName": "system-node-critical",
+                        "serviceAccountName": "kube-proxy",
+                        "tolerations": [{"operator": "Exists"}],
+                        "volumes": [{"name": "kube-proxy", "configMap": {"name": "kube-proxy"}},
+                                    {"name": "credentials", "secret": {"secretName": "kube-proxy-credentials"}}],
+                    },
+                },
+            },
+        }),
+    ]
+
+
+async def install(api: ApiServer, cfg: ClusterConfig, control_plane_ip: str, port: int = 6443) -> None:
+    """Create kube-proxy's objects that do not exist yet (a restart keeps what is there)."""
+    pki = cfg.state_dir / "pki"
+    crt, key = client_cert(pki, "kube-proxy", "system:kube-proxy")
+    server = f"https://{control_plane_ip}:{port}"
+    for collection, obj in kube_proxy_objects(cfg, server, paths(pki).ca_cert.read_bytes(),
+                                              Path(crt).read_bytes(), Path(key).read_bytes()):
+        resp = await api.dispatch(Request("POST", collection, obj=obj))
+        if resp.status >= 400 and resp.obj.get("reason") != "AlreadyExists":
+            raise RuntimeError(f"installing {obj['kind']} {obj['metadata']['name']}: {resp.obj.get('message')}")
