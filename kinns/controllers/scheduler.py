@@ -49,6 +49,10 @@ class Scheduler(Controller):
     workers = 1  # one binder at a time: decisions see each other's bindings
 
     def setup(self) -> None:
+        # Bindings this scheduler made that the cache may not show yet (set
+        # first: handlers may run as soon as they are registered).
+        self._assumed: dict[str, str] = {}
+        self._binding: set[asyncio.Task[None]] = set()
         self.pods = self.factory.informer("v1", "Pod")
         self.nodes = self.factory.informer("v1", "Node")
         self.claims = self.factory.informer("v1", "PersistentVolumeClaim")
@@ -63,9 +67,6 @@ class Scheduler(Controller):
         self.nodes.add_handlers(on_add=lambda n: self._requeue_all(),
                                 on_update=lambda o, n: self._requeue_all(),
                                 on_delete=lambda n: self._requeue_all())
-        # Bindings this scheduler made that the cache may not show yet.
-        self._assumed: dict[str, str] = {}
-        self._binding: set[asyncio.Task[None]] = set()
 
     def _unbound_claim(self, pod: Obj) -> str | None:
         """Upstream's VolumeBinding filter: every claim must exist, and be bound unless
