@@ -315,7 +315,7 @@ def exec_cmd(name: str, namespace: str, container: str | None, target: str, comm
 @NAME_OPTION
 def demo(name: str) -> None:
     """Deploy the demo app (Deployment + NodePort Service) with kubectl."""
-    from .cluster.demo import DEMO_MANIFEST, next_steps
+    from .cluster.demo import DEMO_MANIFEST, ask, next_steps
     cfg = _running(name)
     kubectl = ["kubectl", "--kubeconfig", str(cfg.state_dir / "kubeconfig")]
     r = subprocess.run([*kubectl, "apply", "-f", "-"], input=DEMO_MANIFEST, text=True, capture_output=True)
@@ -328,8 +328,23 @@ def demo(name: str) -> None:
                           "jsonpath={.items[0].metadata.name} {.items[0].status.podIP}"],
                          text=True, capture_output=True).stdout.split()
     pod, ip = (out[0], out[1]) if len(out) == 2 else ("<pod>", "<pod IP>")
+
+    def get(*args: str) -> str:
+        return subprocess.run([*kubectl, "get", *args], text=True, capture_output=True).stdout.strip()
+
+    cluster_ip = get("svc", "hello", "-o", "jsonpath={.spec.clusterIP}")
+    node_port = get("svc", "hello", "-o", "jsonpath={.spec.ports[0].nodePort}")
+    nodes = get("nodes", "-o", "jsonpath={range .items[*]}{.metadata.name}={.status.addresses[0].address} {end}")
+    node_ips = dict(item.split("=", 1) for item in nodes.split())
+    proxy = get("pods", "-n", "kube-system", "-l", "k8s-app=kube-proxy", "-o", "jsonpath={.items[0].metadata.name}")
     click.echo("")
-    click.echo(next_steps(name, pod, ip))
+    for node, node_ip in sorted(node_ips.items()):
+        answer = ask(f"http://{node_ip}:{node_port}/")
+        click.echo(f"curl http://{node_ip}:{node_port}/  ({node}) → {answer or 'no answer'}")
+    worker = node_ips.get(f"{name}-worker") or next(iter(node_ips.values()), "<node IP>")
+    click.echo("")
+    click.echo(next_steps(name, pod, ip, proxy_mode=cfg.proxy_mode, cluster_ip=cluster_ip, node_port=node_port,
+                          worker_ip=worker, kube_proxy_pod=proxy or "<kube-proxy pod>"))
 
 
 if __name__ == "__main__":

@@ -158,6 +158,13 @@ def find_leaks(name: str, state_root: Path) -> list[str]:
             continue
         if b"kinns.cluster.daemon" in cmd and name.encode() in cmd:
             leaks.append(f"process {pid}")
+        elif b"kinns.proxy" in cmd:
+            try:
+                environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if any(e.startswith(f"NODE_NAME={name}-".encode()) for e in environ):
+                leaks.append(f"kube-proxy process {pid}")
     from .node.cgroups import find_parents
     leaks += [f"cgroup {p}" for p in find_parents() if p == f"kinns/{name}" or p.startswith(f"kinns/{name}/")]
     if (state_root / name).exists():

@@ -38,20 +38,45 @@ spec:
 """
 
 
-def next_steps(name: str, pod: str, pod_ip: str) -> str:
+RULES_COMMAND = {
+    "nftables": "nft list table ip kube-proxy",
+    "iptables": "iptables-save -t nat",
+    "userspace": "iptables-save -t nat",
+}
+
+
+def ask(url: str, tries: int = 40, timeout: float = 1.0) -> str | None:
+    """GET `url` from the host, retrying while kube-proxy writes its first rules."""
+    import time
+    import urllib.request
+    for _ in range(tries):
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as r:
+                return str(r.read().decode().strip())
+        except OSError:
+            time.sleep(0.25)
+    return None
+
+
+def next_steps(name: str, pod: str, pod_ip: str, *, proxy_mode: str = "nftables", cluster_ip: str = "<cluster IP>",
+               node_port: str = "<node port>", worker_ip: str = "<node IP>", kube_proxy_pod: str = "<kube-proxy pod>") -> str:
     ctx = f"kinns-{name}"
     flag = "" if name == "kinns" else f" --name {name}"
+    rules = RULES_COMMAND.get(proxy_mode, "iptables-save")
     return "\n".join([
         f"Try next (kubectl's current context is {ctx}):",
         "  kubectl get nodes -o wide                      # nodes are network namespaces on a fabric bridge",
-        "  kubectl get nodes -o jsonpath='{..podCIDR}'    # a /24 of 10.244.0.0/16 per node",
-        "  kubectl get deploy,rs,pods -o wide             # each pod's IP is in its node's range",
+        "  kubectl get svc,endpointslices,pods -o wide    # the Service, the pod IPs behind it",
+        f"  curl http://{worker_ip}:{node_port}/          # the NodePort answers on every node, from the host",
+        f"  kinns exec{flag} pod/{pod} -- wget -qO- http://{cluster_ip}/   # the ClusterIP, from a pod",
+        "  kubectl get ds,pods -n kube-system -o wide     # kube-proxy: one pod per node",
+        f"  kubectl logs -n kube-system {kube_proxy_pod}   # says which proxier it uses ({proxy_mode})",
+        f"  kinns exec{flag} node/{name}-worker -- {rules}   # the rules kube-proxy wrote",
+        f"  kinns exec{flag} node/{name}-worker -- conntrack -L   # connections and their NAT",
+        f"  kinns control-plane stop{flag}; curl http://{worker_ip}:{node_port}/; kinns control-plane start{flag}",
         f"  kinns exec{flag} node/{name}-control-plane -- curl -s {pod_ip}   # node to pod, across the VXLAN overlay",
         f"  kinns exec{flag} node/{name}-worker -- ip route                   # routes to the other nodes' ranges",
-        f"  kinns exec{flag} node/{name}-worker -- bridge fdb show dev flannel.1",
         f"  kinns exec{flag} pod/{pod} -- cat /etc/resolv.conf",
-        f"  kinns exec{flag} node/{name}-control-plane -- grep cluster-cidr /etc/kubernetes/manifests/kube-controller-manager.yaml",
-        "  kubectl delete pod " + pod + "                # the Deployment replaces it, with a new IP",
-        "  kubectl logs deploy/hello; kubectl describe pod " + pod,
+        "  kubectl scale deploy hello --replicas=5; kubectl get endpointslices -l kubernetes.io/service-name=hello",
         f"  kinns down{flag}                                # removes everything",
     ])
