@@ -29,7 +29,7 @@ from ..api.errors import ApiError
 from ..client.client import Client, Obj
 from ..client.informer import InformerFactory
 from ..controllers.base import Controller
-from ..net import overlay, pod_network
+from ..net import overlay, pod_network, portmap
 from ..net.desired import NodeNet, vtep_mac
 from . import images, nodeinfo, volumes
 from .envvars import container_env, pod_fields, service_env
@@ -290,6 +290,7 @@ class Kubelet(Controller):
         else:
             att = pod_network.setup_pod(node, uid, state_dir=self.state_dir / "cni", mode=self.overlay_mode)
             netns_path, ip = att.path, att.ip
+            portmap.add_pod(node, uid, ip, pod)     # hostPorts, as the CNI portmap plugin chained after bridge
         sandbox = create_sandbox(self.state_dir / "kubelet" / node.name, pod, netns=netns_path, pod_ip=ip,
                                  cluster_dns=[self.cluster_dns], node_name=node.name)
         return ip, sandbox
@@ -413,6 +414,8 @@ class Kubelet(Controller):
             await _io(self.runtime.stop_pod, rec.sandbox, float(grace))
             await _io(self.runtime.remove_pod, rec.sandbox)
             if not rec.sandbox.host_network:
+                if portmap.may_have_ports(self.node, rec.uid):
+                    await _io(portmap.remove_pod, self.node, rec.uid)
                 await _io(pod_network.teardown_pod, self.node, rec.uid,
                                         state_dir=self.state_dir / "cni", mode=self.overlay_mode)
             await _io(remove_sandbox_dir, rec.sandbox)
