@@ -66,11 +66,14 @@ def kube_proxy_kubeconfig(server: str) -> str:
     return yaml.safe_dump(doc, sort_keys=False)
 
 
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
 def kube_proxy_objects(cfg: ClusterConfig, server: str, ca: bytes, crt: bytes, key: bytes) -> list[tuple[str, Obj]]:
     """(collection path, object) for everything kube-proxy needs, in creation order."""
     ns = "kube-system"
     labels = {"k8s-app": "kube-proxy"}
-    b64 = lambda b: base64.b64encode(b).decode()  # noqa: E731 - a one-line helper
     return [
         (f"/api/v1/namespaces/{ns}/serviceaccounts",
          {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "kube-proxy", "namespace": ns}}),
@@ -80,7 +83,7 @@ def kube_proxy_objects(cfg: ClusterConfig, server: str, ca: bytes, crt: bytes, k
         (f"/api/v1/namespaces/{ns}/secrets",
          {"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
           "metadata": {"name": "kube-proxy-credentials", "namespace": ns, "labels": labels},
-          "data": {"ca.crt": b64(ca), "tls.crt": b64(crt), "tls.key": b64(key)}}),
+          "data": {"ca.crt": _b64(ca), "tls.crt": _b64(crt), "tls.key": _b64(key)}}),
         (f"/apis/apps/v1/namespaces/{ns}/daemonsets", {
             "apiVersion": "apps/v1", "kind": "DaemonSet",
             "metadata": {"name": "kube-proxy", "namespace": ns, "labels": labels},

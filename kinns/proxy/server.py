@@ -29,7 +29,7 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import yaml
 
@@ -193,8 +193,8 @@ class ProxyServer:
         self.announcer = _announcer()
         await self.http.start(self.cfg.healthz, self.cfg.metrics)
         for inf, on in ((self.services, self.tracker.on_service), (self.slices, self.tracker.on_slice)):
-            inf.add_handlers(on_add=self._poke(on), on_update=lambda _o, n, on=on: self._poke(on)(n),
-                             on_delete=self._poke(on))
+            poke = self._poke(on)
+            inf.add_handlers(on_add=poke, on_update=_new_only(poke), on_delete=poke)
         info(log, "config.go:199", "Starting service config controller")
         info(log, "config.go:105", "Starting endpoint slice config controller")
         self.factory.start()
@@ -206,7 +206,7 @@ class ProxyServer:
         await self.runner.run_once()
         await asyncio.gather(self.runner.loop(), self._canary())
 
-    def _poke(self, on: Any) -> Any:
+    def _poke(self, on: Callable[[dict[str, Any]], None]) -> Callable[[dict[str, Any]], None]:
         def handler(obj: dict[str, Any]) -> None:
             on(obj)
             self.health.queued()
@@ -274,6 +274,13 @@ class ProxyServer:
         close = getattr(self.backend, "close", None)
         if close:
             close()
+
+
+def _new_only(handler: Callable[[dict[str, Any]], None]) -> Callable[[dict[str, Any], dict[str, Any]], None]:
+    """An update handler that looks only at the new object."""
+    def on_update(_old: dict[str, Any], new: dict[str, Any]) -> None:
+        handler(new)
+    return on_update
 
 
 def _announcer() -> Any:
