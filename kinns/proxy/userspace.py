@@ -361,15 +361,6 @@ async def _pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
         dst.write_eof()
 
 
-class _Listener:
-    """One open listener: its socket and how to stop it."""
-
-    def __init__(self, key: ListenerKey, port: int, closer: Any) -> None:
-        self.key = key
-        self.port = port
-        self.closer = closer      # asyncio.Server or _UdpListener
-
-
 class _UdpClient:
     """One client's flow to its endpoint: a connected socket, read by the loop."""
 
@@ -383,8 +374,8 @@ class _UdpListener(asyncio.DatagramProtocol):
     """A UDP listener: datagrams from each client go to its endpoint, replies come back.
 
     As upstream's client cache: the first datagram of a client (address
-    and port) picks an endpoint; the flow lives until it is idle for
-    `idle` seconds, then the next datagram picks again."""
+    and port) picks an endpoint; the flow lives until it is idle for the
+    backend's `udp_idle_timeout`, then the next datagram picks again."""
 
     def __init__(self, proxy: "_Proxy", key: ListenerKey) -> None:
         self.proxy = proxy
@@ -396,7 +387,7 @@ class _UdpListener(asyncio.DatagramProtocol):
         self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        client = self.clients.get(addr) or self._open(addr)
+        client = self.clients.get(addr) or self._connect(addr)
         if client is None:
             return
         client.last = time.monotonic()
@@ -408,7 +399,8 @@ class _UdpListener(asyncio.DatagramProtocol):
             log.debug("udp %s → %s: %s", addr, client.endpoint, e)
             self.drop(addr)
 
-    def _open(self, addr: tuple[str, int]) -> _UdpClient | None:
+    def _connect(self, addr: tuple[str, int]) -> _UdpClient | None:
+        """Pick the client's endpoint and connect a socket to it (as many tries as tryConnect's)."""
         reset = False
         for _ in DIAL_TIMEOUTS:
             try:
@@ -470,6 +462,15 @@ class _UdpListener(asyncio.DatagramProtocol):
             self.drop(addr)
         if self.transport is not None:
             self.transport.close()
+
+
+@dataclass
+class _Listener:
+    """One open listener: its port and what closes it."""
+
+    key: ListenerKey
+    port: int
+    closer: asyncio.Server | _UdpListener
 
 
 class _Proxy:
@@ -683,11 +684,12 @@ class UserspaceBackend:
             for key in stale:
                 self.balancer.remove(key)
             self.balancer.expire_affinity()
-            return SyncResult(full=changed is None, rules=rules.rules, services_written=len(specs))
+            return SyncResult(full=changed is None, rules=rules.rules, services_written=len(proxied(state)))
 
     def ports(self) -> dict[ListenerKey, int]:
         """Each open listener's local port (for logs and tests)."""
-        return {k: li.port for k, li in self._proxy.listeners.items()}
+        with self._lock:
+            return {k: li.port for k, li in self._proxy.listeners.items()}
 
     def tables_flushed(self) -> bool:
         """True when a chain or jump of ours is gone (the caller then does a full sync)."""
