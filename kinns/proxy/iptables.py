@@ -29,6 +29,12 @@ A rule in the `KUBE-PROXY-CANARY` chains (mangle, nat, filter) lets
 (`-X`, `nft flush ruleset`); upstream's canary is an empty chain and only
 notices deletion.
 
+Left out on purpose: nfacct counters (and so upstream's extra
+`-d 127.0.0.0/8` NodePort rules), and kubelet's `KUBE-FIREWALL` chain;
+NodePorts match every local address (`--dst-type LOCAL`), as upstream
+does with localhost NodePorts enabled.  The stale-chain clean-up runs on
+every full sync, not on upstream's large-cluster timer.
+
 Speed: rules are f-strings appended to four lists and joined once; chain
 names (sha256 + base32) are memoised in `ChainNames`, which the backend
 keeps across syncs.
