@@ -101,8 +101,10 @@ class ServicePort:
 
     @property
     def uses_cluster_endpoints(self) -> bool:
-        """Upstream `UsesClusterEndpoints`: some traffic goes cluster-wide."""
-        return not self.internal_local or (self.externally_accessible and not self.external_local)
+        """Upstream `UsesClusterEndpoints`: some traffic goes cluster-wide.  Any
+        externally reachable port needs them, even with ETP=Local: pods and
+        the node itself reach its external addresses cluster-wide."""
+        return not self.internal_local or self.externally_accessible
 
     @property
     def uses_local_endpoints(self) -> bool:

@@ -13,7 +13,7 @@ namespaces it names with a unique prefix (nothing on the host changes):
 ```
 
 Nodes forward and route each other's pod /24 via the fabric (host-gw
-style).  Every pod runs one small server: TCP port 8080 answers an HTTP
+style), and send everything else to `ext`, as kinns nodes route to the host.  Every pod runs one small server: TCP port 8080 answers an HTTP
 request with `<pod> <client-ip>` and UDP port 9000 answers any datagram the
 same way, so a test sees which endpoint answered and whether the client
 address was masqueraded.  Apply a backend with `netns=tb.node1` and probe
@@ -89,6 +89,8 @@ def sh(netns: str | None, cmd: str, check: bool = True, timeout: float = 20) -> 
 class Testbed:
     """Two nodes, three pods and an outside client, all in fresh namespaces."""
 
+    __test__ = False   # a fixture class, not a test class, despite its name
+
     cluster_cidr = "10.244.0.0/16"
     node1_ip = "172.31.0.2"
     node2_ip = "172.31.0.3"
@@ -137,7 +139,7 @@ class Testbed:
         for ns, cidr_gw, other_cidr, other_ip in ((self.node1, "10.244.0.1/24", "10.244.1.0/24", self.node2_ip),
                                                    (self.node2, "10.244.1.1/24", "10.244.0.0/24", self.node1_ip)):
             sh(ns, f"ip link add cni0 type bridge && ip addr add {cidr_gw} dev cni0 && ip link set cni0 up"
-                   f" && ip route add {other_cidr} via {other_ip}"
+                   f" && ip route add {other_cidr} via {other_ip} && ip route add default via {self.ext_ip}"
                    " && sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.all.route_localnet=1")
         for i, pod in enumerate(self.pods.values()):
             node = self.node1 if pod.node == "node1" else self.node2
