@@ -49,8 +49,10 @@ def svc(name: str, endpoints: tuple[Endpoint, ...], *, proto: str = "TCP", ip: s
                        **kw)  # type: ignore[arg-type]
 
 
-def apply(b: UserspaceBackend, tb: proxy_testbed.Testbed, *sps: ServicePort) -> SyncResult:
-    return b.sync(ProxyState({s.name: s for s in sps}, tb.node_facts()), None)
+def apply(b: UserspaceBackend, tb: proxy_testbed.Testbed, *sps: ServicePort, full: bool = True) -> SyncResult:
+    """Sync exactly `sps`; a partial sync (`full=False`) names them all as changed."""
+    changed = None if full else frozenset(s.name for s in sps)
+    return b.sync(ProxyState({s.name: s for s in sps}, tb.node_facts()), changed)
 
 
 def names(answers: list[str | None] | list[str]) -> list[str]:
@@ -79,6 +81,28 @@ def test_cluster_ip_udp_from_a_pod_round_robins_over_every_endpoint(backend: Use
     apply(backend, testbed, svc("dns", testbed.endpoints("pa", "pb", "pc", port=9000), proto="UDP", port=53))
     got = names([testbed.udp("pa", "10.96.0.20", 53) for _ in range(3)])
     assert sorted(got) == ["pa", "pb", "pc"]
+
+
+UDP_FLOW = r"""
+import socket, time
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.settimeout(2)
+def ask():
+    u.sendto(b"hi", ("10.96.0.20", 53)); return u.recv(4096).decode().split()[0]
+first = [ask() for _ in range(3)]
+time.sleep(1.0)                          # longer than the proxy's idle timeout
+print(*first, ask())
+"""
+
+
+def test_udp_client_keeps_its_endpoint_until_idle(backend: UserspaceBackend,
+                                                  testbed: proxy_testbed.Testbed) -> None:  # noqa: F811
+    """The client cache: one source address:port is one flow until it idles out."""
+    apply(backend, testbed, svc("dns", testbed.endpoints("pa", "pb", "pc", port=9000), proto="UDP", port=53))
+    r = subprocess.run(["ip", "netns", "exec", testbed.netns_of("pa"), "python3", "-c", UDP_FLOW],
+                       capture_output=True, text=True, timeout=20)
+    a, b, c, later = r.stdout.split()
+    assert a == b == c, r.stdout
+    assert later != a                     # a new flow: the rotation had moved on
 
 
 def test_node_port_from_outside_reaches_the_endpoints(backend: UserspaceBackend,
@@ -149,7 +173,7 @@ def test_endpoint_and_service_removal(backend: UserspaceBackend, testbed: proxy_
     apply(backend, testbed, web, svc("other", testbed.endpoints("pc"), ip="10.96.0.21"))
     other_port = backend.ports()[ListenerKey(ServicePortName("default", "other", "", "TCP"))]
     assert other_port in listening(testbed)
-    apply(backend, testbed, svc("web", testbed.endpoints("pb")))
+    assert not apply(backend, testbed, svc("web", testbed.endpoints("pb")), full=False).full
     assert set(names(testbed.many_http("pa", "10.96.0.20", 80, 3))) == {"pb"}
     assert other_port not in listening(testbed)
     assert "10.96.0.21" not in testbed.run("node1", "iptables-save -t nat").stdout
