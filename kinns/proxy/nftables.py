@@ -426,7 +426,8 @@ def _delete_stale(tx: Transaction, old: Iterable[tuple[ServicePortName, Written]
                   now: Mapping[ServicePortName, Written]) -> None:
     """Delete chains, then affinity sets, that a ServicePort had and no longer
     uses.  This comes last: the elements and rules that referred to them are
-    already gone or rewritten earlier in the same transaction."""
+    already gone or rewritten earlier in the same transaction; the chains
+    are flushed before any is deleted because they refer to each other."""
     chains: list[str] = []
     sets: list[str] = []
     for name, w in old:
@@ -435,6 +436,8 @@ def _delete_stale(tx: Transaction, old: Iterable[tuple[ServicePortName, Written]
         keep_s = set(cur.sets) if cur else set()
         chains.extend(c for c in w.chains if c not in keep_c)
         sets.extend(s for s in w.sets if s not in keep_s)
+    for c in chains:      # first empty them all: external-… still jumps to service-…
+        tx.flush(f"chain {_T} {c}")
     for c in chains:
         tx.delete(f"chain {_T} {c}")
     for s in sets:

@@ -451,6 +451,8 @@ def test_partial_sync_going_to_zero_endpoints_swaps_maps_and_deletes_chains() ->
         delete element ip kube-proxy hairpin-connections {{ 10.180.0.3 . 10.180.0.3 . tcp . 80 }}
         add element ip kube-proxy no-endpoint-services {{ 172.30.0.42 . tcp . 80 comment "ns2/svcb:p80" : goto reject-chain }}
         add element ip kube-proxy no-endpoint-nodeports {{ tcp . 3002 comment "ns2/svcb:p80" : goto reject-chain }}
+        flush chain ip kube-proxy {SVC_B}
+        flush chain ip kube-proxy {EXT_B}
         delete chain ip kube-proxy {SVC_B}
         delete chain ip kube-proxy {EXT_B}
         """)  # noqa: E501
@@ -468,6 +470,8 @@ def test_removed_service_loses_elements_then_chains_and_sets() -> None:
         delete element ip kube-proxy service-nodeports {{ tcp . 3002 }}
         delete element ip kube-proxy hairpin-connections {{ 10.180.0.2 . 10.180.0.2 . tcp . 80 }}
         delete element ip kube-proxy hairpin-connections {{ 10.180.0.3 . 10.180.0.3 . tcp . 80 }}
+        flush chain ip kube-proxy {SVC_B}
+        flush chain ip kube-proxy {EXT_B}
         delete chain ip kube-proxy {SVC_B}
         delete chain ip kube-proxy {EXT_B}
         delete set ip kube-proxy {a2}
@@ -479,7 +483,8 @@ def test_full_sync_over_a_known_table_deletes_what_is_gone() -> None:
     first = full(A, B)
     text = str(render(state(A), None, first.table).tx)
     assert f"add chain ip kube-proxy {SVC_A}\nflush chain ip kube-proxy {SVC_A}\n" in text
-    assert text.endswith(f"delete chain ip kube-proxy {SVC_B}\ndelete chain ip kube-proxy {EXT_B}\n")
+    assert text.endswith(f"flush chain ip kube-proxy {SVC_B}\nflush chain ip kube-proxy {EXT_B}\n"
+                         f"delete chain ip kube-proxy {SVC_B}\ndelete chain ip kube-proxy {EXT_B}\n")
     assert "172.30.0.42" not in text
 
 
@@ -579,6 +584,8 @@ def test_fresh_partial_and_full_syncs_apply_in_sequence(scratch_netns: str) -> N
         (sps[10].name, dataclasses.replace(sps[10], endpoints=(ep("10.180.0.1"),))),
         (sps[1].name, None),
         (sps[5].name, None),
+        (sps[6].name, None),          # external-… refers to service-…: both go
+        (sps[3].name, None),
     ]
     current = {sp.name: sp for sp in sps}
     for name, new in steps:
