@@ -579,6 +579,7 @@ def test_fresh_partial_and_full_syncs_apply_in_sequence(scratch_netns: str) -> N
         (sps[0].name, dataclasses.replace(sps[0], endpoints=())),
         (sps[0].name, dataclasses.replace(sps[0], endpoints=(ep("10.180.3.1"),))),
         (sps[3].name, dataclasses.replace(sps[3], lb_source_ranges=())),
+        (sps[5].name, dataclasses.replace(sps[5], affinity_timeout=60)),     # `add set` again, new timeout
         (sps[5].name, dataclasses.replace(sps[5], affinity_timeout=60, endpoints=(ep("10.180.0.9", node="node1"),))),
         (sps[6].name, dataclasses.replace(sps[6], endpoints=sps[6].endpoints[1:])),
         (sps[10].name, dataclasses.replace(sps[10], endpoints=(ep("10.180.0.1"),))),
@@ -600,6 +601,14 @@ def test_fresh_partial_and_full_syncs_apply_in_sequence(scratch_netns: str) -> N
     listing = run(["nft", "list", "table", "ip", "kube-proxy"], netns=scratch_netns).stdout
     assert svc_names(sps[1].name).cluster not in listing and "affinity-" not in listing
     assert "10.180.3.1 . 10.180.3.1 . tcp . 80" in listing
+
+
+def test_sync_result_counts_the_rules_it_wrote(scratch_netns: str) -> None:
+    backend = NftablesBackend(scratch_netns)
+    result = backend.sync(state(*everything()), None)
+    assert result.full and result.services_written == len(everything())
+    assert result.rules == backend.last_transaction.count("\nadd rule ") > 23
+    backend.cleanup()
 
 
 def test_backend_reports_nft_errors_with_the_offending_line(scratch_netns: str) -> None:
