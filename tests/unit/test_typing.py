@@ -1,4 +1,4 @@
-"""DESIGN asks for strict typing where it pays: the API server, the client and the controllers."""
+"""DESIGN asks for strict typing where it pays: the API server, the client, the controllers and kube-proxy."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-STRICT_PACKAGES = ["kinns/api", "kinns/client", "kinns/controllers"]
+STRICT_PACKAGES = ["kinns/api", "kinns/client", "kinns/controllers", "kinns/proxy"]
 
 
 def test_mypy_strict(tmp_path: Path) -> None:
