@@ -109,6 +109,25 @@ def _check_fabric(cfg: ClusterConfig) -> str | None:
     return None
 
 
+def _check_lb_pool(cfg: ClusterConfig, text: str) -> str | None:
+    """A LoadBalancer pool must be addresses of the fabric the host reaches, and not the nodes'."""
+    if not text:
+        return None
+    from .controllers.servicelb import parse_pool
+    try:
+        pool = parse_pool(text)
+    except ValueError as exc:
+        return f"--lb-pool: {exc}"
+    fabric = ipaddress.ip_network(cfg.fabric_subnet, strict=False)
+    if pool.first not in fabric or pool.last not in fabric:
+        return f"--lb-pool {text} is outside the fabric subnet {fabric}; the host reaches LoadBalancers only there"
+    first_free = fabric.network_address + 2 + cfg.nodes
+    if pool.first < first_free:
+        return (f"--lb-pool {text} overlaps the host (.1) and node addresses (up to {first_free - 1}); "
+                f"start it at {first_free} or later")
+    return None
+
+
 def _check_proxy_mode(mode: str) -> str | None:
     """IPVS needs the ip_vs kernel module; refuse before anything is created."""
     if mode == "ipvs" and not Path("/proc/net/ip_vs").exists():
@@ -132,9 +151,11 @@ def main() -> None:
               show_default=True, help="kube-proxy's mode (written into the kube-proxy ConfigMap)")
 @click.option("--pod-subnet", default="10.244.0.0/16", show_default=True, help="cluster CIDR; a /24 per node")
 @click.option("--fabric-subnet", default="", help="node network (default: a free 172.18.x.0/24)")
+@click.option("--lb-pool", default="", help="LoadBalancer addresses, FIRST-LAST in the fabric subnet "
+              "(default: the top of it, .200-.254 of a /24)")
 @click.option("--wait", default=60.0, show_default=True, help="seconds to wait for the cluster to be ready")
 def up(name: str, nodes: int, overlay: str, proxy_mode: str, pod_subnet: str, fabric_subnet: str,
-       wait: float) -> None:
+       lb_pool: str, wait: float) -> None:
     """Start a cluster and merge its kubeconfig context kinns-NAME."""
     err = validate_name(name) or _check_sizes(nodes, pod_subnet) or _check_proxy_mode(proxy_mode)
     if err:
@@ -158,9 +179,10 @@ def up(name: str, nodes: int, overlay: str, proxy_mode: str, pod_subnet: str, fa
         # Chosen here, not in the daemon, so the control-plane node's address
         # (where the API listens for the cluster) is known before it starts.
         cfg.fabric_subnet = choose_subnet(name)
-    err = _check_fabric(cfg)
+    err = _check_fabric(cfg) or _check_lb_pool(cfg, lb_pool)
     if err:
         _fail(err)
+    cfg.lb_pool = lb_pool
     cfg.api_port = cfg.api_port or _free_port(cfg.api_host)
     cfg.save()
     start = time.monotonic()

@@ -27,6 +27,23 @@ def test_fabric_overlapping_pod_network_is_refused(state_root: Path) -> None:
     assert r.returncode == 1 and "overlaps the --pod-subnet" in " ".join(r.stderr.split())
 
 
+def test_ipvs_mode_is_refused_without_ip_vs(state_root: Path) -> None:
+    c = ClusterHandle(new_cluster_name("v"), state_root)
+    r = c.cli("up", "--name", c.name, "--proxy-mode", "ipvs", check=False)
+    assert r.returncode == 1
+    assert "--proxy-mode ipvs needs the ip_vs kernel module" in " ".join(r.stderr.split())
+    assert not find_leaks(c.name, state_root)
+
+
+def test_bad_lb_pool_is_refused(state_root: Path) -> None:
+    c = ClusterHandle(new_cluster_name("l"), state_root)
+    r = c.cli("up", "--name", c.name, "--lb-pool", "10.0.0.9-10.0.0.1", check=False)
+    assert r.returncode == 1 and "10.0.0.9 comes after 10.0.0.1" in " ".join(r.stderr.split())
+    r = c.cli("up", "--name", c.name, "--lb-pool", "192.0.2.1-192.0.2.5", check=False)
+    assert r.returncode == 1 and "is outside the fabric subnet" in " ".join(r.stderr.split())
+    assert not find_leaks(c.name, state_root)
+
+
 def test_fabric_overlapping_a_host_route_is_refused_and_other_cluster_untouched(cluster: ClusterHandle,
                                                                                 state_root: Path) -> None:
     theirs = json.loads((cluster.state_dir / "cluster.json").read_text())["fabric_subnet"]
