@@ -162,6 +162,7 @@ class ProxyServer:
         self.need_full = True
         self.last_full = 0.0
         self.announcer: Any = None
+        self._layout: str | None = None
 
     # -- start-up ------------------------------------------------------------
 
@@ -249,6 +250,7 @@ class ProxyServer:
         self.metrics.endpoint_changes = self.tracker.endpoint_changes
         self.metrics.rules = {"total": res.rules}
         self.health.updated()
+        self._log_layout(state)
         log.debug("SyncProxyRules complete: full=%s rules=%d elapsed=%.3fs", res.full, res.rules, elapsed)
         stale = conntrack.plan(ch.pairs)
         if stale:
@@ -257,6 +259,15 @@ class ProxyServer:
         if self.announcer is not None:
             from .lbannounce import desired_addresses
             await asyncio.to_thread(self.announcer.sync, desired_addresses(self.services.list(), self.node_name))
+
+    def _log_layout(self, state: ProxyState) -> None:
+        """Say once when a backend switches between its small- and large-cluster rule layouts
+        (as upstream notes its large-cluster mode)."""
+        layout = getattr(self.backend, "layout", None)
+        if layout is not None and layout != self._layout:
+            self._layout = layout
+            endpoints = sum(len(sp.endpoints) for sp in state.services.values())
+            info(log, "proxier.go:1095", f"Using {layout} {self.cfg.mode} rule layout", endpoints=endpoints)
 
     def _health_check_ports(self, state: ProxyState) -> dict[int, tuple[str, str, int]]:
         out: dict[int, tuple[str, str, int]] = {}

@@ -159,6 +159,18 @@ def test_kube_proxy_runs_as_a_daemonset_and_logs_its_mode(cluster: ClusterHandle
                      logs, re.M), logs
 
 
+def test_kube_proxy_health_and_metrics(cluster: ClusterHandle) -> None:
+    node = f"node/{cluster.name}-worker"
+    health = json.loads(wait_for(lambda: kexec(cluster, node, "curl", "-s", "http://127.0.0.1:10256/healthz",
+                                               check=False).stdout))
+    assert health["lastUpdated"] and health["nodeEligible"] is True
+    assert kexec(cluster, node, "curl", "-s", "http://127.0.0.1:10249/proxyMode").stdout == mode(cluster)
+    metrics = kexec(cluster, node, "curl", "-s", "http://127.0.0.1:10249/metrics").stdout
+    assert re.search(r'^kubeproxy_sync_proxy_rules_duration_seconds_bucket\{le="0.001"\} \d+$', metrics, re.M)
+    assert re.search(r"^kubeproxy_sync_proxy_rules_last_timestamp_seconds \d+", metrics, re.M)
+    assert "kubeproxy_network_programming_duration_seconds_count" in metrics
+
+
 def test_rules_read_like_upstream_in_the_node(cluster: ClusterHandle) -> None:
     worker = f"{cluster.name}-worker"
     ip = svc(cluster, "myapp-service")["spec"]["clusterIP"]
