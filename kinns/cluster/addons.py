@@ -18,6 +18,7 @@ built by pure functions; `install` creates the missing ones.
 from __future__ import annotations
 
 import base64
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -52,8 +53,9 @@ def kube_proxy_config(cfg: ClusterConfig) -> str:
     return yaml.safe_dump(doc, sort_keys=False)
 
 
-def kube_proxy_kubeconfig(server: str) -> str:
-    """kubeconfig.conf: the in-cluster view of the API, with kube-proxy's own identity."""
+def in_cluster_kubeconfig(server: str) -> str:
+    """A kubeconfig for a component in the cluster: the API at `server`, the
+    identity in the credentials Secret mounted at SA_DIR."""
     doc = {
         "apiVersion": "v1", "kind": "Config",
         "clusters": [{"name": "default", "cluster": {"certificate-authority": f"{SA_DIR}/ca.crt", "server": server}}],
@@ -70,7 +72,26 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
-def kube_proxy_objects(cfg: ClusterConfig, server: str, ca: bytes, crt: bytes, key: bytes) -> list[tuple[str, Obj]]:
+@dataclass(frozen=True)
+class Identity:
+    """A component's client certificate and the cluster CA, as PEM bytes."""
+
+    ca: bytes
+    crt: bytes
+    key: bytes
+
+
+def credentials_secret(name: str, ns: str, ident: Identity, server: str, labels: dict[str, str]) -> tuple[str, Obj]:
+    """A Secret holding a component's identity and a kubeconfig that uses it,
+    mounted where a service-account token would be (SA_DIR)."""
+    return (f"/api/v1/namespaces/{ns}/secrets",
+            {"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+             "metadata": {"name": f"{name}-credentials", "namespace": ns, "labels": labels},
+             "data": {"ca.crt": _b64(ident.ca), "tls.crt": _b64(ident.crt), "tls.key": _b64(ident.key),
+                      "kubeconfig": _b64(in_cluster_kubeconfig(server).encode())}})
+
+
+def kube_proxy_objects(cfg: ClusterConfig, server: str, ident: Identity) -> list[tuple[str, Obj]]:
     """(collection path, object) for everything kube-proxy needs, in creation order."""
     ns = "kube-system"
     labels = {"k8s-app": "kube-proxy"}
@@ -79,11 +100,8 @@ def kube_proxy_objects(cfg: ClusterConfig, server: str, ca: bytes, crt: bytes, k
          {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "kube-proxy", "namespace": ns}}),
         (f"/api/v1/namespaces/{ns}/configmaps",
          {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "kube-proxy", "namespace": ns, "labels": {"app": "kube-proxy"}},
-          "data": {"config.conf": kube_proxy_config(cfg), "kubeconfig.conf": kube_proxy_kubeconfig(server)}}),
-        (f"/api/v1/namespaces/{ns}/secrets",
-         {"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
-          "metadata": {"name": "kube-proxy-credentials", "namespace": ns, "labels": labels},
-          "data": {"ca.crt": _b64(ca), "tls.crt": _b64(crt), "tls.key": _b64(key)}}),
+          "data": {"config.conf": kube_proxy_config(cfg), "kubeconfig.conf": in_cluster_kubeconfig(server)}}),
+        credentials_secret("kube-proxy", ns, ident, server, labels),
         (f"/apis/apps/v1/namespaces/{ns}/daemonsets", {
             "apiVersion": "apps/v1", "kind": "DaemonSet",
             "metadata": {"name": "kube-proxy", "namespace": ns, "labels": labels},
@@ -118,13 +136,18 @@ def kube_proxy_objects(cfg: ClusterConfig, server: str, ca: bytes, crt: bytes, k
     ]
 
 
-async def install(api: ApiServer, cfg: ClusterConfig, control_plane_ip: str, port: int = 6443) -> None:
-    """Create kube-proxy's objects that do not exist yet (a restart keeps what is there)."""
+def identity(cfg: ClusterConfig, file_stem: str, user: str) -> Identity:
+    """The component's client certificate (made once, under the cluster's pki)."""
     pki = cfg.state_dir / "pki"
-    crt, key = client_cert(pki, "kube-proxy", "system:kube-proxy")
+    crt, key = client_cert(pki, file_stem, user)
+    return Identity(paths(pki).ca_cert.read_bytes(), Path(crt).read_bytes(), Path(key).read_bytes())
+
+
+async def install(api: ApiServer, cfg: ClusterConfig, control_plane_ip: str, port: int = 6443) -> None:
+    """Create the add-ons' objects that do not exist yet (a restart keeps what is there)."""
     server = f"https://{control_plane_ip}:{port}"
-    for collection, obj in kube_proxy_objects(cfg, server, paths(pki).ca_cert.read_bytes(),
-                                              Path(crt).read_bytes(), Path(key).read_bytes()):
+    objects = kube_proxy_objects(cfg, server, identity(cfg, "kube-proxy", "system:kube-proxy"))
+    for collection, obj in objects:
         resp = await api.dispatch(Request("POST", collection, obj=obj))
         if resp.status >= 400 and resp.obj.get("reason") != "AlreadyExists":
             raise RuntimeError(f"installing {obj['kind']} {obj['metadata']['name']}: {resp.obj.get('message')}")
