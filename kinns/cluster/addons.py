@@ -10,8 +10,9 @@ The node's kubelet runs each pod; the `registry.k8s.io/kube-proxy` image
 runs kinns' kube-proxy (`kinns.proxy`) as the container's own process.
 
 Where kubeadm gives kube-proxy a service-account token, kinns gives it a
-client certificate for `system:kube-proxy` (a Secret mounted where the
-token would be), until service-account tokens exist.  The objects are
+client certificate for `system:kube-proxy` (the legacy identity upstream's
+default RBAC still binds to `system:node-proxier`), in a Secret mounted at
+SA_DIR with a kubeconfig that uses it.  The objects are
 built by pure functions; `install` creates the missing ones.
 """
 
@@ -31,7 +32,9 @@ from .certs import client_cert, paths
 from .config import ClusterConfig
 
 KUBE_PROXY_IMAGE = f"registry.k8s.io/kube-proxy:{VERSION_INFO['gitVersion']}"
-SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+# Where a component's credentials Secret is mounted: beside, not on, the
+# service-account token's path, which admission may fill for the pod.
+SA_DIR = "/var/run/secrets/kinns.io/credentials"
 Obj = dict[str, Any]
 
 
