@@ -75,13 +75,14 @@ DROPPED = Meta("dropped", "other", "", "", "", None)
 class Entry:
     """A cached answer: one or more byte strings (loadbalance orders) without the 2-byte ID."""
 
-    __slots__ = ("variants", "n", "i", "meta")
+    __slots__ = ("variants", "n", "i", "meta", "key")
 
-    def __init__(self, variants: list[bytes], meta: Meta) -> None:
+    def __init__(self, variants: list[bytes], meta: Meta, qsize: int) -> None:
         self.variants = variants
         self.n = len(variants)
         self.i = 0
         self.meta = meta
+        self.key = (meta, qsize, len(variants[0]) + 2)     # what the metrics count per query
 
     def next(self) -> bytes:
         if self.n == 1:
@@ -185,7 +186,7 @@ class Handler:
         generation = self.records.version
         res = self._answer(q, proto, network, 0)
         if res.answer.data is not None and res.cacheable and (q.edns is None or not q.edns.options):
-            self._store(data[2:], proto, Entry([v[2:] for v in res.variants], res.answer.meta), res.ttl, generation)
+            self._store(data[2:], proto, Entry([v[2:] for v in res.variants], res.answer.meta, len(data)), res.ttl, generation)
         return res.answer
 
     def _store(self, key: bytes, proto: str, entry: Entry, ttl: float | None, generation: int) -> None:

@@ -180,15 +180,18 @@ class Records:
 
     # ---------------------------------------------------------------- events
 
-    def upsert(self, obj: Obj) -> bool:
-        """Apply an ADDED/MODIFIED object; True when an answer may have changed."""
-        with self.lock:
-            return self._upsert(obj)
+    def upsert(self, obj: Obj, kind: str | None = None) -> bool:
+        """Apply an ADDED/MODIFIED object; True when an answer may have changed.
 
-    def delete(self, obj: Obj) -> bool:
+        `kind` is for objects that do not say theirs (items of a List).
+        """
+        with self.lock:
+            return self._upsert(obj, kind or obj.get("kind"))
+
+    def delete(self, obj: Obj, kind: str | None = None) -> bool:
         """Apply a DELETED object; True when an answer may have changed."""
         with self.lock:
-            return self._delete(obj)
+            return self._delete(obj, kind or obj.get("kind"))
 
     def mark_synced(self) -> None:
         """Every informer has listed once: misses are NXDOMAIN from now on, not SERVFAIL."""
@@ -197,8 +200,7 @@ class Records:
                 self.synced = True
                 self._changed()
 
-    def _upsert(self, obj: Obj) -> bool:
-        kind = obj.get("kind")
+    def _upsert(self, obj: Obj, kind: Any) -> bool:
         if kind == "Service":
             return self._set_service(to_service(obj))
         if kind == "EndpointSlice":
@@ -217,8 +219,7 @@ class Records:
             return self._changed()
         raise ValueError(f"records: unexpected kind {kind!r}")
 
-    def _delete(self, obj: Obj) -> bool:
-        kind = obj.get("kind")
+    def _delete(self, obj: Obj, kind: Any) -> bool:
         meta = _meta(obj)
         key = (meta.get("namespace", ""), meta.get("name", ""))
         if kind == "Service":
@@ -235,9 +236,17 @@ class Records:
         raise ValueError(f"records: unexpected kind {kind!r}")
 
     def replace(self, objs: Iterable[Obj]) -> None:
-        """Load a whole set of objects at once (the fixture source, tests)."""
-        for obj in objs:
-            self.upsert(obj)
+        """Make the records equal this set of objects (the fixture source, tests)."""
+        objs = list(objs)
+        with self.lock:
+            want = {(o.get("kind"), _meta(o).get("namespace", ""), _meta(o).get("name", "")) for o in objs}
+            for kind, have in (("Service", self.services), ("EndpointSlice", self.slices), ("Pod", self.pods)):
+                for ns, name in [k for k in have if (kind, *k) not in want]:
+                    self._delete({"metadata": {"namespace": ns, "name": name}}, kind)
+            for ns in [n for n in self.namespaces if ("Namespace", "", n) not in want]:
+                self._delete({"metadata": {"name": ns}}, "Namespace")
+            for obj in objs:
+                self._upsert(obj, obj.get("kind"))
 
     def _changed(self) -> bool:
         self.version += 1
