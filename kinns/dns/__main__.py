@@ -38,8 +38,19 @@ def main(argv: list[str] | None = None) -> int:
 async def _run(server: DnsServer) -> int:
     task = asyncio.ensure_future(server.run())
     loop = asyncio.get_running_loop()
+
+    def stop() -> None:
+        """SIGTERM: unready at once, keep answering through the lameduck period, then exit (CoreDNS health)."""
+        if server.shutting_down:
+            task.cancel()
+            return
+        server.shutting_down = True
+        if server.lameduck > 0:
+            server.out.info(f"plugin/health: Going into lameduck mode for {server.lameduck:g}s")
+        loop.call_later(server.lameduck, task.cancel)
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, task.cancel)
+        loop.add_signal_handler(sig, stop)
     try:
         await task
     except asyncio.CancelledError:

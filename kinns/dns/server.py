@@ -245,6 +245,7 @@ class DnsServer:
         self._slow_lock = threading.Lock()
         self.metrics.counts += [self.slow_counts, self.slow_tcp_counts]
         self.source: Any = None
+        self.shutting_down = False
         self._stopping = threading.Event()
         self._udp_socks: list[socket.socket] = []
         self._threads: list[threading.Thread] = []
@@ -279,7 +280,13 @@ class DnsServer:
 
     @property
     def ready(self) -> bool:
-        return self.corefile is not None and self.records.synced and self.handler is not None
+        return (self.corefile is not None and self.records.synced and self.handler is not None
+                and not self.shutting_down)
+
+    @property
+    def lameduck(self) -> float:
+        """`health { lameduck 5s }`: keep answering this long after SIGTERM (not Ready meanwhile)."""
+        return max((b.lameduck for b in self.corefile.blocks), default=0.0) if self.corefile else 0.0
 
     def _make_handler(self, cf: Corefile) -> Handler:
         h = Handler(cf, self.records, local_ips=self.local_ips)

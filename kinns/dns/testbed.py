@@ -67,8 +67,13 @@ class Proc:
         return self.popen.poll() is None
 
     def stop(self) -> None:
+        """SIGTERM twice (the DNS server's second one skips its lameduck wait), then SIGKILL."""
         if self.popen.poll() is None:
             self.popen.terminate()
+            try:
+                self.popen.wait(0.2)
+            except subprocess.TimeoutExpired:
+                self.popen.terminate()
             try:
                 self.popen.wait(5)
             except subprocess.TimeoutExpired:

@@ -267,3 +267,49 @@ def test_no_leftovers_after_close(tmp_path: Path) -> None:
     assert not p.alive()
     import subprocess
     assert name not in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+
+
+# ------------------------------------------------------------------ forwarding to a real upstream
+
+
+def test_forward_to_an_upstream(tb: Testbed) -> None:
+    """dnsmasq on 127.0.0.1:5300 plays the node's resolver: outside names and ExternalName targets go there."""
+    fns = tb.netns()
+    hosts = tb.workdir / "upstream.hosts"
+    hosts.write_text("192.0.2.10 ext.interwebs.test\n198.51.100.7 www.example.com\n")
+    up = tb.spawn(fns, ["dnsmasq", "--keep-in-foreground", "--port=5300", "--listen-address=127.0.0.1",
+                        "--bind-interfaces", "--no-resolv", "--no-hosts", f"--addn-hosts={hosts}", "--local=/test/",
+                        "--local=/com/", "--pid-file=", "--user=root"], "upstream")
+    deadline = time.monotonic() + 10
+    while tb.exchange(fns, wire.make_query("www.example.com."), port=5300, timeout=0.2) is None:
+        assert up.alive() and time.monotonic() < deadline, up.output()
+    text = corefile.KUBEADM_COREFILE.replace("forward . /etc/resolv.conf", "forward . 127.0.0.1:5300")
+    tb.dns_server(fns, text, fixtures=fixtures.cluster(), name="forwarding")
+    for tcp in (False, True):
+        msg = tb.query(fns, "www.example.com.", tcp=tcp)
+        assert msg.rcode == wire.NOERROR and [r.data for r in msg.answer] == ["198.51.100.7"]
+    assert tb.query(fns, "nope.example.com.").rcode == wire.NXDOMAIN
+    # ExternalName: the CNAME, then the target's address from upstream
+    msg = tb.query(fns, "external.testns.svc.cluster.local.")
+    assert [(r.type, r.data) for r in msg.answer] == [(wire.CNAME, "ext.interwebs.test."), (wire.A, "192.0.2.10")]
+    # cluster names never go upstream
+    assert tb.query(fns, "nope.default.svc.cluster.local.").rcode == wire.NXDOMAIN
+    # and the forwarded answer stays cached (cache 30; dnsmasq's TTL 0 counts as the 5 s minimum)
+    # when the upstream goes away
+    up.stop()
+    assert [r.data for r in tb.query(fns, "www.example.com.").answer] == ["198.51.100.7"]
+    t0 = time.monotonic()
+    assert tb.query(fns, "other.example.com.").rcode == wire.SERVFAIL
+    assert time.monotonic() - t0 < 2.5     # ECONNREFUSED from the dead upstream: no long timeout
+
+
+def test_lameduck_on_sigterm(tb: Testbed) -> None:
+    lns = tb.netns()
+    text = corefile.KUBEADM_COREFILE.replace("lameduck 5s", "lameduck 1s")
+    p = tb.dns_server(lns, text, fixtures=fixtures.cluster(), name="lameduck")
+    p.popen.terminate()
+    time.sleep(0.2)
+    assert tb.http(lns, 8181, "/ready")[0] == 503
+    assert tb.query(lns, "web.default.svc.cluster.local.").answer       # still answering
+    assert p.popen.wait(5) == 0
+    assert "[INFO] plugin/health: Going into lameduck mode for 1s" in p.output()
