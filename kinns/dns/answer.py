@@ -326,14 +326,12 @@ class Kubernetes:
             return [Entry(svc.external_name, 0, base, ttl)]
         out: list[Entry] = []
         if svc.headless or r.endpoint:
-            for sl in self.records.service_slices(svc.namespace, svc.name):
-                for a in self.records.published(svc, sl):
-                    host = self.records.endpoint_hostname(svc.namespace, svc.name, a, self.opts.endpoint_pod_names)
-                    if r.endpoint and not _match(r.endpoint, host):
-                        continue
-                    for p in sl.ports:
-                        if _match_port(r, p.name, p.protocol):
-                            out.append(Entry(a.ip, p.port, f"{host}.{base}", ttl))
+            epn = self.opts.endpoint_pod_names
+            eps = self.records.endpoints_named(svc, r.endpoint, epn) if r.endpoint else self.records.endpoints(svc, epn)
+            for host, a, sl in eps:
+                for p in sl.ports:
+                    if _match_port(r, p.name, p.protocol):
+                        out.append(Entry(a.ip, p.port, f"{host}.{base}", ttl))
             if not out:
                 raise NameError_("no items")
             return out

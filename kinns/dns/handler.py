@@ -47,7 +47,7 @@ from .forward import Forwarder
 from .records import Records
 from .wire import RR, Query, Verdict
 
-MAX_CACHE = 200_000
+MAX_CACHE = 100_000      # entries per cache; a flood of unique names empties it rather than growing memory
 MAX_LOOKUP_DEPTH = 8
 MONITORED_TYPES = frozenset({"A", "AAAA", "NS", "PTR", "SRV", "SOA", "CNAME", "MX", "TXT", "NAPTR", "ANY", "DS",
                              "DNSKEY", "RRSIG", "NSEC", "NSEC3", "IXFR", "AXFR", "HINFO", "HTTPS", "SVCB", "CAA"})

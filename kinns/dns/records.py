@@ -17,6 +17,12 @@ dicts updated per watch event:
                                                              subdomain behind an endpoint
                                                              (StatefulSet pod names)
     namespaces      names of Namespace objects               NXDOMAIN vs NODATA
+    endpoints       (ns, service)         -> [(label, Address, slice)]   built on first use
+    endpoint_names  (ns, service)         -> {label: [...]}  headless hostnames, built on first use
+
+The last two join slices, Services (publishNotReadyAddresses) and Pods
+(hostname + subdomain), so they are built lazily per Service and dropped
+on any change rather than maintained event by event.
 
 An update that does not change the slim record (a Pod's status heartbeat,
 a Service's annotations) changes nothing, so the answer cache in front of
@@ -177,6 +183,8 @@ class Records:
         self.listeners: list[Callable[[], None]] = []
         # Writers (the informer thread) and readers answering a cache miss (packet threads) share it.
         self.lock = threading.RLock()
+        self._endpoints: dict[tuple[str, str, bool], list[tuple[str, Address, EndpointSlice]]] = {}
+        self._endpoint_names: dict[tuple[str, str, bool], dict[str, list[tuple[str, Address, EndpointSlice]]]] = {}
 
     # ---------------------------------------------------------------- events
 
@@ -249,6 +257,8 @@ class Records:
                 self._upsert(obj, obj.get("kind"))
 
     def _changed(self) -> bool:
+        self._endpoints.clear()
+        self._endpoint_names.clear()
         self.version += 1
         self.modified = int(self.clock())
         for fn in self.listeners:
@@ -382,6 +392,28 @@ class Records:
             h = a.ip.replace(":", "-")
             return h + "0" if h.endswith("-") else h
         return ""
+
+    def endpoints(self, svc: Service, endpoint_pod_names: bool = False) -> list[tuple[str, Address, EndpointSlice]]:
+        """The Service's published endpoints with their DNS labels, in answer order (call under `lock`)."""
+        key = (svc.namespace, svc.name, endpoint_pod_names)
+        got = self._endpoints.get(key)
+        if got is None:
+            got = [(self.endpoint_hostname(svc.namespace, svc.name, a, endpoint_pod_names), a, sl)
+                   for sl in self.service_slices(svc.namespace, svc.name) for a in self.published(svc, sl)]
+            self._endpoints[key] = got
+        return got
+
+    def endpoints_named(self, svc: Service, label: str,
+                        endpoint_pod_names: bool = False) -> list[tuple[str, Address, EndpointSlice]]:
+        """The endpoints whose DNS label is `label` (case-insensitive; call under `lock`)."""
+        key = (svc.namespace, svc.name, endpoint_pod_names)
+        idx = self._endpoint_names.get(key)
+        if idx is None:
+            idx = {}
+            for e in self.endpoints(svc, endpoint_pod_names):
+                idx.setdefault(e[0].lower(), []).append(e)
+            self._endpoint_names[key] = idx
+        return idx.get(label.lower(), [])
 
     def pods_at(self, ip: str) -> list[Pod]:
         return [self.pods[k] for k in sorted(self.pods_by_ip.get(ip, ()))]
