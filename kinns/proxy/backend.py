@@ -34,6 +34,8 @@ class SyncResult:
     full: bool
     rules: int = 0               # rules written (iptables: nat+filter lines; nft: rule statements)
     services_written: int = 0    # ServicePorts whose chains were rewritten
+    layout: str = ""             # rule layout, for modes that have several (nftables: "endpoint-chains"/"large-cluster")
+    endpoints: int = 0           # endpoints in the state, when the layout depends on them
 
 
 class Backend(Protocol):

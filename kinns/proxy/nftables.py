@@ -19,35 +19,47 @@ the node is touched and `nft delete table ip kube-proxy` undoes it all.
   (node-local endpoints), `external-…` (NodePort, externalIP and
   LoadBalancer traffic) and `firewall-…` (loadBalancerSourceRanges).  `<H>`
   is 8 characters of base32(sha256(name)), as upstream.
-* A policy chain picks an endpoint and DNATs to it in one rule per
-  endpoint: rule i of n matches `numgen random mod (n-i) == 0` (so each
-  endpoint gets 1/n), the last one always.  Under ClientIP affinity each
-  endpoint has a timeout set `affinity-<H>-ns/svc/proto/port__ip/port`:
-  a client found in one goes back to that endpoint, and every choice is
-  recorded with `update @affinity-… { ip saddr }`.
-* Hairpin traffic (a pod reaching itself through its Service) is
-  masqueraded by `masquerading` looking the connection up in the set
-  `hairpin-connections` (`ip . ip . proto . port` per endpoint).
+* Two layouts, chosen per sync like upstream iptables'
+  `largeClusterEndpointsThreshold` (more than 1,000 endpoints in total
+  switches to the large-cluster one; `LARGE_CLUSTER_ENDPOINTS_THRESHOLD`):
+
+  - *endpoint chains* (the default: upstream's nftables mode as introduced
+    in 1.29 and as its TestOverallNFTablesRules shows it, so what a learner
+    sees on a node running those releases): every endpoint has a chain `endpoint-<H>-ns/svc/proto/port__ip/port` that marks hairpin
+    traffic (`ip saddr <its ip> jump mark-for-masquerade`) and DNATs
+    (`meta l4proto tcp dnat to ip:port`); the policy chain picks one with
+    `numgen random mod N vmap { 0 : goto <ep0> , 1 : goto <ep1> }`.  Under
+    ClientIP affinity each endpoint has a timeout set
+    `affinity-<H>-ns/svc/proto/port__ip/port`: the policy chain sends a
+    known client back (`ip saddr @affinity-… goto endpoint-…`) and the
+    endpoint chain records every choice (`update @affinity-… { ip saddr }`).
+  - *large-cluster*: no endpoint chains and no per-Service maps.  Rule i of
+    n in the policy chain matches `numgen random mod (n-i) == 0` and DNATs
+    (so each endpoint gets 1/n, the last one always matches); affinity
+    lookups and updates sit in those rules; hairpin traffic is found by
+    `masquerading` in the set `hairpin-connections` (`ip . ip . proto .
+    port` per endpoint), which only this layout has.
+
+  Why two.  On this kernel (6.18) and nft (1.0.6), at 10,000 Services x 10
+  endpoints the endpoint-chain layout is very slow: each per-Service
+  anonymous vmap costs the kernel a scan of every set in the table (a full
+  sync took 139 s), and every `nft` command that adds a rule or element
+  first dumps all chains of the table, quadratically in their number
+  (110,000 endpoint chains: 2.9 s for a one-Service change).  Measured on
+  this 2-core VM (ranges: other work shares it): the large-cluster layout
+  at 10,000 x 10, full sync 4.3-6.5 s, one Service changed 0.1-0.2 s; at
+  2,000 x 10, 0.85-2 s and 30-70 ms; the endpoint-chain layout at its
+  largest, 1,000 Services x 1 endpoint, 0.25-0.6 s and 25-50 ms.
+  (Upstream's newest releases dropped endpoint chains too, for `dnat ip to
+  numgen random mod N map { … }` and the same `hairpin-connections` set.)
+  Switching layouts is always a table replacement, so the two never mix in
+  one table.
 * No endpoints: the maps `no-endpoint-services` / `no-endpoint-nodeports`
   send new connections to `reject-chain` (none anywhere) or `drop` (none
   local under a Local policy), checked from the filter hooks; `cluster-ips`
   lets `cluster-ips-check` reject traffic to ports no Service declared.
 * Masquerading is a mark: `mark-for-masquerade` sets 0x4000,
   `masquerading` (postrouting) SNATs marked packets.
-
-Why endpoints are rules, not chains or maps.  Older upstream gave every
-endpoint a chain (`endpoint-…`: hairpin mark, DNAT) and chose among them
-with `numgen random mod N vmap { 0 : goto …, … }`; upstream has since moved
-the DNAT into the service chain (`dnat ip to numgen random mod N map
-{ … }`) and hairpin into `hairpin-connections`.  We go one step further
-and choose with one rule per endpoint, because of what this kernel (6.18)
-and nft (1.0.6) do at 10,000 Services x 10 endpoints: each per-Service map,
-anonymous or named, costs the kernel a scan of every set in the table
-(endpoint chains + vmaps: a full sync took 139 s), and every `nft` command
-that adds a rule or element first dumps all chains of the table,
-quadratically in their number (110,000 endpoint chains: 2.9 s for a
-one-Service change).  Measured with this layout: full sync 4.5-5 s, one
-Service changed 0.11 s; with 2,000 Services, 1.1 s and 40 ms.
 
 Division of labour: `render()` is pure.  It turns a `ProxyState` (and the
 `TableState` remembering what the last successful sync wrote) into a
@@ -60,19 +72,24 @@ nft succeeded; any failure makes the next sync a from-scratch one.
 Full and partial syncs, as upstream's `syncProxyRules`:
 
 * A *fresh* sync (first one, after a failure, after someone flushed the
-  ruleset) replaces the whole table atomically: `add table`, `delete
-  table`, then only `add`s.  Affinity state is lost, nothing else is.
+  ruleset, and whenever the layout changes, whatever was asked) replaces
+  the whole table atomically: `add table`, `delete table`, then only
+  `add`s.  Affinity state is lost, nothing else is.
 * A *full* sync over a table we trust rewrites the skeleton, add+flushes
   every chain it writes, flushes and refills the sets and maps, and deletes
   chains and affinity sets of ServicePorts that are gone.
 * A *partial* sync (`changed` given) rewrites only the changed
-  ServicePorts' chains, adds/deletes only the elements whose value changed
-  (the `TableState` remembers every element and who claims it), and
-  deletes the chains and sets those ServicePorts no longer use.  Upstream
-  flushes stale chains and deletes them a second later because kernels
-  before 6.2 kept a deleted map element's chain busy for a moment; this
-  kernel does not, so stale chains are deleted in the same transaction,
-  after the elements that pointed at them.
+  ServicePorts' chains (their endpoint chains included), adds/deletes only
+  the elements whose value changed (the `TableState` remembers every
+  element and who claims it), and deletes the chains and sets those
+  ServicePorts no longer use: a gone endpoint's chain and affinity set, a
+  gone Service's every chain.  Stale chains are all flushed before any is
+  deleted, since they may jump to each other (`external-…` to `service-…`
+  to `endpoint-…`).  Upstream flushes stale chains and deletes them a
+  second later because kernels before 6.2 kept a deleted map element's
+  chain busy for a moment; this kernel does not, so stale chains are
+  deleted in the same transaction, after the elements and rules that
+  pointed at them.
 
 Other deviations from upstream: the unallocated-ClusterIP drop rule is not
 written (we are not told the Service CIDRs); NodePorts are open on every
@@ -98,6 +115,12 @@ FAMILY = "ip"
 TABLE = "kube-proxy"
 _T = f"{FAMILY} {TABLE}"            # what every object names after its kind
 _MARK = hex(MASQ_MARK)              # 0x4000
+
+# The two layouts (see the module docstring) and when the second one starts:
+# upstream iptables' largeClusterEndpointsThreshold, over all endpoints.
+ENDPOINT_CHAINS = "endpoint-chains"
+LARGE_CLUSTER = "large-cluster"
+LARGE_CLUSTER_ENDPOINTS_THRESHOLD = 1000
 
 # Chain and map names, as upstream.
 SERVICES = "services"
@@ -162,13 +185,15 @@ CONTAINERS: tuple[tuple[str, str, str, str], ...] = (
     ("map", SERVICE_NODEPORTS, "inet_proto . inet_service : verdict", "NodePort traffic"),
     ("set", HAIRPIN, f"ipv4_addr . {_IP_PROTO_PORT}", "service hairpin connections"),
 )
+_HAIRPIN_RULE = (MASQUERADING,
+                 f"ct status dnat ip saddr . ip daddr . meta l4proto . th dport @{HAIRPIN} masquerade fully-random")
 
 _TUPLE = "ip daddr . meta l4proto . th dport"
 _NO_LOCALHOST = "ip daddr != 127.0.0.0/8"
 # (chain, rule) written once per full sync, in this order.
 STATIC_RULES: tuple[tuple[str, str], ...] = (
     (MARK_MASQ, f"mark set mark or {_MARK}"),
-    (MASQUERADING, f"ct status dnat ip saddr . ip daddr . meta l4proto . th dport @{HAIRPIN} masquerade fully-random"),
+    _HAIRPIN_RULE,
     (MASQUERADING, f"mark and {_MARK} == 0 return"),
     (MASQUERADING, f"mark set mark xor {_MARK}"),
     (MASQUERADING, "masquerade fully-random"),
@@ -180,6 +205,11 @@ STATIC_RULES: tuple[tuple[str, str], ...] = (
     (SERVICES, f"{_TUPLE} vmap @{SERVICE_IPS}"),
     (SERVICES, f"fib daddr type local {_NO_LOCALHOST} meta l4proto . th dport vmap @{SERVICE_NODEPORTS}"),
 )
+# What each layout's skeleton holds: only the large-cluster one finds
+# hairpin traffic through `hairpin-connections`.
+LAYOUT_CONTAINERS = {ENDPOINT_CHAINS: tuple(c for c in CONTAINERS if c[1] != HAIRPIN), LARGE_CLUSTER: CONTAINERS}
+LAYOUT_STATIC_RULES = {ENDPOINT_CHAINS: tuple(r for r in STATIC_RULES if r != _HAIRPIN_RULE),
+                       LARGE_CLUSTER: STATIC_RULES}
 # Regular chains of the skeleton (the jump targets plus these), with comments.
 OTHER_CHAINS: tuple[tuple[str, str], ...] = (
     (MARK_MASQ, ""),
@@ -271,10 +301,27 @@ def svc_names(spn: ServicePortName) -> SvcNames:
                     f' comment "{str(spn)[:COMMENT_MAX]}"')
 
 
+class EpNames(NamedTuple):
+    """An endpoint's names within one ServicePort (one hash for both, as upstream)."""
+
+    chain: str         # endpoint-<H>-ns/svc/proto/port__ip/port
+    affinity: str      # affinity-<H>-…, the same tail
+
+
 @lru_cache(maxsize=1 << 18)
+def ep_names(spn: ServicePortName, ip: str, port: int) -> EpNames:
+    base = hash_and_truncate(f"{spn.namespace}/{spn.name}/{spn.protocol.lower()}/{spn.port}__{ip}/{port}")
+    return EpNames(f"endpoint-{base}", f"affinity-{base}")
+
+
 def affinity_set(spn: ServicePortName, ip: str, port: int) -> str:
-    """`affinity-<H>-ns/svc/proto/port__ip/port`: upstream's per-endpoint name."""
-    return "affinity-" + hash_and_truncate(f"{spn.namespace}/{spn.name}/{spn.protocol.lower()}/{spn.port}__{ip}/{port}")
+    """`affinity-<H>-ns/svc/proto/port__ip/port`: upstream's per-endpoint set name."""
+    return ep_names(spn, ip, port).affinity
+
+
+def endpoint_chain(spn: ServicePortName, ip: str, port: int) -> str:
+    """`endpoint-<H>-ns/svc/proto/port__ip/port`: upstream's per-endpoint chain name."""
+    return ep_names(spn, ip, port).chain
 
 
 # --- what the kernel holds ---------------------------------------------------
@@ -303,11 +350,13 @@ class TableState:
     what value: a ClusterIP in `cluster-ips` is shared by all ports of a
     Service, and two Services may (wrongly) claim one externalIP:port.  The
     kernel holds the value of the least ServicePortName, so full and
-    partial syncs agree on who wins.
+    partial syncs agree on who wins.  `layout` is the table's layout: a sync
+    wanting the other one replaces the table.
     """
 
     services: dict[ServicePortName, Written] = field(default_factory=dict)
     claims: dict[ElemKey, dict[ServicePortName, str]] = field(default_factory=dict)
+    layout: str = ENDPOINT_CHAINS
 
 
 def _winner(owners: Mapping[ServicePortName, str]) -> str | None:
@@ -340,58 +389,75 @@ def _add_elements(tx: Transaction, elems: Iterable[tuple[ElemKey, str]]) -> None
 
 @dataclass(frozen=True)
 class Plan:
-    """What `render` produced: the batch, and the table once it is applied."""
+    """What `render` produced: the batch, and the table once it is applied,
+    with the layout it uses and the endpoint count that chose it."""
 
     tx: Transaction
     table: TableState
     full: bool
     services_written: int
+    layout: str
+    endpoints: int
+
+
+def choose_layout(state: ProxyState, threshold: int = LARGE_CLUSTER_ENDPOINTS_THRESHOLD) -> tuple[str, int]:
+    """(layout, endpoints): large-cluster when the Services have more than
+    `threshold` endpoints in all, counted as upstream iptables counts them
+    (every endpoint of every ServicePort, ready or not)."""
+    total = sum([len(sp.endpoints) for sp in state.services.values()])
+    return (LARGE_CLUSTER if total > threshold else ENDPOINT_CHAINS), total
 
 
 def render(state: ProxyState, changed: Iterable[ServicePortName] | None,
-           prev: TableState | None) -> Plan:
+           prev: TableState | None, *, threshold: int = LARGE_CLUSTER_ENDPOINTS_THRESHOLD) -> Plan:
     """The transaction that makes the table match `state`.
 
     `prev` is the table as the last successful sync left it (None: unknown,
     so replace the table).  `changed=None` rewrites everything; otherwise
-    only the named ServicePorts (present or removed) are rewritten.  Pure:
-    `prev` is not modified.
+    only the named ServicePorts (present or removed) are rewritten — unless
+    the layout `threshold` picks differs from `prev`'s, which replaces the
+    table.  Pure: `prev` is not modified.
     """
+    layout, endpoints = choose_layout(state, threshold)
+    if prev is not None and prev.layout != layout:
+        prev = None
     if prev is None or changed is None:
-        return _render_full(state, prev)
-    return _render_partial(state, frozenset(changed), prev)
+        return _render_full(state, prev, layout, endpoints)
+    return _render_partial(state, frozenset(changed), prev, endpoints)
 
 
-def _render_full(state: ProxyState, prev: TableState | None) -> Plan:
+def _render_full(state: ProxyState, prev: TableState | None, layout: str, endpoints: int) -> Plan:
     """Skeleton, every ServicePort, every element; then delete what `prev`
     had that is gone.  Without `prev` the table is replaced outright."""
     tx = Transaction()
     fresh = prev is None
-    _skeleton(tx, fresh)
-    table = TableState()
+    _skeleton(tx, fresh, layout)
+    table = TableState(layout=layout)
     for name, sp in state.services.items():
-        w = _render_service(tx, sp, state.node, fresh)
+        w = _render_service(tx, sp, state.node, fresh, layout)
         table.services[name] = w
         for ek, value in w.elements.items():
             table.claims.setdefault(ek, {})[name] = value
     _add_elements(tx, ((ek, _winner(owners) or "") for ek, owners in table.claims.items()))
     if prev is not None:
         _delete_stale(tx, prev.services.items(), table.services)
-    return Plan(tx, table, True, len(state.services))
+    return Plan(tx, table, True, len(state.services), layout, endpoints)
 
 
-def _render_partial(state: ProxyState, changed: frozenset[ServicePortName], prev: TableState) -> Plan:
-    """Only the `changed` ServicePorts: their chains, the elements whose value
-    changed, and deletion of what they no longer use."""
+def _render_partial(state: ProxyState, changed: frozenset[ServicePortName], prev: TableState,
+                    endpoints: int) -> Plan:
+    """Only the `changed` ServicePorts, in `prev`'s layout: their chains, the
+    elements whose value changed, and deletion of what they no longer use."""
     tx = Transaction()
     names = sorted(changed)
-    table = TableState(dict(prev.services), dict(prev.claims))
+    layout = prev.layout
+    table = TableState(dict(prev.services), dict(prev.claims), layout)
     before: dict[ElemKey, str | None] = {}     # kernel value of every touched key, before
     written = 0
     for name in names:
         old = prev.services.get(name)
         sp = state.services.get(name)
-        new = _render_service(tx, sp, state.node, False) if sp is not None else None
+        new = _render_service(tx, sp, state.node, False, layout) if sp is not None else None
         if new is None:
             table.services.pop(name, None)
         else:
@@ -415,7 +481,7 @@ def _render_partial(state: ProxyState, changed: frozenset[ServicePortName], prev
         if now is not None:
             tx.add(_element(ek[0], ek[1], now))
     _delete_stale(tx, ((n, prev.services[n]) for n in names if n in prev.services), table.services)
-    return Plan(tx, table, False, written)
+    return Plan(tx, table, False, written, layout, endpoints)
 
 
 def _claim(table: TableState, prev: TableState, before: dict[ElemKey, str | None], key: ElemKey,
@@ -437,7 +503,8 @@ def _delete_stale(tx: Transaction, old: Iterable[tuple[ServicePortName, Written]
     """Delete chains, then affinity sets, that a ServicePort had and no longer
     uses.  This comes last: the elements and rules that referred to them are
     already gone or rewritten earlier in the same transaction; the chains
-    are flushed before any is deleted because they refer to each other."""
+    are flushed before any is deleted because they refer to each other
+    (`external-…` → `service-…` → `endpoint-…` → `affinity-…`)."""
     chains: list[str] = []
     sets: list[str] = []
     for name, w in old:
@@ -446,7 +513,7 @@ def _delete_stale(tx: Transaction, old: Iterable[tuple[ServicePortName, Written]
         keep_s = set(cur.sets) if cur else set()
         chains.extend(c for c in w.chains if c not in keep_c)
         sets.extend(s for s in w.sets if s not in keep_s)
-    for c in chains:      # first empty them all: external-… still jumps to service-…
+    for c in chains:      # first empty them all: one may still jump to another
         tx.flush(f"chain {_T} {c}")
     for c in chains:
         tx.delete(f"chain {_T} {c}")
@@ -454,9 +521,10 @@ def _delete_stale(tx: Transaction, old: Iterable[tuple[ServicePortName, Written]
         tx.delete(f"set {_T} {s}")
 
 
-def _skeleton(tx: Transaction, fresh: bool) -> None:
+def _skeleton(tx: Transaction, fresh: bool, layout: str) -> None:
     """The table, base chains, jump rules, maps and static rules (upstream's
-    setupNFTables).  Fresh: the table is replaced in the same transaction."""
+    setupNFTables) of `layout`.  Fresh: the table is replaced in the same
+    transaction."""
     table = f'table {_T} {{ comment "rules for kube-proxy" ; }}'
     tx.add(table)
     if fresh:
@@ -479,11 +547,11 @@ def _skeleton(tx: Transaction, fresh: bool) -> None:
                 tx.flush(f"chain {_T} {name}")
         else:
             tx.chain(name, fresh)
-    for kind, name, typ, comment in CONTAINERS:
+    for kind, name, typ, comment in LAYOUT_CONTAINERS[layout]:
         tx.add(f'{kind} {_T} {name} {{ type {typ} ; comment "{comment}" ; }}')
         if not fresh:
             tx.flush(f"{kind} {_T} {name}")
-    for chain, rule in STATIC_RULES:
+    for chain, rule in LAYOUT_STATIC_RULES[layout]:
         tx.rule(chain, rule)
 
 
@@ -548,13 +616,15 @@ def _decide(sp: ServicePort, n: SvcNames, c: Categorized, node: NodeFacts) -> _D
     )
 
 
-def _service_elements(sp: ServicePort, n: SvcNames, c: Categorized, d: _Decision) -> dict[ElemKey, str]:
+def _service_elements(sp: ServicePort, n: SvcNames, c: Categorized, d: _Decision,
+                      hairpin: bool) -> dict[ElemKey, str]:
     """The set and map elements of one ServicePort.
 
     Its IPs dispatch to its chains when it has endpoints; otherwise (or when
     a Local policy leaves one kind of traffic without endpoints) they go
     into the no-endpoint maps: `goto reject-chain` when nothing exists
-    anywhere, `drop` when only local endpoints are missing.
+    anywhere, `drop` when only local endpoints are missing.  With `hairpin`
+    (the large-cluster layout) its endpoints go into `hairpin-connections`.
     """
     proto, port = n.proto, sp.port
     verdict = "drop" if d.has_any else f"goto {REJECT_CHAIN}"
@@ -581,14 +651,17 @@ def _service_elements(sp: ServicePort, n: SvcNames, c: Categorized, d: _Decision
             elems[(SERVICE_NODEPORTS, key)] = to_external
         if not d.has_external:
             elems[(NO_ENDPOINT_NODEPORTS, key)] = no_external
-    for e in c.all_reachable:
-        elems[(HAIRPIN, f"{e.ip} . {e.ip} . {proto} . {e.port}")] = ""
+    if hairpin:
+        for e in c.all_reachable:
+            elems[(HAIRPIN, f"{e.ip} . {e.ip} . {proto} . {e.port}")] = ""
     return elems
 
 
-def _render_service(tx: Transaction, sp: ServicePort, node: NodeFacts, fresh: bool) -> Written:
-    """One ServicePort's chains, affinity sets and rules into `tx`; returns
-    what it owns, including the elements the caller reconciles."""
+def _render_service(tx: Transaction, sp: ServicePort, node: NodeFacts, fresh: bool, layout: str) -> Written:
+    """One ServicePort's chains, affinity sets and rules into `tx`, in
+    `layout`; returns what it owns, including the elements the caller
+    reconciles.  All chains come first: a rule may only name a chain that
+    exists by then."""
     if not _ipv4(sp.cluster_ip):
         return Written((), (), {})
     n = svc_names(sp.name)
@@ -596,21 +669,28 @@ def _render_service(tx: Transaction, sp: ServicePort, node: NodeFacts, fresh: bo
     d = _decide(sp, n, c, node)
     chains = [ch for ch, used in ((n.cluster, d.uses_cluster), (n.local, d.uses_local),
                                   (n.external, d.uses_external), (n.firewall, bool(d.ranges))) if used]
+    per_endpoint = layout == ENDPOINT_CHAINS          # a chain per endpoint
+    eps = [ep_names(sp.name, e.ip, e.port) for e in c.all_reachable] if per_endpoint or sp.affinity_timeout else []
+    if per_endpoint:
+        chains += [names.chain for names in eps]
     for ch in chains:
         tx.chain(ch, fresh)
-    sets = [affinity_set(sp.name, e.ip, e.port) for e in c.all_reachable] if sp.affinity_timeout else []
+    sets = [names.affinity for names in eps] if sp.affinity_timeout else []
     for s in sets:
         tx.add(f"set {_T} {s} {{ type ipv4_addr ; flags dynamic,timeout ; timeout {sp.affinity_timeout}s ; }}")
+    policy_rules = _dispatch_rules if per_endpoint else _inline_endpoint_rules
     masq = _masq_rule(sp, node) if d.has_internal else None
     if d.uses_cluster:
-        _endpoint_rules(tx, n.cluster, c.cluster, sp, masq if d.internal_chain == n.cluster else None)
+        tx.rules_in(n.cluster, policy_rules(c.cluster, sp, masq if d.internal_chain == n.cluster else None))
     if d.uses_local:
-        _endpoint_rules(tx, n.local, c.local, sp, masq if d.internal_chain == n.local else None)
+        tx.rules_in(n.local, policy_rules(c.local, sp, masq if d.internal_chain == n.local else None))
     if d.uses_external:
         _external_rules(tx, n, node, d)
+    if per_endpoint:
+        _endpoint_chains(tx, sp, zip(c.all_reachable, eps))
     if d.ranges:
         tx.rule(n.firewall, f"ip saddr != {{ {', '.join(d.ranges)} }} drop")
-    return Written(tuple(chains), tuple(sets), _service_elements(sp, n, c, d))
+    return Written(tuple(chains), tuple(sets), _service_elements(sp, n, c, d, not per_endpoint))
 
 
 def _masq_rule(sp: ServicePort, node: NodeFacts) -> str | None:
@@ -624,9 +704,34 @@ def _masq_rule(sp: ServicePort, node: NodeFacts) -> str | None:
     return None
 
 
-def _endpoint_rules(tx: Transaction, chain: str, endpoints: tuple[Endpoint, ...], sp: ServicePort,
-                    masq: str | None) -> None:
-    """A policy chain: [masquerade], [affinity hits], then a random endpoint.
+def _dispatch_rules(endpoints: tuple[Endpoint, ...], sp: ServicePort, masq: str | None) -> list[str]:
+    """A policy chain in the endpoint-chain layout (upstream's
+    writeServiceToEndpointRules): [masquerade], [affinity: a known client
+    goes back to its endpoint's chain], then one random endpoint chain."""
+    eps = [ep_names(sp.name, e.ip, e.port) for e in endpoints]
+    rules = [masq] if masq else []
+    if sp.affinity_timeout > 0:
+        rules += [f"ip saddr @{names.affinity} goto {names.chain}" for names in eps]
+    choices = " , ".join([f"{i} : goto {names.chain}" for i, names in enumerate(eps)])
+    rules.append(f"numgen random mod {len(endpoints)} vmap {{ {choices} }}")
+    return rules
+
+
+def _endpoint_chains(tx: Transaction, sp: ServicePort, eps: Iterable[tuple[Endpoint, EpNames]]) -> None:
+    """Each endpoint's chain: mark hairpin traffic (the endpoint calling its
+    own Service) for masquerade, [record the client for affinity], DNAT."""
+    proto = sp.name.protocol.lower()
+    for e, names in eps:
+        rules = [f"ip saddr {e.ip} jump {MARK_MASQ}"]
+        if sp.affinity_timeout > 0:
+            rules.append(f"update @{names.affinity} {{ ip saddr }}")
+        rules.append(f"meta l4proto {proto} dnat to {e.ip}:{e.port}")
+        tx.rules_in(names.chain, rules)
+
+
+def _inline_endpoint_rules(endpoints: tuple[Endpoint, ...], sp: ServicePort, masq: str | None) -> list[str]:
+    """A policy chain in the large-cluster layout: [masquerade], [affinity
+    hits], then a random endpoint, one DNAT rule per endpoint.
 
     Rule i of n fires with probability 1/(n-i) among packets that reach it,
     so each endpoint gets 1/n (iptables' `statistic` scheme); NAT statements
@@ -643,7 +748,7 @@ def _endpoint_rules(tx: Transaction, chain: str, endpoints: tuple[Endpoint, ...]
     n = len(dnat)
     rules += [f"numgen random mod {n - i} == 0 {d}" for i, d in enumerate(dnat[:-1])]
     rules.append(dnat[-1])
-    tx.rules_in(chain, rules)
+    return rules
 
 
 def _external_rules(tx: Transaction, n: SvcNames, node: NodeFacts, d: _Decision) -> None:
@@ -703,20 +808,27 @@ class NftablesBackend:
 
     `netns` names the node's namespace when driving it from outside (tests,
     benchmarks); None runs `nft` where we are, as kube-proxy in its node.
+    `large_cluster_threshold` is the endpoint count above which the
+    large-cluster layout is used (tests lower it).  `layout` is the layout
+    the table has after the last successful sync ("" before the first), for
+    kube-proxy to log when it changes; SyncResult carries it too.
     """
 
     mode = "nftables"
 
-    def __init__(self, netns: str | None = None) -> None:
+    def __init__(self, netns: str | None = None, *,
+                 large_cluster_threshold: int = LARGE_CLUSTER_ENDPOINTS_THRESHOLD) -> None:
         self.netns = netns
+        self.large_cluster_threshold = large_cluster_threshold
         self._table: TableState | None = None    # None: replace the table next time
+        self.layout = ""
         self.last_transaction = ""
 
     def sync(self, state: ProxyState, changed: frozenset[ServicePortName] | None) -> SyncResult:
         """Render and apply in one `nft -f -`; on failure raise ApplyError and
         make the next sync replace the table (our memory may be wrong)."""
         with _no_gc():
-            plan = render(state, changed, self._table)
+            plan = render(state, changed, self._table, threshold=self.large_cluster_threshold)
             text = str(plan.tx)
         self.last_transaction = text
         self._table = None
@@ -725,7 +837,9 @@ class NftablesBackend:
             kind = "full" if plan.full else "partial"
             raise ApplyError(f"nft -f ({kind} sync, {len(plan.tx)} commands) failed: {_explain(r.stderr, text)}")
         self._table = plan.table
-        return SyncResult(full=plan.full, rules=plan.tx.rules, services_written=plan.services_written)
+        self.layout = plan.layout
+        return SyncResult(full=plan.full, rules=plan.tx.rules, services_written=plan.services_written,
+                          layout=plan.layout, endpoints=plan.endpoints)
 
     def tables_flushed(self) -> bool:
         """True when our table is gone or emptied behind our back (`nft flush

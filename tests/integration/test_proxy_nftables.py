@@ -3,18 +3,23 @@ inside node1 of the two-node namespace testbed (tests/integration/
 proxy_testbed.py), probed from pods, from node1 itself and from the outside
 client.
 
-One testbed and one `NftablesBackend(netns=node1)` serve the whole module;
-the `tb` fixture re-applies every Service of `services()` with a full sync
-before each test, so tests that change things (partial syncs, flushes) do
-not leak into the next.  Answers are `<pod> <client-ip>`, so a test sees
+One testbed serves the whole module, and every test runs twice: with one
+`NftablesBackend(netns=node1)` in the endpoint-chain layout (upstream's,
+the default for a cluster this small), then with another forced into the
+large-cluster layout (threshold -1).  The `tb` fixture re-applies every
+Service of `services()` with a full sync before each test, so tests that
+change things (partial syncs, flushes, layout switches) do not leak into
+the next.  Answers are `<pod> <client-ip>`, so a test sees
 both which endpoint answered and whether the client was masqueraded.
 
 The outside client reaches node1's externalIP and LoadBalancer IP through
 routes this module adds in `ext` (`ext_routes`): the testbed has no
 load balancer, and these addresses are nobody's.
 
-The last test measures a sync of 2,000 Services x 10 endpoints in a scratch
-namespace and prints the figures (bounds are loose: this is a 2-core VM).
+The last tests measure syncs of 1,000 Services x 1 endpoint (endpoint-chain
+layout) and 2,000 Services x 10 endpoints (large-cluster layout) in a
+scratch namespace and print the figures (bounds are loose: this is a
+2-core VM).
 """
 
 from __future__ import annotations
@@ -29,7 +34,8 @@ import pytest
 
 from kinns.proxy.backend import run
 from kinns.proxy.model import Endpoint, NodeFacts, ProxyState, ServicePort, ServicePortName
-from kinns.proxy.nftables import NftablesBackend, svc_names
+from kinns.proxy.nftables import (ENDPOINT_CHAINS, LARGE_CLUSTER, NftablesBackend, choose_layout, endpoint_chain,
+                                  svc_names)
 from tests.integration.proxy_testbed import Testbed, testbed  # noqa: F401 - the module's fixture
 
 WEB_IP, STICKY_IP, EMPTY_IP, DNS_IP, REMOTE_IP, LOCAL_IP, SELF_IP, EDGE_IP = (
@@ -74,10 +80,13 @@ def ext_routes(testbed: Testbed) -> None:  # noqa: F811
         testbed.run("ext", f"ip route replace {ip}/32 via {testbed.node1_ip}")
 
 
-@pytest.fixture(scope="module")
-def proxy(testbed: Testbed, ext_routes: None) -> Iterator[NftablesBackend]:  # noqa: F811
-    b = NftablesBackend(netns=testbed.node1)
-    b.sync(state(testbed, services(testbed)), None)
+THRESHOLDS = {ENDPOINT_CHAINS: 1000, LARGE_CLUSTER: -1}
+
+
+@pytest.fixture(scope="module", params=[ENDPOINT_CHAINS, LARGE_CLUSTER])
+def proxy(request: pytest.FixtureRequest, testbed: Testbed, ext_routes: None) -> Iterator[NftablesBackend]:  # noqa: F811
+    b = NftablesBackend(netns=testbed.node1, large_cluster_threshold=THRESHOLDS[request.param])
+    assert b.sync(state(testbed, services(testbed)), None).layout == request.param
     yield b
     b.cleanup()
 
@@ -93,16 +102,23 @@ def who(answers: list[str]) -> set[str]:
     return {a.split()[0] for a in answers if a}
 
 
-def test_nft_lists_our_table_maps_and_chains(tb: Testbed) -> None:
+def test_nft_lists_our_table_maps_and_chains(tb: Testbed, proxy: NftablesBackend) -> None:
     listing = tb.run("node1", "nft list table ip kube-proxy").stdout
     assert 'comment "rules for kube-proxy"' in listing
     for name in ("map service-ips", "map service-nodeports", "map no-endpoint-services", "set cluster-ips",
-                 "set hairpin-connections", "chain nat-prerouting", "chain services", "chain masquerading"):
+                 "chain nat-prerouting", "chain services", "chain masquerading"):
         assert name in listing
-    web = svc_names(ServicePortName("default", "web", "http", "TCP"))
+    name = ServicePortName("default", "web", "http", "TCP")
+    web = svc_names(name)
     assert f"chain {web.cluster}" in listing and f"chain {web.external}" in listing
     assert f"{WEB_IP} . tcp . 80 : goto {web.cluster}" in listing
     assert "ip daddr . meta l4proto . th dport vmap @service-ips" in listing
+    pa = endpoint_chain(name, tb.endpoints("pa")[0].ip, 8080)
+    if proxy.layout == ENDPOINT_CHAINS:      # as `nft list` shows upstream's
+        assert f"chain {pa} {{" in listing and "set hairpin-connections" not in listing
+        assert f"numgen random mod 3 vmap {{ 0 : goto {pa}, 1 : goto " in listing
+    else:
+        assert "set hairpin-connections" in listing and "chain endpoint-" not in listing
 
 
 def test_cluster_ip_from_a_pod_reaches_every_endpoint(tb: Testbed) -> None:
@@ -185,6 +201,7 @@ def test_partial_sync_removes_a_service(tb: Testbed, proxy: NftablesBackend) -> 
     assert not res.full
     listing = tb.run("node1", "nft list table ip kube-proxy").stdout
     assert svc_names(gone.name).cluster not in listing and REMOTE_IP not in listing
+    assert "default/remote/" not in listing                  # nor any chain of it, endpoint chains included
     # Its ClusterIP is now nobody's: routed out (to ext, which does not answer) rather than served.
     assert tb.http("pa", REMOTE_IP, 80, timeout=1) is None
 
@@ -205,6 +222,27 @@ def test_flushing_only_our_table_is_detected(tb: Testbed, proxy: NftablesBackend
     assert proxy.tables_flushed()
     proxy.sync(state(tb, services(tb)), None)
     assert tb.http("ext", tb.node1_ip, 30084) == f"pc {tb.node1_ip}"
+
+
+def test_switching_layouts_keeps_services_working(tb: Testbed, proxy: NftablesBackend) -> None:
+    """Cross the threshold one way and back, by partial syncs: each crossing
+    replaces the table, and traffic flows in both layouts."""
+    st = state(tb, services(tb))
+    start, total = proxy.layout, choose_layout(st)[1]
+    other = LARGE_CLUSTER if start == ENDPOINT_CHAINS else ENDPOINT_CHAINS
+    kept = proxy.large_cluster_threshold
+    try:
+        for layout, threshold in ((other, total - 1 if other == LARGE_CLUSTER else total), (start, kept)):
+            proxy.large_cluster_threshold = threshold
+            web = svc("web", WEB_IP, tb.endpoints("pa", "pb", "pc"), node_port=30080)
+            res = proxy.sync(st, frozenset({web.name}))
+            assert res.full and res.layout == proxy.layout == layout and res.endpoints == total
+            assert "delete table ip kube-proxy" in proxy.last_transaction
+            assert who(tb.many_http("pb", WEB_IP, 80, 30)) == {"pa", "pb", "pc"}
+            assert tb.http("pa", SELF_IP, 80) == "pa 10.244.0.1"                  # hairpin, either way
+            assert tb.http("ext", tb.node1_ip, 30084) == f"pc {tb.node1_ip}"
+    finally:
+        proxy.large_cluster_threshold = kept
 
 
 def test_cleanup_removes_the_table_and_keeps_others(tb: Testbed, proxy: NftablesBackend) -> None:
@@ -232,26 +270,41 @@ def scale_state(n: int, per: int) -> ProxyState:
     return ProxyState(sps, node)
 
 
-def test_scale_2000_services_full_and_partial(capsys: pytest.CaptureFixture[str]) -> None:
+def measure(n: int, per: int, layout: str, capsys: pytest.CaptureFixture[str]) -> tuple[float, float]:
+    """Full sync of n Services x per endpoints into a fresh namespace, then a
+    partial sync of one Service whose last endpoint moved; prints and
+    returns both durations."""
     netns = f"kpt{os.getpid() % 100000}-nftscale"
     subprocess.run(["ip", "netns", "add", netns], check=True)
     try:
-        st = scale_state(2000, 10)
+        st = scale_state(n, per)
         backend = NftablesBackend(netns)
         t0 = time.perf_counter()
         full = backend.sync(st, None)
         t1 = time.perf_counter()
         name = next(iter(st.services))
         sp = st.services[name]
-        st2 = ProxyState({**st.services, name: dataclasses.replace(sp, endpoints=sp.endpoints[:-1])}, st.node)
+        moved = (*sp.endpoints[:-1], dataclasses.replace(sp.endpoints[-1], ip="10.245.0.1"))
+        st2 = ProxyState({**st.services, name: dataclasses.replace(sp, endpoints=moved)}, st.node)
         t2 = time.perf_counter()
         part = backend.sync(st2, frozenset({name}))
         t3 = time.perf_counter()
         with capsys.disabled():
-            print(f"\nnftables 2000x10: full sync {t1 - t0:.2f}s ({full.rules} rules), "
+            print(f"\nnftables {n}x{per} ({full.layout}): full sync {t1 - t0:.2f}s ({full.rules} rules), "
                   f"one-service partial sync {1000 * (t3 - t2):.0f}ms ({part.rules} rules)")
-        assert full.full and not part.full and part.services_written == 1
-        assert t1 - t0 < 15 and t3 - t2 < 2
+        assert full.full and full.layout == layout and full.endpoints == n * per
+        assert not part.full and part.services_written == 1 and part.layout == layout
         assert run(["nft", "list", "set", "ip", "kube-proxy", "cluster-ips"], netns=netns).returncode == 0
+        return t1 - t0, t3 - t2
     finally:
         subprocess.run(["ip", "netns", "del", netns], capture_output=True)
+
+
+def test_scale_1000_services_one_endpoint_each_in_endpoint_chains(capsys: pytest.CaptureFixture[str]) -> None:
+    full, partial = measure(1000, 1, ENDPOINT_CHAINS, capsys)
+    assert full < 15 and partial < 2
+
+
+def test_scale_2000_services_ten_endpoints_each_in_large_cluster(capsys: pytest.CaptureFixture[str]) -> None:
+    full, partial = measure(2000, 10, LARGE_CLUSTER, capsys)
+    assert full < 15 and partial < 2
