@@ -5,7 +5,9 @@ pods.  Flags as CoreDNS spells them (one dash): `-conf`, `-dns.port`,
 `-version`, `-quiet`; and kinns's own `-fixtures FILE` to serve API
 objects from a file instead of watching an API server (tests, benchmark).
 The API credentials come from the `kubeconfig PATH [CONTEXT]` line of the
-kubernetes block, else $KUBECONFIG, else the pod's service account.
+kubernetes block, else $KUBECONFIG, else the kubeconfig in kinns's
+credentials Secret (/var/run/secrets/kinns.io/credentials/kubeconfig),
+else the pod's service-account token.
 """
 
 from __future__ import annotations

@@ -56,6 +56,8 @@ from .records import Records
 log = logging.getLogger("coredns")
 
 SA_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+# Where kinns mounts a component's credentials Secret (kinns.cluster.addons.SA_DIR) and its kubeconfig.
+KINNS_CREDENTIALS_KUBECONFIG = Path("/var/run/secrets/kinns.io/credentials/kubeconfig")
 TCP_IDLE = 10.0
 RELOAD_POLL = 2.0
 FIXTURE_POLL = 0.05
@@ -130,7 +132,12 @@ KINDS = (("v1", "Service"), ("discovery.k8s.io/v1", "EndpointSlice"), ("v1", "Po
 
 
 class InformerSource:
-    """Records fed by informers over HTTPS, as CoreDNS's dnsControl."""
+    """Records fed by informers over HTTPS, as CoreDNS's dnsControl.
+
+    Credentials, first found wins: the `kubeconfig PATH [CONTEXT]` line of
+    the kubernetes block, $KUBECONFIG, the kubeconfig in kinns's component
+    credentials Secret, the pod's service-account token.
+    """
 
     def __init__(self, kubeconfig: tuple[str, str] | None, records: Records, metrics: Metrics, out: Output) -> None:
         self.kubeconfig = kubeconfig
@@ -144,6 +151,8 @@ class InformerSource:
         from ..client import Client
         from ..client.transport import HttpTransport
         path, context = self.kubeconfig or (os.environ.get("KUBECONFIG", "").split(os.pathsep)[0], "")
+        if not path and KINNS_CREDENTIALS_KUBECONFIG.exists():
+            path = str(KINNS_CREDENTIALS_KUBECONFIG)
         if path:
             transport = HttpTransport.from_kubeconfig(path, context or None)
         elif (SA_DIR / "token").exists() and os.environ.get("KUBERNETES_SERVICE_HOST"):
