@@ -1,5 +1,11 @@
 """The add-ons kubeadm installs into kube-system, as kinns installs them.
 
+CoreDNS likewise (phases/addons/dns): Deployment `coredns` (2 replicas,
+`k8s-app=kube-dns`), ConfigMap `coredns` with kubeadm's Corefile, Service
+`kube-dns` at the tenth service IP (10.96.0.10); the
+`registry.k8s.io/coredns/coredns` image runs kinns' DNS server
+(`kinns.dns`), which reaches the API through the `kubernetes` Service.
+
 kube-proxy is deployed the way kubeadm deploys it (phases/addons/proxy):
 a ServiceAccount `kube-proxy`, a ConfigMap `kube-proxy` whose `config.conf`
 holds the KubeProxyConfiguration (the `mode` chosen with `kinns up
@@ -19,6 +25,7 @@ built by pure functions; `install` creates the missing ones.
 from __future__ import annotations
 
 import base64
+import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +39,30 @@ from .certs import client_cert, paths
 from .config import ClusterConfig
 
 KUBE_PROXY_IMAGE = f"registry.k8s.io/kube-proxy:{VERSION_INFO['gitVersion']}"
+COREDNS_IMAGE = "registry.k8s.io/coredns/coredns:v1.11.3"
+# kubeadm's Corefile (phases/addons/dns/manifests.go), which kinns.dns reads.
+COREFILE = """\
+.:53 {
+    errors
+    health {
+       lameduck 5s
+    }
+    ready
+    kubernetes cluster.local in-addr.arpa ip6.arpa {
+       pods insecure
+       fallthrough in-addr.arpa ip6.arpa
+       ttl 30
+    }
+    prometheus :9153
+    forward . /etc/resolv.conf {
+       max_concurrent 1000
+    }
+    cache 30
+    loop
+    reload
+    loadbalance
+}
+"""
 # Where a component's credentials Secret is mounted: beside, not on, the
 # service-account token's path, which admission may fill for the pod.
 SA_DIR = "/var/run/secrets/kinns.io/credentials"
@@ -139,6 +170,84 @@ def kube_proxy_objects(cfg: ClusterConfig, server: str, ident: Identity) -> list
     ]
 
 
+def coredns_objects(cfg: ClusterConfig, server: str, ident: Identity) -> list[tuple[str, Obj]]:
+    """CoreDNS as kubeadm deploys it: SA, ConfigMap `coredns`, Deployment `coredns`
+    (2 replicas), Service `kube-dns` at the 10th service IP."""
+    ns = "kube-system"
+    labels = {"k8s-app": "kube-dns"}
+    dns_ip = str(ipaddress.ip_network(cfg.service_cidr)[10])
+    probe = {"failureThreshold": 5, "initialDelaySeconds": 60, "periodSeconds": 10, "successThreshold": 1,
+             "timeoutSeconds": 5}
+    return [
+        (f"/api/v1/namespaces/{ns}/serviceaccounts",
+         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "coredns", "namespace": ns}}),
+        (f"/api/v1/namespaces/{ns}/configmaps",
+         {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "coredns", "namespace": ns},
+          "data": {"Corefile": COREFILE}}),
+        credentials_secret("coredns", ns, ident, server, labels),
+        (f"/api/v1/namespaces/{ns}/services", {
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "kube-dns", "namespace": ns,
+                         "labels": {**labels, "kubernetes.io/cluster-service": "true",
+                                    "kubernetes.io/name": "CoreDNS"},
+                         "annotations": {"prometheus.io/port": "9153", "prometheus.io/scrape": "true"}},
+            "spec": {"clusterIP": dns_ip, "selector": labels,
+                     "ports": [{"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 53},
+                               {"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": 53},
+                               {"name": "metrics", "port": 9153, "protocol": "TCP", "targetPort": 9153}]},
+        }),
+        (f"/apis/apps/v1/namespaces/{ns}/deployments", {
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "coredns", "namespace": ns, "labels": labels},
+            "spec": {
+                "replicas": 2,
+                "selector": {"matchLabels": labels},
+                "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1}},
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {
+                        "containers": [{
+                            "name": "coredns", "image": COREDNS_IMAGE, "imagePullPolicy": "IfNotPresent",
+                            "args": ["-conf", "/etc/coredns/Corefile"],
+                            "ports": [{"name": "dns", "containerPort": 53, "protocol": "UDP"},
+                                      {"name": "dns-tcp", "containerPort": 53, "protocol": "TCP"},
+                                      {"name": "metrics", "containerPort": 9153, "protocol": "TCP"}],
+                            "livenessProbe": {"httpGet": {"path": "/health", "port": 8080, "scheme": "HTTP"},
+                                              **probe},
+                            "readinessProbe": {"httpGet": {"path": "/ready", "port": 8181, "scheme": "HTTP"},
+                                               "failureThreshold": 3, "periodSeconds": 1, "successThreshold": 1,
+                                               "timeoutSeconds": 1},
+                            "resources": {"limits": {"memory": "170Mi"}, "requests": {"cpu": "100m",
+                                                                                     "memory": "70Mi"}},
+                            "securityContext": {"allowPrivilegeEscalation": False,
+                                                "capabilities": {"add": ["NET_BIND_SERVICE"], "drop": ["ALL"]},
+                                                "readOnlyRootFilesystem": True},
+                            "volumeMounts": [{"name": "config-volume", "mountPath": "/etc/coredns",
+                                              "readOnly": True},
+                                             {"name": "credentials", "mountPath": SA_DIR, "readOnly": True}],
+                        }],
+                        "dnsPolicy": "Default",
+                        "nodeSelector": {"kubernetes.io/os": "linux"},
+                        "priorityClassName": "system-cluster-critical",
+                        "serviceAccountName": "coredns",
+                        "tolerations": [{"key": "CriticalAddonsOnly", "operator": "Exists"},
+                                        {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}],
+                        "affinity": {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+                            {"weight": 100, "podAffinityTerm": {
+                                "labelSelector": {"matchExpressions": [
+                                    {"key": "k8s-app", "operator": "In", "values": ["kube-dns"]}]},
+                                "topologyKey": "kubernetes.io/hostname"}}]}},
+                        "volumes": [{"name": "config-volume",
+                                     "configMap": {"name": "coredns", "items": [{"key": "Corefile",
+                                                                                 "path": "Corefile"}]}},
+                                    {"name": "credentials", "secret": {"secretName": "coredns-credentials"}}],
+                    },
+                },
+            },
+        }),
+    ]
+
+
 def identity(cfg: ClusterConfig, file_stem: str, user: str) -> Identity:
     """The component's client certificate (made once, under the cluster's pki)."""
     pki = cfg.state_dir / "pki"
@@ -149,7 +258,12 @@ def identity(cfg: ClusterConfig, file_stem: str, user: str) -> Identity:
 async def install(api: ApiServer, cfg: ClusterConfig, control_plane_ip: str, port: int = 6443) -> None:
     """Create the add-ons' objects that do not exist yet (a restart keeps what is there)."""
     server = f"https://{control_plane_ip}:{port}"
-    objects = kube_proxy_objects(cfg, server, identity(cfg, "kube-proxy", "system:kube-proxy"))
+    # In-cluster clients that are ordinary pods reach the API as pods do:
+    # through the `kubernetes` Service, which kube-proxy programs.
+    in_cluster = f"https://{ipaddress.ip_network(cfg.service_cidr)[1]}:443"
+    objects = (kube_proxy_objects(cfg, server, identity(cfg, "kube-proxy", "system:kube-proxy"))
+               + coredns_objects(cfg, in_cluster, identity(cfg, "coredns",
+                                                           "system:serviceaccount:kube-system:coredns")))
     for collection, obj in objects:
         resp = await api.dispatch(Request("POST", collection, obj=obj))
         if resp.status >= 400 and resp.obj.get("reason") != "AlreadyExists":

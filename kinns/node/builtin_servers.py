@@ -16,7 +16,8 @@ container costs the pages it dirties, not a new interpreter.
   TCP/UDP with `--tcp`/`--udp`.
 - `hello-app`: the Google sample's "Hello, world!" page.
 - `pause`: waits for SIGTERM/SIGINT and exits 0.
-- `kube-proxy`: execs kinns' kube-proxy (`kinns.proxy`) in the container.
+- `kube-proxy`, `coredns`: exec kinns' kube-proxy (`kinns.proxy`) or DNS
+  server (`kinns.dns`) in the container.
 """
 
 from __future__ import annotations
@@ -254,18 +255,28 @@ def pause(args: list[str]) -> None:
     _pause()
 
 
-def kube_proxy(args: list[str]) -> None:
-    """The kube-proxy image: exec kinns' kube-proxy (`python -m kinns.proxy`)
-    as this container's process, a fresh interpreter of its own (the
-    zygote's is stripped down), so `ps` in the node shows kube-proxy's own
-    process and its memory is its own."""
+def _exec_component(module: str, args: list[str]) -> None:
+    """Exec a kinns component (`python -m <module>`) as this container's
+    process: a fresh interpreter of its own (the zygote's is stripped
+    down), so `ps` shows the component's own process and its memory is its own."""
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     os.environ["PYTHONPATH"] = root
-    os.execv(sys.executable, [sys.executable, "-m", "kinns.proxy", *args])
+    os.execv(sys.executable, [sys.executable, "-m", module, *args])
+
+
+def kube_proxy(args: list[str]) -> None:
+    """The kube-proxy image: kinns' kube-proxy (`kinns.proxy`)."""
+    _exec_component("kinns.proxy", args)
+
+
+def coredns(args: list[str]) -> None:
+    """The CoreDNS image: kinns' cluster DNS server (`kinns.dns`)."""
+    _exec_component("kinns.dns", args)
 
 
 BUILTINS: dict[str, Callable[[list[str]], None]] = {
     "kube-proxy": kube_proxy,
+    "coredns": coredns,
     "netexec": netexec,
     "serve-hostname": serve_hostname,
     "hello-app": hello_app,

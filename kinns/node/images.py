@@ -13,7 +13,8 @@ process, so its `image` only selects what that process is:
   (`builtin_servers.py`);
 - `pause` images → a process that waits for a signal;
 - `kube-proxy` (registry.k8s.io/kube-proxy) → kinns' own kube-proxy
-  (`python -m kinns.proxy` with the container's flags);
+  (`python -m kinns.proxy` with the container's flags); `coredns`
+  (registry.k8s.io/coredns/coredns) → kinns' DNS server (`python -m kinns.dns`);
 - shell-style images (busybox, alpine, debian, curl, ...) → the container's
   `command`/`args` run with the host's binaries, the image's default
   command when none is given;
@@ -131,6 +132,8 @@ def resolve(container: dict[str, Any], pod_name: str = "", pod_ip: str = "") -> 
         return Behaviour(image, builtin="serve-hostname", args=args)
     if repo == "kube-proxy" and (not command or entry == "kube-proxy"):
         return Behaviour(image, builtin="kube-proxy", args=command[1:] + args if command else args)
+    if repo == "coredns" and (not command or entry == "coredns"):
+        return Behaviour(image, builtin="coredns", args=command[1:] + args if command else args)
     if repo == "pause" and not command:
         return Behaviour(image, builtin="pause")
     if repo == "hello-app" and not command:
