@@ -53,10 +53,12 @@ def resolve_ports(svc: Obj, pod: Obj) -> PortKey | None:
     return tuple(out) if out else None
 
 
-def _endpoint(pod: Obj) -> dict[str, Any]:
+def _endpoint(pod: Obj, svc: Obj) -> dict[str, Any]:
     meta = pod["metadata"]
     terminating = bool(meta.get("deletionTimestamp"))
-    ready = podutil.is_ready(pod)
+    # publishNotReadyAddresses: every endpoint counts as ready (DNS for
+    # StatefulSet peers before they are ready), as upstream.
+    ready = podutil.is_ready(pod) or bool((svc.get("spec") or {}).get("publishNotReadyAddresses"))
     ep: dict[str, Any] = {
         "addresses": [pod["status"]["podIP"]],
         "conditions": {"ready": ready and not terminating, "serving": ready, "terminating": terminating},
@@ -66,7 +68,8 @@ def _endpoint(pod: Obj) -> dict[str, Any]:
     if node:
         ep["nodeName"] = node
     spec = pod.get("spec") or {}
-    if spec.get("hostname"):
+    # Upstream's ShouldSetHostname: only a pod whose subdomain names this Service.
+    if spec.get("hostname") and spec.get("subdomain") == svc["metadata"]["name"]:
         ep["hostname"] = spec["hostname"]
     return ep
 
@@ -89,7 +92,7 @@ def desired_slices(svc: Obj, pods: list[Obj]) -> list[dict[str, Any]]:
     for pod in selected_pods(svc, pods):
         ports = resolve_ports(svc, pod)
         if ports is not None:
-            groups.setdefault(ports, []).append(_endpoint(pod))
+            groups.setdefault(ports, []).append(_endpoint(pod, svc))
     if not groups:
         # Upstream keeps one empty slice carrying the ports, so consumers see the Service.
         ports = tuple((sp.get("name", ""), int(sp["targetPort"]) if str(sp.get("targetPort", "")).isdigit()

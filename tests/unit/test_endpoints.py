@@ -62,3 +62,22 @@ def test_no_selector_means_no_managed_endpoints_and_large_services_split() -> No
     assert desired_slices(svc(selector=None), [pod("a", "10.244.1.2")])[0]["endpoints"] == []
     many = [pod(f"p{i:03}", f"10.244.{i // 200}.{i % 200 + 2}") for i in range(250)]
     assert [len(s["endpoints"]) for s in desired_slices(svc(), many)] == [100, 100, 50]
+
+
+def test_hostname_only_for_the_subdomain_service_and_publish_not_ready() -> None:
+    from kinns.controllers.endpoints import desired_slices
+    pod = {"metadata": {"name": "web-0", "namespace": "default", "uid": "u1", "labels": {"app": "web"}},
+           "spec": {"hostname": "web-0", "subdomain": "nginx", "nodeName": "n1",
+                    "containers": [{"name": "c", "ports": [{"containerPort": 80}]}]},
+           "status": {"podIP": "10.244.1.5", "phase": "Running", "conditions": [{"type": "Ready", "status": "False"}]}}
+
+    def svc(name: str, **spec: object) -> dict[str, object]:
+        return {"metadata": {"name": name, "namespace": "default"},
+                "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}], **spec}}
+
+    (mine,) = desired_slices(svc("nginx"), [pod])
+    (other,) = desired_slices(svc("web", publishNotReadyAddresses=True), [pod])
+    assert mine["endpoints"][0]["hostname"] == "web-0"
+    assert mine["endpoints"][0]["conditions"]["ready"] is False
+    assert "hostname" not in other["endpoints"][0]
+    assert other["endpoints"][0]["conditions"]["ready"] is True
