@@ -9,13 +9,18 @@ cgroup, under a parent that carries "kinns" in its name (e.g.
   so containers die with their pod and `cleanup()` works after the daemon
   was SIGKILLed;
 - memory and CPU limits from `resources.limits`, where the kernel allows;
+- a pids limit on each pod cgroup (the kubelet's `podPidsLimit`, see
+  `runtime.DEFAULT_POD_PIDS_LIMIT`), so a fork bomb stays inside its pod;
 - the OOM-killer's verdict, so a status can say `OOMKilled`.
 
 Hosts differ: pure cgroup v2 (`/sys/fs/cgroup/cgroup.controllers`), the
 hybrid layout with v2 at `/sys/fs/cgroup/unified` and controllers on v1
 hierarchies, or v1 only.  `Cgroups` picks a tracking hierarchy (v2 when
 present, else v1 `pids`/`memory`) and the places to write limits, and does
-nothing (but still works) when none is writable.
+nothing (but still works) when none is writable.  The pids controller is
+used from v2 when v2 has it, else from its v1 hierarchy; there every
+container cgroup is made too (below its pod's), because a v1 limit covers
+only the processes placed below it.
 """
 
 from __future__ import annotations
@@ -57,6 +62,7 @@ class Limits:
 
     memory_bytes: int | None = None
     cpu_millis: int | None = None
+    pids: int | None = None         # pids.max (set on pod cgroups)
 
     @classmethod
     def from_container(cls, container: dict[str, Any]) -> "Limits":
@@ -116,6 +122,13 @@ class Cgroups:
         bases += list(self.v1.values())
         return [b / self.parent / rel for b in bases if (b / self.parent / rel).is_dir()]
 
+    def _pids_v1(self) -> Path | None:
+        """The v1 pids hierarchy, when pids limits are written there."""
+        p = self.v1.get("pids")
+        if p is None or "pids" in self.v2_controllers or p in self._tracking():
+            return None
+        return p
+
     def create(self, rel: str, limits: Limits | None = None) -> list[str]:
         """Make the cgroup `rel` with `limits`; return the `cgroup.procs`
         files a process must write its pid to (before exec) to join it."""
@@ -123,7 +136,7 @@ class Cgroups:
         procs: list[str] = []
         for base in self._tracking():
             d = base / self.parent / rel
-            if base == self.v2 and (limits.memory_bytes or limits.cpu_millis):
+            if base == self.v2 and (limits.memory_bytes or limits.cpu_millis or limits.pids):
                 self._enable_v2_controllers(d)
             try:
                 d.mkdir(parents=True, exist_ok=True)
@@ -136,6 +149,10 @@ class Cgroups:
                     _write(d / "memory.swap.max", "0")
                 if limits.cpu_millis and "cpu" in self.v2_controllers:
                     _write(d / "cpu.max", f"{limits.cpu_millis * self.PERIOD_US // 1000} {self.PERIOD_US}")
+                if limits.pids and "pids" in self.v2_controllers:
+                    _write(d / "pids.max", str(limits.pids))
+            elif limits.pids and base.name == "pids":
+                _write(d / "pids.max", str(limits.pids))
         if limits.memory_bytes and "memory" in self.v1 and "memory" not in self.v2_controllers:
             d = self.v1["memory"] / self.parent / rel
             try:
@@ -154,12 +171,22 @@ class Cgroups:
                 procs.append(str(d / "cgroup.procs"))
             except OSError:
                 pass
+        pids_v1 = self._pids_v1()
+        if pids_v1 is not None:
+            d = pids_v1 / self.parent / rel
+            try:
+                d.mkdir(parents=True, exist_ok=True)
+                if limits.pids:
+                    _write(d / "pids.max", str(limits.pids))
+                procs.append(str(d / "cgroup.procs"))
+            except OSError:
+                pass
         return procs
 
     def _enable_v2_controllers(self, leaf: Path) -> None:
         """v2 limits need the controllers switched on in every ancestor."""
         assert self.v2 is not None
-        wanted = " ".join(f"+{c}" for c in ("memory", "cpu") if c in self.v2_controllers)
+        wanted = " ".join(f"+{c}" for c in ("memory", "cpu", "pids") if c in self.v2_controllers)
         if not wanted:
             return
         cur = self.v2

@@ -1,9 +1,11 @@
 """The container runtime the kubelet drives: start, stop, wait, logs, exec.
 
 Division of labour: `sandbox` writes what a pod's containers share,
-`images` decides what a container runs, the zygote (`zygote.py`, a child
-process) forks and reaps containers and pumps their output into log files,
-`cgroups` tracks and limits their processes.  `Runtime` ties them together
+`images` decides what a container runs, `security` decides how it is
+fenced in (capabilities, user, the host paths it must not see), the zygote
+(`zygote.py`, a child process) forks, fences in and reaps containers and
+pumps their output into log files, `cgroups` tracks and limits their
+processes.  `Runtime` ties them together
 behind a small synchronous, thread-safe API; it keeps no state the kubelet
 cannot rebuild from the API, except log files.
 
@@ -15,9 +17,24 @@ previous log stays for `kubectl logs --previous`.  Deciding when to
 restart (restartPolicy, back-off) is the kubelet's job.
 
 Graceful stop follows the kubelet: SIGTERM to the main process, up to the
-grace period, then SIGKILL to everything in the container's cgroup.  Exit
+grace period, then SIGKILL to everything in the container's cgroup.  The
+main process is PID 1 of its PID namespace, so, as in any container, a
+SIGTERM it has no handler for is ignored (a `sleep` waits out the grace
+period); the stand-in for a web server image (busybox httpd for nginx),
+whose real process would exit at once, is killed at once instead.  Exit
 codes follow containerd: a signal N gives 128+N; a command that cannot be
 executed gives 128 with reason StartError.
+
+Every pod's cgroup has a pids limit (`pod_pids_limit`, default
+`DEFAULT_POD_PIDS_LIMIT` = 1024): upstream's kubelet leaves `podPidsLimit`
+unlimited (-1) by default, but all kinns nodes share one host's PID table,
+so kinns sets what CRI-O long used as its default `pids_limit`.  A fork
+bomb then fails to fork inside its pod while the node and other pods go on.
+
+`exec` runs the command the way `kubectl exec` does upstream: in the
+container's cgroups and namespaces (nsenter) with its user, groups,
+capabilities and no_new_privs (setpriv), and a terminal from the
+container's own devpts.  The runtime knows every container by its host PID.
 
 `cleanup(state_dir)` removes everything a runtime created (processes,
 cgroups, stray mounts) even if the daemon died by SIGKILL.
@@ -25,9 +42,12 @@ cgroups, stray mounts) even if the daemon died by SIGKILL.
 
 from __future__ import annotations
 
+import fcntl
+import glob
 import hashlib
 import json
 import os
+import shutil
 import secrets
 import signal
 import socket
@@ -40,10 +60,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from kinns.node import images
+from kinns.node import images, security
 from kinns.node.cgroups import Cgroups, Limits
 from kinns.node.envvars import expand
 from kinns.node.sandbox import Sandbox
+
+DEFAULT_POD_PIDS_LIMIT = 1024
+NSENTER = shutil.which("nsenter") or "/usr/bin/nsenter"
+SETPRIV = shutil.which("setpriv") or "/usr/bin/setpriv"
+TIOCSPTLCK = 0x40045431
+TIOCGPTPEER = 0x5441
+# `sh -c` run by exec: join the container's cgroups (the paths before `--`)
+# before anything forks, then become the rest of the arguments.
+_JOIN_CGROUPS = 'while [ "$1" != -- ]; do { echo $$ > "$1"; } 2>/dev/null; shift; done; shift; exec "$@"'
 
 ExitCallback = Callable[["ContainerStatus"], None]
 
@@ -78,6 +107,8 @@ class ContainerStatus:
     cgroup: str = ""
     env: dict[str, str] = field(default_factory=dict)
     attachable: bool = False
+    proc_security: security.ProcessSecurity = field(default_factory=security.ProcessSecurity)
+    sigterm_ends: bool = False      # a stand-in whose real image exits on SIGTERM (see stop_container)
 
 
 class AttachHandle:
@@ -226,17 +257,25 @@ class Runtime:
     """Containers of all pods on one node."""
 
     def __init__(self, state_dir: Path, *, cgroup_parent: str | None = None,
-                 on_exit: ExitCallback | None = None) -> None:
+                 on_exit: ExitCallback | None = None, pod_pids_limit: int = DEFAULT_POD_PIDS_LIMIT) -> None:
         self.state_dir = Path(state_dir)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.scratch = self.state_dir / "scratch"   # where each container's private tmpfs is mounted
         self.cgroup_parent = cgroup_parent or default_cgroup_parent(self.state_dir)
         self.cgroups = Cgroups(self.cgroup_parent)
         self.on_exit = on_exit
+        self.pod_pids_limit = pod_pids_limit
+        self.view = host_view(self.state_dir)
+        self._view_spec = self.view.to_spec()
+        self.users = _user_db()
+        self.last_cap = _last_cap()
         self._lock = threading.Condition()
         self._containers: dict[str, ContainerStatus] = {}
         self._by_pid: dict[int, str] = {}
         self._early_exits: dict[int, tuple[int, int, float]] = {}
+        self._pods: set[str] = set()                 # pod UIDs with a cgroup (and IPC namespace) made
+        self._holders: dict[str, int] = {}           # pod UID -> PID 1 of its shared PID namespace
+        self._pod_lock = threading.Lock()
         (self.state_dir / "runtime.json").write_text(json.dumps({"cgroup_parent": self.cgroup_parent}))
         self._zygote_lock = threading.Lock()
         self._zygote = self._start_zygote()
@@ -251,6 +290,9 @@ class Runtime:
         with it (they carry PDEATHSIG), so record them as killed; the next
         start brings up a new zygote."""
         now = time.time()
+        with self._pod_lock:
+            self._holders.clear()
+            self._pods.clear()  # the pods' IPC namespaces went with it
         with self._lock:
             lost = [c for c in self._containers.values() if c.state == "running"]
             for st in lost:
@@ -288,6 +330,13 @@ class Runtime:
                 c[key] = [expand(str(x), env) for x in c[key]]
         beh = images.resolve(c, sandbox.name, sandbox.ip)
         name = container["name"]
+        try:
+            sec = security.container_security(
+                sandbox.security_context, container, image_uid=security.IMAGE_USERS.get(images.repository(beh.image), 0),
+                users=self.users, last_cap=self.last_cap,
+                pod=security.pod_ref(sandbox.name, sandbox.namespace, sandbox.uid))
+        except security.ContainerConfigError as e:
+            raise images.ImageError(e.reason, e.message) from None
         cid = secrets.token_hex(32)
         log = sandbox.log_path(name, restart_count)
         log.parent.mkdir(parents=True, exist_ok=True)
@@ -306,9 +355,11 @@ class Runtime:
         # on, a new inode costs ~0.4 ms of kernel time after many deletions).
         scratch = self.scratch
         scratch.mkdir(parents=True, exist_ok=True)
+        self._ensure_pod(sandbox)
         cg_rel = f"pod{sandbox.uid}/{name}-{restart_count}"
         procs = self.cgroups.create(cg_rel, Limits.from_container(container))
-        binds = sandbox.etc_binds()
+        # containerd mounts hostname and resolv.conf read-only with a read-only root
+        binds = [(src, dst, sec.read_only_root and dst != "/etc/hosts") for src, dst, _ in sandbox.etc_binds()]
         binds += [(m.host_path, m.container_path, m.read_only) for m in mounts]
         spec: dict[str, Any] = {
             "netns": sandbox.netns, "hostname": sandbox.hostname, "scratch": str(scratch),
@@ -317,6 +368,8 @@ class Runtime:
             "tty": bool(container.get("tty")) and bool(container.get("stdin")),
             "stdin": bool(container.get("stdin")), "stdin_once": bool(container.get("stdinOnce")),
             "attach": f"kinns-attach/{cid}" if container.get("stdin") else "",
+            "security": sec.to_spec(), "view": self._view_spec,
+            "ipc": "" if sandbox.host_ipc else sandbox.uid,
         }
         if beh.builtin:
             spec["builtin"], spec["args"] = beh.builtin, beh.args
@@ -324,10 +377,12 @@ class Runtime:
             spec["argv"] = beh.argv
         st = ContainerStatus(id=cid, name=name, pod_uid=sandbox.uid, restart_count=restart_count, image=beh.image,
                              started_at=time.time(), log_path=str(log), cgroup=cg_rel, env=env,
-                             attachable=bool(container.get("stdin")))
+                             attachable=bool(container.get("stdin")), proc_security=sec,
+                             sigterm_ends=_web_stand_in(beh))
         with self._lock:
             self._containers[cid] = st
         try:
+            spec["pidns"] = self._pid_namespace(sandbox)
             reply = self._zygote_client().request("spawn", spec=spec)
         except ZygoteError as e:
             reply = {"error": str(e)}
@@ -348,8 +403,41 @@ class Runtime:
             self._after_exit(st)
         return st
 
+    def _ensure_pod(self, sandbox: Sandbox) -> None:
+        """The pod cgroup with its pids limit, once per pod."""
+        if sandbox.uid in self._pods:
+            return
+        with self._pod_lock:
+            if sandbox.uid not in self._pods:
+                self.cgroups.create(f"pod{sandbox.uid}", Limits(pids=self.pod_pids_limit or None))
+                self._pods.add(sandbox.uid)
+
+    def _pid_namespace(self, sandbox: Sandbox) -> str:
+        """Where a container's processes live: the node's PID namespace
+        (hostPID), the pod's shared one (shareProcessNamespace, held by a
+        pause-like PID 1 the zygote forks), or a new one per container."""
+        if sandbox.host_pid:
+            return ""
+        if not sandbox.share_pid:
+            return "new"
+        with self._pod_lock:
+            pid = self._holders.get(sandbox.uid)
+            if pid and Path(f"/proc/{pid}").exists():
+                return f"/proc/{pid}/ns/pid"
+            spec = {"init": True, "pidns": "new", "ipc": "" if sandbox.host_ipc else sandbox.uid,
+                    "cgroups": self.cgroups.create(f"pod{sandbox.uid}/sandbox"), "scratch": str(self.scratch),
+                    "log": ""}
+            reply = self._zygote_client().request("spawn", spec=spec)
+            if "error" in reply or not reply.get("pid"):
+                raise ZygoteError(f"cannot start the pod's sandbox process: {reply.get('error')}")
+            self._holders[sandbox.uid] = reply["pid"]
+            return f"/proc/{reply['pid']}/ns/pid"
+
     def _exited(self, pid: int, code: int, sig: int, when: float) -> None:
         """Called by the zygote reader thread for each container exit."""
+        with self._pod_lock:
+            if pid in self._holders.values():
+                return
         with self._lock:
             cid = self._by_pid.pop(pid, None)
             if cid is None:
@@ -413,7 +501,8 @@ class Runtime:
         if st.state == "running":
             if grace_period > 0:
                 self.signal(container_id, signal.SIGTERM)
-                self.wait(container_id, grace_period)
+                if not st.sigterm_ends:
+                    self.wait(container_id, grace_period)
             if st.state == "running":
                 self.cgroups.kill(st.cgroup)
                 self.signal(container_id, signal.SIGKILL)
@@ -437,7 +526,10 @@ class Runtime:
             t.start()
         for t in threads:
             t.join()
-        self.cgroups.remove(f"pod{sandbox.uid}")
+        self.cgroups.remove(f"pod{sandbox.uid}")  # the sandbox holder too
+        with self._pod_lock:
+            self._holders.pop(sandbox.uid, None)
+            self._pods.discard(sandbox.uid)
 
     def remove_pod(self, sandbox: Sandbox) -> None:
         """Stop (no grace) and forget the pod, and delete its directory."""
@@ -445,6 +537,10 @@ class Runtime:
         with self._lock:
             for cid in [c.id for c in self._containers.values() if c.pod_uid == sandbox.uid]:
                 del self._containers[cid]
+        try:
+            self._zygote_client().request("forget", pod=sandbox.uid)  # its IPC namespace
+        except ZygoteError:
+            pass
         from kinns.node.sandbox import remove_sandbox_dir
         remove_sandbox_dir(sandbox)
 
@@ -467,38 +563,36 @@ class Runtime:
         """The CRI-format log of a run (`restart_count - 1` is `--previous`)."""
         return sandbox.log_path(container, restart_count)
 
-    def _nsenter(self, st: ContainerStatus, argv: Sequence[str]) -> list[str]:
+    def _exec_argv(self, st: ContainerStatus, argv: Sequence[str]) -> list[str]:
+        """sh (joins the container's cgroups) → nsenter (its namespaces and
+        root) → setpriv (its identity; dies with nsenter) → `argv`."""
         if st.state != "running" or not st.pid:
             raise RuntimeError(f"container {st.name} is not running")
-        return ["nsenter", "-t", str(st.pid), "-n", "-u", "-m", "-r", "-w", "--", *argv]
+        procs = [str(d / "cgroup.procs") for d in self.cgroups.dirs(st.cgroup)]
+        inner = [NSENTER, "-t", str(st.pid), "-n", "-u", "-i", "-p", "-m", "-r", "-w", "--",
+                 *security.setpriv_argv(st.proc_security, SETPRIV), *argv]
+        return ["/bin/sh", "-c", _JOIN_CGROUPS, "kinns-exec", *procs, "--", *inner]
 
     def exec(self, container_id: str, argv: Sequence[str], *, tty: bool = False,
              env: dict[str, str] | None = None) -> ExecHandle:
         """Run `argv` in the container's namespaces, root and cgroup, with its
-        environment.  Without `tty` the handle's proc has stdin/stdout/stderr
-        pipes; with `tty` they are one pseudo-terminal (`pty_master`)."""
+        environment and identity.  Without `tty` the handle's proc has
+        stdin/stdout/stderr pipes; with `tty` they are one pseudo-terminal
+        (`pty_master`) of the container's devpts."""
         st = self.status(container_id)
-        cmd = self._nsenter(st, argv)
+        cmd = self._exec_argv(st, argv)
         full_env = dict(st.env)
         full_env.update(env or {})
         if tty:
-            import pty
-            master, slave = pty.openpty()
+            master, slave = _container_pty(st.pid)
             full_env.setdefault("TERM", "xterm")
             proc = subprocess.Popen(["setsid", "-c", *cmd], stdin=slave, stdout=slave, stderr=slave,
                                     env=full_env, close_fds=True)
             os.close(slave)
-            handle = ExecHandle(proc, master)
-        else:
-            proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                    env=full_env, close_fds=True)
-            handle = ExecHandle(proc)
-        for d in self.cgroups.dirs(st.cgroup):
-            try:
-                (d / "cgroup.procs").write_text(str(proc.pid))
-            except OSError:
-                pass
-        return handle
+            return ExecHandle(proc, master)
+        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                env=full_env, close_fds=True)
+        return ExecHandle(proc)
 
     def exec_sync(self, container_id: str, argv: Sequence[str], *, input: bytes | None = None,
                   timeout: float | None = None) -> ExecResult:
@@ -528,6 +622,56 @@ class Runtime:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _web_stand_in(beh: images.Behaviour) -> bool:
+    """busybox httpd standing in for nginx/httpd: the real server exits on
+    SIGTERM, busybox httpd as PID 1 would ignore it."""
+    return beh.argv[:2] == ["busybox", "httpd"] and bool(beh.files)
+
+
+def _container_pty(pid: int) -> tuple[int, int]:
+    """A pty of the container's own devpts (master, slave), as runc makes
+    one for `exec -t`; the host's when the container has none."""
+    try:
+        master = os.open(f"/proc/{pid}/root/dev/pts/ptmx", os.O_RDWR | os.O_NOCTTY)
+    except OSError:
+        import pty
+        return pty.openpty()
+    try:
+        fcntl.ioctl(master, TIOCSPTLCK, struct.pack("i", 0))
+        slave = fcntl.ioctl(master, TIOCGPTPEER, os.O_RDWR | os.O_NOCTTY)
+    except OSError:
+        os.close(master)
+        raise
+    return master, slave
+
+
+def host_view(state_dir: Path) -> security.FilesystemView:
+    """What containers of a runtime under `state_dir` must not see of this
+    host, and what they need from it: the Python installation and the kinns
+    source tree that built-in components (kube-proxy, DNS) run from."""
+    dirs, patterns = security.hidden_paths(os.environ, [str(state_dir)])
+    files = [f for p in patterns for f in (glob.glob(p) if "*" in p else [p])]
+    keep = [str(Path(__file__).resolve().parents[2]), sys.prefix, sys.exec_prefix, sys.base_prefix,
+            sys.base_exec_prefix]
+    real = [os.path.realpath(p) for p in dirs if os.path.isdir(p)]
+    return security.filesystem_view(real, [os.path.realpath(f) for f in files if os.path.isfile(f)],
+                                     [os.path.realpath(k) for k in keep])
+
+
+def _user_db() -> security.UserDb:
+    try:
+        return security.UserDb.parse(Path("/etc/passwd").read_text(), Path("/etc/group").read_text())
+    except OSError:
+        return security.UserDb()
+
+
+def _last_cap() -> int:
+    try:
+        return int(Path("/proc/sys/kernel/cap_last_cap").read_text())
+    except (OSError, ValueError):
+        return len(security.CAPABILITIES) - 1
 
 
 def cleanup(state_dir: Path) -> list[str]:

@@ -11,6 +11,10 @@ per-pod directory holds the files every container of the pod sees,
 
 and each container gets its own UTS namespace with the pod's hostname, so
 all containers of a pod agree on hostname, localhost and DNS settings.
+The sandbox also carries what the runtime needs of the pod spec to fence
+its containers in: whether they use the node's PID and IPC namespaces
+(hostPID, hostIPC), share one PID namespace (shareProcessNamespace), and
+the pod-level securityContext (runAsUser, fsGroup, ...; see `security`).
 `/etc/hosts` is written as the kubelet writes it (its "Kubernetes-managed
 hosts file" header, the pod IP with hostname or FQDN, hostAliases);
 resolv.conf comes from `dnsconfig`.  hostNetwork pods get the node's files.
@@ -20,7 +24,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +80,10 @@ class Sandbox:
     netns: str | None
     dir: str
     host_network: bool = False
+    host_pid: bool = False
+    host_ipc: bool = False
+    share_pid: bool = False
+    security_context: dict[str, Any] = field(default_factory=dict)   # the pod's securityContext
 
     @property
     def path(self) -> Path:
@@ -138,7 +146,9 @@ def create_sandbox(state_dir: Path, pod: dict[str, Any], *, netns: str | None, p
     # its pods from the API), and on the nojournal ext4 this runs on, every
     # new inode costs ~0.4 ms of kernel time skipping recently deleted ones.
     return Sandbox(uid=meta["uid"], name=meta["name"], namespace=ns, hostname=kernel_host, ip=pod_ip,
-                   netns=netns, dir=str(d), host_network=host_net)
+                   netns=netns, dir=str(d), host_network=host_net, host_pid=bool(spec.get("hostPID")),
+                   host_ipc=bool(spec.get("hostIPC")), share_pid=bool(spec.get("shareProcessNamespace")),
+                   security_context=dict(spec.get("securityContext") or {}))
 
 
 def remove_sandbox_dir(sandbox: Sandbox) -> None:

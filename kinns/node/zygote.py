@@ -10,12 +10,33 @@ and then serves JSON lines on stdin/stdout:
   → {"op": "spawn", "id": 1, "spec": {...}}     ← {"id": 1, "pid": 1234} | {"id": 1, "error": "..."}
   ← {"ev": "exit", "pid": 1234, "code": 0, "signal": 0, "time": 1.7e9}
 
-A spawned child joins its cgroups, enters the pod's network namespace,
-unshares a mount and UTS namespace, sets the hostname, mounts a private
-tmpfs holding an overlay of the host root (so writes vanish with the
-container), binds /dev, mounts proc, sysfs and an empty /tmp, binds the pod's hosts/resolv.conf/hostname
-files and volumes, chroots, and then execs the command or runs a built-in
-server.  Setup errors come back on a close-on-exec pipe, as subprocess does.
+A spawned child is a fenced-in container, as runc would make it (what to
+fence with is decided by `security.py`; the child only carries it out):
+
+- namespaces: the zygote forks it into a new PID namespace (it is PID 1
+  there) or into the pod's shared one (`shareProcessNamespace`, whose
+  PID 1 is a pause-like holder the zygote also forks), or the node's
+  (`hostPID`); it joins the pod's IPC namespace (one per pod, held open by
+  the zygote as a file descriptor, so it outlives container restarts as
+  the pause container's does) unless `hostIPC`, the pod's network
+  namespace, and unshares a mount and UTS namespace;
+- its root: a private tmpfs holding an overlay of the host root (writes
+  vanish with the container) in which the host's secrets are hidden
+  (opaque directories and empty files made in the upper layer) and the
+  paths containers need from the host are bound back read-only; a fresh
+  /dev tmpfs with the default devices, a devpts instance of its own, shm
+  and mqueue (privileged: the node's /dev); /proc with runc's masked and
+  read-only paths; /sys read-only; an empty /tmp; the pod's
+  hosts/resolv.conf/hostname files and volumes; optionally all of it
+  read-only (`readOnlyRootFilesystem`);
+- then it chroots, drops capabilities (bounding set, then setgroups,
+  setgid, setuid, capset), sets no_new_privs when asked, and execs the
+  command or runs a built-in server.  Setup errors come back on a
+  close-on-exec pipe, as subprocess does.
+
+A container with a terminal gets it from its own devpts instance (as runc's
+console socket does): the child opens the pty and sends the master back to
+the zygote over a socketpair.
 
 The zygote also reaps children (it is a child subreaper, so orphans of a
 container come back to it), pumps each container's stdout/stderr into a
@@ -34,6 +55,7 @@ import json
 import os
 import fcntl
 import resource
+import stat
 import selectors
 import signal
 import socket
@@ -44,10 +66,12 @@ import time
 import traceback
 from typing import Any
 
-from kinns.node import builtin_servers
+from kinns.node import builtin_servers, security
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWPID = 0x20000000
 CLONE_NEWNET = 0x40000000
 MS_RDONLY = 1
 MS_NOSUID = 2
@@ -58,9 +82,18 @@ MS_BIND = 4096
 MS_REC = 16384
 MS_PRIVATE = 1 << 18
 MS_SLAVE = 1 << 19
+MS_STRICTATIME = 1 << 24
 MNT_DETACH = 2
 PR_SET_PDEATHSIG = 1
+PR_SET_NAME = 15
+PR_CAPBSET_READ = 23
+PR_CAPBSET_DROP = 24
 PR_SET_CHILD_SUBREAPER = 36
+PR_SET_NO_NEW_PRIVS = 38
+TIOCSPTLCK = 0x40045431
+TIOCGPTPEER = 0x5441
+LINUX_CAPABILITY_VERSION_3 = 0x20080522
+PAUSE_UID = 65535  # the pause image's user; the sandbox holder runs as it
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -119,12 +152,133 @@ def _mkdirs(path: str, is_file: bool = False) -> None:
         os.makedirs(path, exist_ok=True)
 
 
-def _setup_child(spec: dict[str, Any]) -> None:
-    """Runs in the forked child: become the container.  Raises on failure."""
+# -- the container's root ---------------------------------------------------------
+
+def _upper_parents(upper: str, path: str) -> None:
+    """Make the directories leading to `path` in the overlay's upper layer
+    with the host's modes and owners (an upper directory's attributes are
+    what the merged directory shows)."""
+    cur = ""
+    for part in path.strip("/").split("/")[:-1]:
+        cur += "/" + part
+        if not os.path.isdir(upper + cur):
+            st = os.stat(cur)
+            os.mkdir(upper + cur)
+            os.chmod(upper + cur, stat.S_IMODE(st.st_mode))
+            if st.st_uid or st.st_gid:
+                os.chown(upper + cur, st.st_uid, st.st_gid)
+
+
+def _hide(upper: str, view: dict[str, Any]) -> None:
+    """Hidden host paths, made in the upper layer before the overlay is
+    mounted: an opaque directory shows empty, an empty file shadows the
+    host's.  A hidden directory that holds a kept path must stay traversable."""
+    keep = view.get("keep", [])
+    for d in view.get("opaque", []):
+        try:
+            st = os.stat(d)
+        except OSError:
+            continue
+        if not stat.S_ISDIR(st.st_mode):
+            continue
+        _upper_parents(upper, d)
+        os.mkdir(upper + d)
+        holds_kept = any(k.startswith(d.rstrip("/") + "/") for k in keep)
+        os.chmod(upper + d, 0o755 if holds_kept else stat.S_IMODE(st.st_mode))
+        if st.st_uid or st.st_gid:
+            os.chown(upper + d, st.st_uid, st.st_gid)
+        os.setxattr(upper + d, "trusted.overlay.opaque", b"y")
+    for f in view.get("empty", []):
+        try:
+            st = os.stat(f)
+        except OSError:
+            continue
+        if not stat.S_ISREG(st.st_mode):
+            continue
+        _upper_parents(upper, f)
+        os.close(os.open(upper + f, os.O_WRONLY | os.O_CREAT | os.O_EXCL, stat.S_IMODE(st.st_mode)))
+        os.chmod(upper + f, stat.S_IMODE(st.st_mode))
+        if st.st_uid or st.st_gid:
+            os.chown(upper + f, st.st_uid, st.st_gid)
+
+
+def _bind_ro(src: str, dst: str) -> None:
+    _mount(src, dst, None, MS_BIND | MS_REC)
+    _mount(src, dst, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
+
+
+def _make_root(spec: dict[str, Any]) -> str:
+    """The container's root: an overlay of the host root on a private tmpfs,
+    hidden paths hidden, kept paths bound back read-only."""
+    scratch = spec["scratch"]
+    _mount("kinns", scratch, "tmpfs", MS_NOSUID | MS_NODEV, f"mode=0755,size={spec.get('scratch_size', '1g')}")
+    for d in ("upper", "work", "root"):
+        os.mkdir(f"{scratch}/{d}")
+    view = spec.get("view") or {}
+    _hide(f"{scratch}/upper", view)
+    root = f"{scratch}/root"
+    _mount("kinns", root, "overlay", 0, f"lowerdir=/,upperdir={scratch}/upper,workdir={scratch}/work")
+    for k in view.get("keep", []):
+        if os.path.exists(k):
+            _mkdirs(root + k, is_file=not os.path.isdir(k))
+            _bind_ro(k, root + k)
+    for d in view.get("inner_dirs", []):
+        if os.path.isdir(root + d):
+            _mount("tmpfs", root + d, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k")
+    for f in view.get("inner_files", []):
+        if os.path.isfile(root + f):
+            _mount("/dev/null", root + f, None, MS_BIND)
+    return root
+
+
+def _make_dev(root: str, privileged: bool) -> None:
+    """/dev as containerd and runc make it: a tmpfs with the default devices
+    and runc's symlinks (privileged: the node's /dev), plus a devpts
+    instance of the container's own, /dev/shm and /dev/mqueue."""
+    dev = f"{root}/dev"
+    if privileged:
+        _mount("/dev", dev, None, MS_BIND | MS_REC)
+    else:
+        _mount("tmpfs", dev, "tmpfs", MS_NOSUID | MS_STRICTATIME, "mode=755,size=65536k")
+        for name, major, minor in security.DEVICES:
+            os.mknod(f"{dev}/{name}", 0o666 | stat.S_IFCHR, os.makedev(major, minor))
+            os.chmod(f"{dev}/{name}", 0o666)
+        for name, target in security.DEV_SYMLINKS:
+            os.symlink(target, f"{dev}/{name}")
+        for d in ("pts", "shm", "mqueue"):
+            os.mkdir(f"{dev}/{d}", 0o755)
+        os.close(os.open(f"{dev}/termination-log", os.O_WRONLY | os.O_CREAT, 0o666))
+    if os.path.isdir(f"{dev}/pts"):
+        _mount("devpts", f"{dev}/pts", "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620,gid=5")
+    if os.path.isdir(f"{dev}/shm"):
+        _mount("shm", f"{dev}/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777,size=65536k")
+    if os.path.isdir(f"{dev}/mqueue"):
+        _mount("mqueue", f"{dev}/mqueue", "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+
+
+def _mask_proc_and_sys(root: str) -> None:
+    """runc's maskedPaths (a read-only empty tmpfs, or /dev/null over a file)
+    and readonlyPaths (bound read-only onto themselves)."""
+    for p in security.MASKED_PATHS:
+        target = root + p
+        if os.path.isdir(target):
+            _mount("tmpfs", target, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=0")
+        elif os.path.exists(target):
+            _mount(f"{root}/dev/null", target, None, MS_BIND)
+    for p in security.READONLY_PATHS:
+        target = root + p
+        if os.path.exists(target):
+            _mount(target, target, None, MS_BIND | MS_REC)
+            _mount(target, target, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
+
+
+def _setup_child(spec: dict[str, Any], ipc_fd: int | None) -> None:
+    """Runs in the forked child: become the container (still root, with all
+    capabilities, outside the new root).  Raises on failure."""
     for procs in spec.get("cgroups", []):
         try:
             with open(procs, "w") as f:
-                f.write(str(os.getpid()))
+                f.write("0")  # this process: its pid may be 1 in its own namespace
         except OSError:
             pass
     _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
@@ -132,28 +286,24 @@ def _setup_child(spec: dict[str, Any]) -> None:
         fd = os.open(HOST_ROOT + spec["netns"], os.O_RDONLY)
         _check(_libc.setns(fd, CLONE_NEWNET), f"setns {spec['netns']}")
         os.close(fd)
+    if ipc_fd is not None:
+        _check(_libc.setns(ipc_fd, CLONE_NEWIPC), "setns ipc")
     flags = CLONE_NEWNS | (CLONE_NEWUTS if spec.get("hostname") else 0)
     _check(_libc.unshare(flags), "unshare")
     if spec.get("hostname"):
         name = spec["hostname"].encode()
         _check(_libc.sethostname(name, len(name)), "sethostname")
     _mount("none", "/", None, MS_REC | MS_PRIVATE)
-    scratch = spec["scratch"]
-    _mount("kinns", scratch, "tmpfs", MS_NOSUID | MS_NODEV, f"mode=0755,size={spec.get('scratch_size', '1g')}")
-    for d in ("upper", "work", "root"):
-        os.mkdir(f"{scratch}/{d}")
-    root = f"{scratch}/root"
-    _mount("kinns", root, "overlay", 0, f"lowerdir=/,upperdir={scratch}/upper,workdir={scratch}/work")
-    _mount("/dev", f"{root}/dev", None, MS_BIND | MS_REC)
-    _mount("shm", f"{root}/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777,size=64m")
+    sec = spec.get("security") or {}
+    privileged = bool(sec.get("privileged"))
+    root = _make_root(spec)
+    _make_dev(root, privileged)
     _mount("proc", f"{root}/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
-    _mount("sysfs", f"{root}/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY)
+    _mount("sysfs", f"{root}/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | (0 if privileged else MS_RDONLY))
+    if not privileged:
+        _mask_proc_and_sys(root)
     # an image starts with an empty /tmp, not the host's
     _mount("tmp", f"{root}/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777")
-    # The host's named network namespaces mean nothing inside a pod; left
-    # visible (as dead mount points) they make `ip` complain about peers.
-    if os.path.isdir(f"{root}/run/netns"):
-        _mount("netns", f"{root}/run/netns", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=0755,size=4k")
     for path, text in spec.get("files", {}).items():
         dst = _in_root(root, path)
         os.makedirs(os.path.dirname(dst), exist_ok=True)
@@ -165,13 +315,136 @@ def _setup_child(spec: dict[str, Any]) -> None:
         _mount(src, target, None, MS_BIND | MS_REC)
         if ro:
             _mount(src, target, None, MS_BIND | MS_REMOUNT | MS_RDONLY)
+    if sec.get("ro_root"):
+        for top in (root, f"{root}/tmp"):
+            _mount("none", top, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
     os.chroot(root)
     os.chdir(spec.get("cwd") or "/")
 
 
-def _child(spec: dict[str, Any], errw: int, out_w: int, err_w: int, in_r: int | None) -> None:
-    """The forked child; never returns.  With a tty, `out_w` is the pty
-    slave and becomes stdin, stdout, stderr and the controlling terminal."""
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+
+
+def _drop_privileges(sec: dict[str, Any]) -> None:
+    """no_new_privs, the bounding set, groups, gid, uid, then the root
+    process's own capability sets (a non-root uid loses them all at setuid)."""
+    if not sec:
+        return
+    if sec.get("nnp"):
+        _check(_libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl no_new_privs")
+    caps = sec.get("caps")
+    if caps is not None:
+        keep = set(caps)
+        for cap in range(64):
+            if cap not in keep and _libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0:
+                if ctypes.get_errno() == errno.EINVAL:
+                    break  # past the kernel's last capability
+                _check(-1, f"drop capability {cap}")
+    uid, gid = int(sec.get("uid", 0)), int(sec.get("gid", 0))
+    os.setgroups([int(g) for g in sec.get("groups") or [gid]])
+    os.setresgid(gid, gid, gid)
+    os.setresuid(uid, uid, uid)
+    if uid == 0 and caps is not None:
+        mask = 0
+        for cap in caps:
+            if _libc.prctl(PR_CAPBSET_READ, cap, 0, 0, 0) == 1:  # what the node can give
+                mask |= 1 << cap
+        data = (_CapData * 2)()
+        for i in (0, 1):
+            part = (mask >> (32 * i)) & 0xFFFFFFFF
+            data[i].effective = data[i].permitted = part
+        _check(_libc.capset(ctypes.byref(_CapHeader(LINUX_CAPABILITY_VERSION_3, 0)), data), "capset")
+
+
+def _take_terminal(sock_fd: int) -> None:
+    """Open a pty in the container's own devpts, send the master to the
+    zygote, and make the slave this process's stdio and controlling tty."""
+    master = os.open("/dev/pts/ptmx", os.O_RDWR | os.O_NOCTTY)
+    fcntl.ioctl(master, TIOCSPTLCK, struct.pack("i", 0))
+    slave = fcntl.ioctl(master, TIOCGPTPEER, os.O_RDWR | os.O_NOCTTY)
+    sock = socket.socket(fileno=sock_fd)
+    socket.send_fds(sock, [b"m"], [master])
+    sock.close()
+    os.close(master)
+    for fd in (0, 1, 2):
+        os.dup2(slave, fd)
+    if slave > 2:
+        os.close(slave)
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
+def _set_cmdline(text: bytes) -> None:
+    """What `ps` shows for this process: overwrite the argument area in place
+    (setproctitle's way; PR_SET_MM needs CAP_SYS_RESOURCE)."""
+    try:
+        with open("/proc/self/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        start, end = int(fields[45]), int(fields[46])  # arg_start, arg_end (stat fields 48, 49)
+        if end - start > len(text):
+            ctypes.memset(start, 0, end - start)
+            ctypes.memmove(start, text, len(text))
+    except (OSError, ValueError, IndexError):
+        pass
+    _libc.prctl(PR_SET_NAME, os.path.basename(text), 0, 0, 0)
+
+
+def _sandbox_holder(spec: dict[str, Any], ipc_fd: int | None) -> None:
+    """PID 1 of a pod's shared PID namespace (`shareProcessNamespace`), as
+    the pause container is: it holds the namespace, reaps orphans, and
+    exits on SIGTERM.  It sits in an empty root as the pause image's user
+    with no capabilities, so other containers learn nothing through
+    /proc/1/root."""
+    for procs in spec.get("cgroups", []):
+        try:
+            with open(procs, "w") as f:
+                f.write("0")
+        except OSError:
+            pass
+    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    _set_cmdline(b"/pause")
+    if ipc_fd is not None:
+        _check(_libc.setns(ipc_fd, CLONE_NEWIPC), "setns ipc")
+    _check(_libc.unshare(CLONE_NEWNS), "unshare")
+    _mount("none", "/", None, MS_REC | MS_PRIVATE)
+    _mount("pause", spec["scratch"], "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k,mode=0555")
+    os.chroot(spec["scratch"])
+    os.chdir("/")
+    _drop_privileges({"uid": PAUSE_UID, "gid": PAUSE_UID, "groups": [PAUSE_UID], "caps": [], "nnp": True})
+
+
+def _run_holder() -> None:
+    def reap(signum: int, frame: object) -> None:
+        try:
+            while os.waitpid(-1, os.WNOHANG)[0] > 0:
+                pass
+        except ChildProcessError:
+            pass
+    signal.signal(signal.SIGCHLD, reap)
+    signal.signal(signal.SIGTERM, lambda s, f: os._exit(0))
+    signal.signal(signal.SIGINT, lambda s, f: os._exit(0))
+    while True:
+        signal.pause()
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    """A built-in server ends on SIGTERM as agnhost (a Go program) does: the
+    signal's default action, and where that is ignored (PID 1 of its
+    namespace) exit status 2, as the Go runtime's fallback."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGTERM)
+    os._exit(2)
+
+
+def _child(spec: dict[str, Any], errw: int, out_w: int | None, err_w: int | None, in_r: int | None,
+           tty_sock: int | None, ipc_fd: int | None) -> None:
+    """The forked child; never returns.  With a tty (`tty_sock`), the pty is
+    made inside the container and becomes stdin, stdout, stderr and the
+    controlling terminal."""
     # Everything inherited is the zygote's and shared: keep the collector
     # from walking (and so writing to) it.
     gc.freeze()
@@ -180,15 +453,21 @@ def _child(spec: dict[str, Any], errw: int, out_w: int, err_w: int, in_r: int | 
         signal.set_wakeup_fd(-1)
         for s in (signal.SIGCHLD, signal.SIGPIPE, signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(s, signal.SIG_DFL)
-        if spec.get("tty"):
-            for fd in (0, 1, 2):
-                os.dup2(out_w, fd)
-            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
-        else:
-            os.dup2(in_r if in_r is not None else os.open("/dev/null", os.O_RDONLY), 0)
-            os.dup2(out_w, 1)
-            os.dup2(err_w, 2)
-        _setup_child(spec)
+        null = os.open("/dev/null", os.O_RDWR)
+        os.dup2(in_r if in_r is not None else null, 0)
+        os.dup2(out_w if out_w is not None else null, 1)
+        os.dup2(err_w if err_w is not None else null, 2)
+        os.close(null)
+        if spec.get("init"):
+            _sandbox_holder(spec, ipc_fd)
+            os.closerange(3, errw)
+            os.closerange(errw + 1, 65536)
+            os.close(errw)
+            _run_holder()
+        _setup_child(spec, ipc_fd)
+        if tty_sock is not None:
+            _take_terminal(tty_sock)
+        _drop_privileges(spec.get("security") or {})
         env = spec.get("env") or {}
         if spec.get("builtin"):
             os.closerange(3, errw)
@@ -198,6 +477,7 @@ def _child(spec: dict[str, Any], errw: int, out_w: int, err_w: int, in_r: int | 
             sys.stderr = os.fdopen(2, "w", buffering=1)
             os.environ.clear()
             os.environ.update(env)
+            signal.signal(signal.SIGTERM, _exit_on_sigterm)
             builtin_servers.run(spec["builtin"], spec.get("args", []))
             os._exit(0)
         argv = spec["argv"]
@@ -231,6 +511,11 @@ class Zygote:
         self.started: set[int] = set()  # pids we spawned (the rest are orphans)
         self.cgroups: dict[int, list[str]] = {}
         self.attach: dict[int, dict[str, Any]] = {}
+        self.terminals: dict[int, tuple[socket.socket, str]] = {}  # pid -> (socket the pty master comes on, log)
+        # The zygote's own namespaces, to come back to after making a pod's.
+        self.home_pid = os.open("/proc/self/ns/pid", os.O_RDONLY)
+        self.home_ipc = os.open("/proc/self/ns/ipc", os.O_RDONLY)
+        self.ipc: dict[str, int] = {}  # pod key -> its IPC namespace, held open
         rfd, wfd = os.pipe()
         os.set_blocking(rfd, False)
         os.set_blocking(wfd, False)
@@ -245,48 +530,124 @@ class Zygote:
             n = os.write(self.out, data)
             data = data[n:]
 
+    # -- namespaces -----------------------------------------------------------
+    def pod_ipc(self, key: str) -> int:
+        """The pod's IPC namespace: made here at its first container and held
+        by an open descriptor until the runtime says `forget`, so it lives
+        as long as the pod, as the pause container keeps it upstream."""
+        fd = self.ipc.get(key)
+        if fd is None:
+            _check(_libc.unshare(CLONE_NEWIPC), "unshare ipc")
+            try:
+                fd = os.open("/proc/self/ns/ipc", os.O_RDONLY)
+            finally:
+                _check(_libc.setns(self.home_ipc, CLONE_NEWIPC), "setns ipc")
+            self.ipc[key] = fd
+        return fd
+
+    def forget(self, key: str) -> None:
+        fd = self.ipc.pop(key, None)
+        if fd is not None:
+            os.close(fd)
+
+    def fork_into(self, pidns: str) -> int:
+        """fork(), the child in a new PID namespace ("new", where it is PID 1),
+        an existing one (a /proc/<pid>/ns/pid path) or the zygote's ("").
+        The zygote stays the child's parent, so it learns the host PID and
+        reaps it; it returns to its own namespace for later forks."""
+        if pidns == "new":
+            _check(_libc.unshare(CLONE_NEWPID), "unshare pid")
+        elif pidns:
+            fd = os.open(pidns, os.O_RDONLY)
+            try:
+                _check(_libc.setns(fd, CLONE_NEWPID), f"setns {pidns}")
+            finally:
+                os.close(fd)
+        try:
+            pid = os.fork()
+        except OSError:
+            if pidns:
+                _check(_libc.setns(self.home_pid, CLONE_NEWPID), "setns pid")
+            raise
+        if pid and pidns:
+            _check(_libc.setns(self.home_pid, CLONE_NEWPID), "setns pid")
+        return pid
+
     # -- spawning -----------------------------------------------------------
     def spawn(self, rid: int, spec: dict[str, Any]) -> None:
-        tty = bool(spec.get("tty"))
-        in_r = in_w = None
+        tty = bool(spec.get("tty")) and not spec.get("init")
+        out_r = out_w = err_r = err_w = in_r = in_w = None
+        msock = csock = None
         if tty:
-            out_r, out_w = os.openpty()  # master, slave
-            os.set_inheritable(out_w, False)
-            err_r, err_w = os.pipe()  # unused: a terminal merges the streams
-            in_w = out_r
+            msock, csock = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         else:
             out_r, out_w = os.pipe()
             err_r, err_w = os.pipe()
             if spec.get("stdin"):
                 in_r, in_w = os.pipe()
         errr, errw = os.pipe()
+        mine = [fd for fd in (out_w, err_w, errw, in_r) if fd is not None]
+        theirs = [fd for fd in (out_r, err_r, errr, in_w) if fd is not None]
         try:
-            pid = os.fork()
+            ipc_fd = self.pod_ipc(spec["ipc"]) if spec.get("ipc") else None
+            pid = self.fork_into(spec.get("pidns") or "")
         except OSError as e:
-            for fd in (out_r, out_w, err_r, err_w, errr, errw, in_r, in_w):
-                if fd is not None and fd != out_r:
-                    os.close(fd)
-            os.close(out_r)
+            for fd in mine + theirs:
+                os.close(fd)
+            for sk in (msock, csock):
+                if sk is not None:
+                    sk.close()
             self.send({"id": rid, "error": f"fork: {e}"})
             return
         if pid == 0:
-            _child(spec, errw, out_w, err_w, in_r)
-        for fd in (out_w, err_w, errw) + ((in_r,) if in_r is not None else ()):
+            _child(spec, errw, out_w, err_w, in_r, csock.fileno() if csock is not None else None, ipc_fd)
+        for fd in mine:
             os.close(fd)
-        if in_w is not None and spec.get("attach"):
+        if csock is not None:
+            csock.close()
+        log = spec.get("log") or "/dev/null"
+        if spec.get("attach") and (in_w is not None or tty):
             self.open_attach(pid, spec["attach"], in_w, tty, bool(spec.get("stdin_once")))
-        elif in_w is not None and not tty:
+        elif in_w is not None:
             os.close(in_w)
         self.started.add(pid)
         self.cgroups[pid] = spec.get("cgroups", [])
-        log = spec.get("log") or "/dev/null"
-        for fd, stream in ((out_r, "stdout"), (err_r, "stderr")):
-            os.set_blocking(fd, False)
-            self.logs[fd] = (log, stream, bytearray())
-            self.sel.register(fd, selectors.EVENT_READ, "log")
-        self.pipes_of[pid] = [out_r, err_r]
+        self.pipes_of[pid] = []
+        for pipe, stream in ((out_r, "stdout"), (err_r, "stderr")):
+            if pipe is not None:
+                self.follow_log(pid, pipe, log, stream)
+        if msock is not None:
+            self.terminals[pid] = (msock, log)
+            self.sel.register(msock, selectors.EVENT_READ, ("terminal", pid))
         self.pending[errr] = (rid, pid, b"")
         self.sel.register(errr, selectors.EVENT_READ, "errpipe")
+
+    def follow_log(self, pid: int, fd: int, log: str, stream: str) -> None:
+        os.set_blocking(fd, False)
+        self.logs[fd] = (log, stream, bytearray())
+        self.sel.register(fd, selectors.EVENT_READ, "log")
+        self.pipes_of.setdefault(pid, []).append(fd)
+
+    def on_terminal(self, pid: int) -> None:
+        """The child sent its pty master (or died first): log what the
+        terminal shows, and let attach write to it."""
+        entry = self.terminals.pop(pid, None)
+        if entry is None:
+            return
+        sock, log = entry
+        self.sel.unregister(sock)
+        try:
+            _, fds, _, _ = socket.recv_fds(sock, 16, 1)
+        except OSError:
+            fds = []
+        sock.close()
+        if not fds:
+            return
+        master = fds[0]
+        self.follow_log(pid, master, log, "stdout")
+        a = self.attach.get(pid)
+        if a is not None:
+            a["in"] = master
 
     def on_errpipe(self, fd: int) -> None:
         rid, pid, data = self.pending[fd]
@@ -297,6 +658,8 @@ class Zygote:
         self.sel.unregister(fd)
         os.close(fd)
         del self.pending[fd]
+        if pid in self.terminals:  # sent before exec: take it before answering
+            self.on_terminal(pid)
         if data:
             self.send({"id": rid, "pid": pid, "error": data.decode(errors="replace")})
         else:
@@ -307,7 +670,7 @@ class Zygote:
     # connects to it and sends frames: 1 byte type (0 data, 1 resize
     # "rows cols", 2 close stdin) + 4 bytes big-endian length + payload.
     # Output is not sent back: it goes to the log, which attach follows.
-    def open_attach(self, pid: int, name: str, in_fd: int, tty: bool, once: bool) -> None:
+    def open_attach(self, pid: int, name: str, in_fd: int | None, tty: bool, once: bool) -> None:
         lst = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         lst.bind("\0" + name)
         lst.listen(8)
@@ -440,6 +803,8 @@ class Zygote:
                 continue
             self.started.discard(pid)
             self.cgroups.pop(pid, None)
+            if pid in self.terminals:
+                self.on_terminal(pid)
             self.close_attach(pid)
             for fd in self.pipes_of.pop(pid, []):
                 if fd in self.logs:
@@ -470,6 +835,9 @@ class Zygote:
                 self.spawn(req["id"], req["spec"])
             elif req.get("op") == "ping":
                 self.send({"id": req["id"], "pid": os.getpid()})
+            elif req.get("op") == "forget":
+                self.forget(req["pod"])
+                self.send({"id": req["id"]})
             elif req.get("op") == "exit":
                 return False
         return True
@@ -511,6 +879,8 @@ class Zygote:
                     elif kind == "errpipe":
                         if key.fd in self.pending:
                             self.on_errpipe(key.fd)
+                    elif kind[0] == "terminal":
+                        self.on_terminal(kind[1])
                     elif kind[0] == "attach-listen":
                         if kind[1] in self.attach:
                             self.on_attach_listen(kind[1])

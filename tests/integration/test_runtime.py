@@ -177,7 +177,11 @@ def test_exit_codes_and_missing_binary(rt: Runtime, sandbox: Sandbox) -> None:
     st = rt.start_container(sandbox, {"name": "bad", "image": "busybox", "command": ["no-such-binary-kinns"]})
     assert rt.wait(st.id, 5) == 128
     assert st.reason == "StartError" and "no-such-binary-kinns" in st.message
+    # PID 1 of its namespace cannot be SIGKILLed from inside it; from the node it can
     st = rt.start_container(sandbox, {"name": "killed", "image": "busybox", "command": ["sh", "-c", "kill -9 $$$$"]})  # $$ escapes $
+    assert rt.wait(st.id, 5) == 0
+    st = rt.start_container(sandbox, {"name": "killed2", "image": "busybox", "command": ["sleep", "1000"]})
+    rt.signal(st.id, signal.SIGKILL)
     assert rt.wait(st.id, 5) == 137 and st.reason == "Error" and st.signal == 9
     ok = rt.start_container(sandbox, {"name": "ok", "image": "alpine", "command": ["true"]})
     rt.wait(ok.id, 5)
