@@ -179,3 +179,36 @@ def test_coredns_deployment_service_and_logs(dns: ClusterHandle) -> None:
     assert re.match(r"coredns-\w+-\w{5}$", name)
     logs = dns.kubectl("logs", "-n", "kube-system", name).stdout
     assert ".:53" in logs and "CoreDNS-1.11.3" in logs
+
+
+def _restart_coredns_with(dns: ClusterHandle, corefile: str) -> None:
+    dns.kubectl("patch", "configmap", "coredns", "-n", "kube-system", "--type=merge",
+                "-p", json.dumps({"data": {"Corefile": corefile}}))
+    dns.kubectl("rollout", "restart", "deploy/coredns", "-n", "kube-system")
+
+
+def test_log_plugin_and_a_bad_corefile(dns: ClusterHandle) -> None:
+    from kinns.cluster.addons import COREFILE
+    try:
+        _restart_coredns_with(dns, COREFILE.replace("    errors\n", "    errors\n    log\n"))
+        dns.kubectl("rollout", "status", "deploy/coredns", "-n", "kube-system", "--timeout=60s")
+        wait_for(lambda: dig(dns, "+short", "web.default.svc.cluster.local"))
+        logs = "".join(dns.kubectl("logs", "-n", "kube-system", p["metadata"]["name"]).stdout
+                       for p in pods(dns, "k8s-app=kube-dns", ns="kube-system"))
+        assert re.search(r'\[INFO\] [\d.]+:\d+ - \d+ "A IN web\.default\.svc\.cluster\.local\. udp \d+ \w+ \d+" '
+                         r'NOERROR qr,aa,rd \d+ [\d.]+s', logs), logs[-2000:]
+        # A Corefile the server cannot read: the new pod never becomes Ready and says which line.
+        _restart_coredns_with(dns, COREFILE.replace("    loop\n", "    loop\n    frobnicate on\n"))
+
+        def broken() -> str:
+            for p in pods(dns, "k8s-app=kube-dns", ns="kube-system"):
+                out = dns.kubectl("logs", "-n", "kube-system", p["metadata"]["name"], check=False).stdout
+                if "frobnicate" in out and not all(c.get("ready") for c in p["status"].get("containerStatuses", [])):
+                    return out
+            return ""
+        assert re.search(r"Corefile:\d+", wait_for(broken, timeout=30))
+        # The old replica keeps answering meanwhile.
+        assert dig(dns, "+short", "web.default.svc.cluster.local") == cluster_ip(dns, "web")
+    finally:
+        _restart_coredns_with(dns, COREFILE)
+        dns.kubectl("rollout", "status", "deploy/coredns", "-n", "kube-system", "--timeout=60s")
