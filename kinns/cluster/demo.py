@@ -69,6 +69,8 @@ def next_steps(name: str, pod: str, pod_ip: str, *, proxy_mode: str = "nftables"
         "  kubectl get svc,endpointslices,pods -o wide    # the Service, the pod IPs behind it",
         f"  curl http://{worker_ip}:{node_port}/          # the NodePort answers on every node, from the host",
         f"  kinns exec{flag} pod/{pod} -- wget -qO- http://{cluster_ip}/   # the ClusterIP, from a pod",
+        f"  kinns exec{flag} pod/{pod} -- curl -s http://hello/           # by name: cluster DNS at 10.96.0.10",
+        f"  kinns exec{flag} pod/{pod} -- dig +search hello               # the A record CoreDNS answers",
         "  kubectl get ds,pods -n kube-system -o wide     # kube-proxy: one pod per node",
         f"  kubectl logs -n kube-system {kube_proxy_pod}   # says which proxier it uses ({proxy_mode})",
         f"  kinns exec{flag} node/{name}-worker -- {rules}   # the rules kube-proxy wrote",
