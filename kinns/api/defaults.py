@@ -119,6 +119,18 @@ def _default_volume(v: Obj) -> None:
     for src in ("secret", "configMap", "downwardAPI", "projected"):
         if isinstance(v.get(src), dict):
             v[src].setdefault("defaultMode", 420)
+    # SetDefaults_ServiceAccountTokenProjection / _ObjectFieldSelector inside projected and downwardAPI volumes.
+    projected: Obj = v["projected"] if isinstance(v.get("projected"), dict) else {}
+    downward: list[Obj] = [v["downwardAPI"]] if isinstance(v.get("downwardAPI"), dict) else []
+    for source in _dicts(projected.get("sources")):
+        if isinstance(source.get("serviceAccountToken"), dict):
+            source["serviceAccountToken"].setdefault("expirationSeconds", 3600)
+        if isinstance(source.get("downwardAPI"), dict):
+            downward.append(source["downwardAPI"])
+    for d in downward:
+        for item in _dicts(d.get("items")):
+            if isinstance(item.get("fieldRef"), dict):
+                item["fieldRef"].setdefault("apiVersion", "v1")
 
 
 def default_pod_spec(spec: Obj) -> None:
@@ -485,6 +497,17 @@ def _event(obj: Obj) -> None:
     obj.setdefault("reportingInstance", "")
 
 
+def _rbac_binding(obj: Obj) -> None:
+    """SetDefaults_(Cluster)RoleBinding and SetDefaults_Subject: User/Group subjects and
+    the roleRef are in the rbac group unless said otherwise."""
+    ref = obj.get("roleRef")
+    if isinstance(ref, dict) and not ref.get("apiGroup"):
+        ref["apiGroup"] = "rbac.authorization.k8s.io"
+    for subject in _dicts(obj.get("subjects")):
+        if subject.get("kind") in ("User", "Group") and not subject.get("apiGroup"):
+            subject["apiGroup"] = "rbac.authorization.k8s.io"
+
+
 _BY_KIND: dict[str, Callable[[Obj], None]] = {
     "Pod": _pod,
     "Deployment": _deployment,
@@ -501,4 +524,6 @@ _BY_KIND: dict[str, Callable[[Obj], None]] = {
     "Secret": _secret,
     "Node": _node,
     "Event": _event,
+    "RoleBinding": _rbac_binding,
+    "ClusterRoleBinding": _rbac_binding,
 }

@@ -40,6 +40,7 @@ _SUB_KINDS: dict[str, tuple[str, str, str]] = {
     "proxy": ("", "v1", "NodeProxyOptions"),
     "binding": ("", "v1", "Binding"),
     "eviction": ("policy", "v1", "Eviction"),
+    "token": ("authentication.k8s.io", "v1", "TokenRequest"),
 }
 _SUB_VERBS: dict[str, list[str]] = {
     "status": ["get", "patch", "update"],
@@ -52,6 +53,7 @@ _SUB_VERBS: dict[str, list[str]] = {
     "proxy": ["create", "delete", "get", "patch", "update"],
     "binding": ["create"],
     "eviction": ["create"],
+    "token": ["create"],
     "ephemeralcontainers": ["get", "patch", "update"],
 }
 

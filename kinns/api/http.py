@@ -5,6 +5,12 @@ Thin on purpose: it turns a socket request into a `Request`, and a
 as one JSON object per line with chunked encoding, which is what kubectl and
 client-go read.  Protocol upgrades (exec's WebSocket) are registered by the
 node layer through `upgrade_handlers`.
+
+It is also where requests are authenticated, because only here is the TLS
+connection at hand: the verified client certificate or the bearer token
+becomes `Request.user` (`authn.py`), with kubectl's `--as` impersonation
+applied; bad credentials are answered 401 here.  `ApiServer.dispatch`
+authorizes; upgrades, which bypass it, are authorized here.
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ from typing import Any, Awaitable, Callable
 import orjson
 from aiohttp import web
 
+from .authn import AuthenticationError, impersonate, impersonation_requested, unauthorized
+from .authz import forbidden
 from .codec import MAX_BODY
 from .errors import ApiError
 from .request import Request, Response
@@ -47,9 +55,19 @@ def make_app(api: ApiServer, upgrade_handlers: dict[str, UpgradeHandler] | None 
             err = ApiError(413, "RequestEntityTooLarge", f"Request entity too large: limit is {MAX_BODY}")
             return _json(err.code, err.status())
         req = Request(request.method, request.path, query, headers, body)
+        if api.authenticator is not None:
+            try:
+                req.user = _authenticate(api, request, headers)
+            except ApiError as err:
+                return _json(err.code, err.status())
         if headers.get("upgrade", "").lower() in ("websocket", "spdy/3.1"):
             for suffix, handler in upgrades.items():
                 if request.path.endswith(suffix):
+                    if req.user is not None and not req.user.is_masters and api.serving:
+                        try:
+                            api.authorize(req)
+                        except ApiError as err:
+                            return _json(err.code, err.status())
                     return await handler(request, req)
         resp = await api.dispatch(req)
         if resp.stream is not None or resp.raw_stream is not None:
@@ -62,6 +80,32 @@ def make_app(api: ApiServer, upgrade_handlers: dict[str, UpgradeHandler] | None 
 
     app.router.add_route("*", "/{tail:.*}", handle)
     return app
+
+
+def _peer_certificate(request: web.Request) -> bytes | None:
+    """The client certificate the TLS layer verified, DER-encoded, if any."""
+    transport = request.transport
+    ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
+    if ssl_object is None:
+        return None
+    der: bytes | None = ssl_object.getpeercert(binary_form=True)
+    return der
+
+
+def _authenticate(api: ApiServer, request: web.Request, headers: dict[str, str]) -> Any:
+    """The request's user (after impersonation); ApiError 401/403/400 when refused."""
+    assert api.authenticator is not None
+    try:
+        user = api.authenticator.authenticate(_peer_certificate(request), headers.get("authorization", ""))
+    except AuthenticationError as exc:
+        log.debug("authentication failed for %s %s: %s", request.method, request.path, exc)
+        raise unauthorized() from None
+    if impersonation_requested(headers):
+        multi: dict[str, list[str]] = {}
+        for k, v in request.headers.items():
+            multi.setdefault(k.lower(), []).append(v)
+        user = impersonate(user, multi, api.authorizer.authorize, forbidden)
+    return user
 
 
 def _json(status: int, obj: object, content_type: str = "application/json",

@@ -59,6 +59,9 @@ KINDS: dict[tuple[str, str], str] = {
     ("apps/v1", "StatefulSet"): "apps.StatefulSet",
     ("authentication.k8s.io/v1", "SelfSubjectReview"): "authn.SelfSubjectReview",
     ("authentication.k8s.io/v1", "TokenRequest"): "authn.TokenRequest",
+    # kubectl 1.27's `auth whoami` (same fields as v1).
+    ("authentication.k8s.io/v1beta1", "SelfSubjectReview"): "authn.SelfSubjectReview",
+    ("authentication.k8s.io/v1alpha1", "SelfSubjectReview"): "authn.SelfSubjectReview",
     ("authentication.k8s.io/v1", "TokenReview"): "authn.TokenReview",
     ("authorization.k8s.io/v1", "LocalSubjectAccessReview"): "authz.LocalSubjectAccessReview",
     ("authorization.k8s.io/v1", "SelfSubjectAccessReview"): "authz.SelfSubjectAccessReview",

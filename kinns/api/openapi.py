@@ -273,6 +273,10 @@ def _resource_paths(rt: ResourceType) -> list[_Path]:
            responses: dict[str, str], **kw: Any) -> _Op:
         return _Op(method, f"{verb}{p}{ns}{kind}{suffix}", action, desc, gvk, tag, params, responses, **kw)
 
+    if rt.verbs == ("create",):   # the review kinds: a POST answered, nothing stored
+        return [_Path(coll, scope + [_PRETTY], [
+            op("post", "create", "", "post", f"create a {kind}", [_body(schema)] + write,
+               {"200": schema, "201": schema, "202": schema}, has_body=True)])]
     paths = [
         _Path(coll, scope + [_PRETTY], [
             op("get", "list", "", "list", f"list or watch objects of kind {kind}", _LIST_PARAMS,
@@ -359,7 +363,7 @@ def _schema_roots(types: Iterable[ResourceType]) -> list[str]:
     """Definitions the paths of `types` refer to; `_closure` adds the rest."""
     roots = [_STATUS, _DELETE_OPTIONS, _WATCH_EVENT, _PATCH]
     for rt in types:
-        roots += [rt.schema, rt.schema + "List"]
+        roots += [rt.schema] if rt.verbs == ("create",) else [rt.schema, rt.schema + "List"]
         if "scale" in rt.subresources:
             roots.append(_SCALE)
     return roots

@@ -22,6 +22,10 @@ class Request:
     body: bytes = b""
     # In-process callers may pass an already-decoded body and skip JSON.
     obj: Any = None
+    # Who sent it (a kinns.api.user.UserInfo), set by the HTTPS front end's
+    # authentication.  None means an in-process caller inside the daemon,
+    # which is trusted as the control plane's own components are.
+    user: Any = None
 
     def param(self, name: str, default: str = "") -> str:
         vals = self.query.get(name)

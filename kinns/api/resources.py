@@ -28,6 +28,9 @@ class ResourceType:
     singular: str = ""
     # The OpenAPI definition name, e.g. io.k8s.api.core.v1.Pod.
     schema: str = ""
+    # A kind that is answered, never stored (the access and token reviews):
+    # the server hands its POSTs to `reviews.py`.
+    virtual: bool = False
 
     @property
     def api_version(self) -> str:
@@ -56,6 +59,11 @@ class ResourceType:
 
 _ALL = ("all",)
 _CORE_SCHEMA = "io.k8s.api.core.v1."
+_RBAC = "rbac.authorization.k8s.io"
+_RBAC_SCHEMA = "io.k8s.api.rbac.v1."
+_AUTHN = "authentication.k8s.io"
+_AUTHZ = "authorization.k8s.io"
+_CREATE_ONLY = ("create",)
 
 RESOURCES: tuple[ResourceType, ...] = (
     ResourceType("", "v1", "Namespace", "namespaces", False, ("ns",), subresources=("status", "finalize"),
@@ -72,7 +80,7 @@ RESOURCES: tuple[ResourceType, ...] = (
                  schema=_CORE_SCHEMA + "Endpoints"),
     ResourceType("", "v1", "ConfigMap", "configmaps", True, ("cm",), schema=_CORE_SCHEMA + "ConfigMap"),
     ResourceType("", "v1", "Secret", "secrets", True, schema=_CORE_SCHEMA + "Secret"),
-    ResourceType("", "v1", "ServiceAccount", "serviceaccounts", True, ("sa",),
+    ResourceType("", "v1", "ServiceAccount", "serviceaccounts", True, ("sa",), subresources=("token",),
                  schema=_CORE_SCHEMA + "ServiceAccount"),
     ResourceType("", "v1", "Event", "events", True, ("ev",), schema=_CORE_SCHEMA + "Event"),
     ResourceType("", "v1", "PersistentVolume", "persistentvolumes", False, ("pv",), subresources=("status",),
@@ -93,6 +101,26 @@ RESOURCES: tuple[ResourceType, ...] = (
                  schema="io.k8s.api.storage.v1.StorageClass"),
     ResourceType("coordination.k8s.io", "v1", "Lease", "leases", True,
                  schema="io.k8s.api.coordination.v1.Lease"),
+    ResourceType(_RBAC, "v1", "ClusterRole", "clusterroles", False, schema=_RBAC_SCHEMA + "ClusterRole"),
+    ResourceType(_RBAC, "v1", "ClusterRoleBinding", "clusterrolebindings", False,
+                 schema=_RBAC_SCHEMA + "ClusterRoleBinding"),
+    ResourceType(_RBAC, "v1", "Role", "roles", True, schema=_RBAC_SCHEMA + "Role"),
+    ResourceType(_RBAC, "v1", "RoleBinding", "rolebindings", True, schema=_RBAC_SCHEMA + "RoleBinding"),
+    ResourceType(_AUTHN, "v1", "SelfSubjectReview", "selfsubjectreviews", False, verbs=_CREATE_ONLY,
+                 schema="io.k8s.api.authentication.v1.SelfSubjectReview", virtual=True),
+    ResourceType(_AUTHN, "v1", "TokenReview", "tokenreviews", False, verbs=_CREATE_ONLY,
+                 schema="io.k8s.api.authentication.v1.TokenReview", virtual=True),
+    # kubectl 1.27's `auth whoami` asks v1beta1 (then v1alpha1 on 404).
+    ResourceType(_AUTHN, "v1beta1", "SelfSubjectReview", "selfsubjectreviews", False, verbs=_CREATE_ONLY,
+                 schema="io.k8s.api.authentication.v1beta1.SelfSubjectReview", virtual=True),
+    ResourceType(_AUTHZ, "v1", "LocalSubjectAccessReview", "localsubjectaccessreviews", True, verbs=_CREATE_ONLY,
+                 schema="io.k8s.api.authorization.v1.LocalSubjectAccessReview", virtual=True),
+    ResourceType(_AUTHZ, "v1", "SelfSubjectAccessReview", "selfsubjectaccessreviews", False, verbs=_CREATE_ONLY,
+                 schema="io.k8s.api.authorization.v1.SelfSubjectAccessReview", virtual=True),
+    ResourceType(_AUTHZ, "v1", "SelfSubjectRulesReview", "selfsubjectrulesreviews", False, verbs=_CREATE_ONLY,
+                 schema="io.k8s.api.authorization.v1.SelfSubjectRulesReview", virtual=True),
+    ResourceType(_AUTHZ, "v1", "SubjectAccessReview", "subjectaccessreviews", False, verbs=_CREATE_ONLY,
+                 schema="io.k8s.api.authorization.v1.SubjectAccessReview", virtual=True),
     # Read-only and always empty: kubectl lists CRDs to explain an unknown
     # kind ("no matches for kind ..."); kinns serves no custom resources yet.
     ResourceType("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", False,
@@ -102,7 +130,8 @@ RESOURCES: tuple[ResourceType, ...] = (
 
 # Group preference order for discovery (as upstream lists them).
 GROUP_ORDER: tuple[str, ...] = (
-    "", "apps", "discovery.k8s.io", "storage.k8s.io", "coordination.k8s.io", "apiextensions.k8s.io",
+    "", "apps", "authentication.k8s.io", "authorization.k8s.io", "rbac.authorization.k8s.io",
+    "storage.k8s.io", "apiextensions.k8s.io", "coordination.k8s.io", "discovery.k8s.io",
 )
 
 

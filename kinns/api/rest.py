@@ -14,7 +14,7 @@ import base64
 import builtins
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Callable
+from typing import Any, AsyncIterator, Awaitable, Callable
 
 import orjson
 
@@ -87,12 +87,20 @@ def _sort_key(o: dict[str, Any]) -> tuple[str, str]:
     return (m.get("namespace", ""), m.get("name", ""))
 
 
+# An admission step on a write: (target, object to store, old object or None
+# on create, request).  It may mutate the object or raise an ApiError; the
+# server registers them (ServiceAccount, RBAC escalation, ...).
+AdmissionHook = Callable[[Target, dict[str, Any], "dict[str, Any] | None", Request], Awaitable[None]]
+
+
 class ResourceHandlers:
     """The REST verbs, bound to one store and one Service allocator."""
 
     def __init__(self, store: SqliteStore, allocator: ServiceAllocator) -> None:
         self.store = store
         self.allocator = allocator
+        # Run in order after defaulting, before validation, on create and update.
+        self.admission: list[AdmissionHook] = []
         # Called after an object is gone for good (e.g. release Service IPs).
         self._on_removed: list[Callable[[ResourceType, dict[str, Any]], None]] = [self._release_service]
 
@@ -279,6 +287,8 @@ class ResourceHandlers:
         apply_defaults(t.rt.kind, obj)
         if t.rt.kind == "PersistentVolumeClaim":
             admission.default_storage_class(self.store, obj)
+        for hook in self.admission:
+            await hook(t, obj, None, req)
         name = obj["metadata"].get("name", "")
         errs = validate(t.rt.kind, obj)
         if errs:
@@ -362,6 +372,8 @@ class ResourceHandlers:
         else:
             new = objects.prepare_update(t.rt, body, old, t.subresource)
         apply_defaults(t.rt.kind, new)
+        for hook in self.admission:
+            await hook(t, new, old, req)
         errs = validate_update(t.rt.kind, new, old)
         if errs:
             raise invalid(t.rt.kind, t.rt.group, t.name, errs)

@@ -3,22 +3,42 @@
 `ApiServer.dispatch` is transport-neutral (see request.py): the HTTPS front
 end in `http.py` and the in-process client transport both call it.  It owns
 the store, the Service allocator and the bootstrap objects every cluster has
-from the start (the four system namespaces and the `kubernetes` Service).
+from the start (the four system namespaces, the `kubernetes` Service, the
+default RBAC roles and bindings).
+
+Requests that carry a user (everything from the HTTPS front end, which
+authenticates them) are authorized first (`authz.py`: Node, RBAC); the
+in-process callers are the daemon's own components and are trusted.  The
+server also owns the pieces of ServiceAccounts and RBAC that sit in the
+write path: the ServiceAccount admission plugin and the TokenRequest
+subresource (`serviceaccounts.py`), the escalation check on roles and
+bindings (`rbac.py`), and the review kinds (`reviews.py`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
 from typing import Any, Awaitable, Callable
 
-from . import discovery, openapi
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from . import bootstrappolicy, codec, discovery, openapi, rbac, serviceaccounts
 from .allocator import ServiceAllocator
+from .attributes import Attributes, from_request
+from .authn import Authenticator
+from .authz import Authorizer, forbidden_error
 from .errors import ApiError, method_not_allowed
 from .request import Request, Response
 from .resources import REGISTRY, Registry
 from .rest import ResourceHandlers, Target
+from .reviews import Reviews
 from .store.sqlite import SqliteStore
+from .tokens import ISSUER, Signer, TokenAuthenticator, Verifier, load_public_key, load_signing_key
+from .user import AUTHENTICATED, MASTERS, UserInfo
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +47,11 @@ SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 # A pod subresource served by a node agent (log, exec, ...): the daemon
 # plugs a handler in once nodes exist.
 PodStreamHandler = Callable[[Target, Request], Awaitable[Response]]
+
+# Who the in-process callers are when someone asks (a self-review): upstream's
+# loopback identity.
+LOOPBACK_USER = UserInfo("system:apiserver", groups=(MASTERS, AUTHENTICATED))
+_RBAC_PATH = f"/apis/{rbac.GROUP}/"
 
 
 class ApiServer:
@@ -59,6 +84,37 @@ class ApiServer:
         # False while the control plane is stopped (`kinns control-plane stop`):
         # in-process callers then fail as remote ones do when nothing listens.
         self.serving = True
+        self.authorizer = Authorizer(store)
+        # Set by `configure_auth` (the daemon does, from the cluster pki); the
+        # HTTPS front end authenticates only when there is one.
+        self.authenticator: Authenticator | None = None
+        self.tokens: TokenAuthenticator | None = None
+        self.signer: Signer | None = None
+        self.issuer = ISSUER
+        self.reviews = Reviews(self.authorizer, None)
+        self.handlers.admission.append(self._admit)
+
+    # ------------------------------------------------------------ auth setup
+
+    def configure_auth(self, signing_key: ec.EllipticCurvePrivateKey | None = None,
+                       public_keys: list[ec.EllipticCurvePublicKey] | None = None, *,
+                       issuer: str = ISSUER, anonymous: bool = True) -> None:
+        """Turn on authentication: ServiceAccount tokens signed with `signing_key`
+        (a fresh key if None, for servers without a pki) and accepted when
+        signed by any of `public_keys` (default: the signing key's)."""
+        key = signing_key or ec.generate_private_key(ec.SECP256R1())
+        self.issuer = issuer
+        self.signer = Signer(key)
+        self.tokens = TokenAuthenticator(Verifier(public_keys or [key.public_key()]), self._get, issuer=issuer)
+        self.authenticator = Authenticator(self.tokens, anonymous=anonymous)
+        self.reviews.tokens = self.tokens
+
+    def configure_auth_from_files(self, sa_key: Path, sa_pub: Path, **kw: Any) -> None:
+        """kube-apiserver's --service-account-signing-key-file / --service-account-key-file."""
+        self.configure_auth(load_signing_key(sa_key), [load_public_key(sa_pub)], **kw)
+
+    def _get(self, resource: str, namespace: str, name: str) -> dict[str, Any] | None:
+        return self.store.get((resource, namespace, name))
 
     # --------------------------------------------------------------- bootstrap
 
@@ -92,6 +148,8 @@ class ApiServer:
         for ns in SYSTEM_NAMESPACES:
             await self._ensure(f"/api/v1/namespaces/{ns}/serviceaccounts", {
                 "apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default", "namespace": ns}})
+        # The RBAC post-start hook and kubeadm's objects; one group commit.
+        await asyncio.gather(*(self._ensure(path, obj) for path, obj in bootstrappolicy.objects()))
 
     async def _ensure(self, collection: str, obj: dict[str, Any]) -> None:
         resp = await self.dispatch(Request("POST", collection, obj=obj))
@@ -105,9 +163,19 @@ class ApiServer:
             exc = ApiError(503, "ServiceUnavailable", "the API server is stopped (kinns control-plane stop)")
             return Response(exc.code, obj=exc.status())
         try:
+            if req.user is not None and not req.user.is_masters:
+                self.authorize(req)
             return await self._route(req)
         except ApiError as exc:
             return Response(exc.code, obj=exc.status())
+        finally:
+            if req.method != "GET" and req.path.startswith(_RBAC_PATH):
+                self.authorizer.invalidate()
+
+    def authorize(self, req: Request) -> None:
+        """Raise upstream's 403 unless the request's user may do what it asks."""
+        if req.user is not None:
+            self.authorizer.check(from_request(req.user, req.method, req.path, req.query))
 
     async def _route(self, req: Request) -> Response:
         parts = [p for p in req.path.split("/") if p]
@@ -183,6 +251,10 @@ class ApiServer:
         verb = _verb(method, bool(t.name), req.param("watch") in ("true", "1"))
         if not sub and verb not in t.rt.verbs:
             raise method_not_allowed()
+        if t.rt.virtual:
+            if t.name or sub:
+                raise _no_route()
+            return await self.reviews.create(t.rt, t.namespace, codec.decode_body(req), req.user or LOOPBACK_USER)
         if sub:
             return await self._subresource(req, method, t)
         if t.name:
@@ -230,6 +302,8 @@ class ApiServer:
             return await h.bind(t, req)
         elif sub == "eviction" and method == "POST":
             return await h.evict(t, req)
+        elif sub == "token" and method == "POST":
+            return self._create_token(t, req)
         elif sub in self.pod_subresources:
             return await self.pod_subresources[sub](t, req)
         elif t.rt.kind == "Pod" and sub in ("log", "exec", "attach", "portforward"):
@@ -237,6 +311,65 @@ class ApiServer:
             raise ApiError(400, "BadRequest",
                            f'pod "{t.name}" has no node agent to serve {sub} yet: this cluster runs no kubelet')
         raise method_not_allowed()
+
+    # ------------------------------------------------------ ServiceAccounts
+
+    def _create_token(self, t: Target, req: Request) -> Response:
+        if self.signer is None:
+            self.configure_auth()
+        assert self.signer is not None
+        audiences = self.tokens.audiences if self.tokens is not None else None
+        out = serviceaccounts.create_token(codec.decode_body(req), t.name, t.namespace, self._get, self.signer,
+                                           issuer=self.issuer, audiences=audiences)
+        return Response(201, obj=out)
+
+    # ------------------------------------------------------------ admission
+
+    async def _admit(self, t: Target, obj: dict[str, Any], old: dict[str, Any] | None, req: Request) -> None:
+        """The admission steps kinns runs on writes (see the module docstring)."""
+        kind = t.rt.kind
+        if kind == "Pod" and old is None:
+            if self.store.get(("namespaces", "", t.namespace)) is not None:  # else the create answers 404
+                await serviceaccounts.admit_pod(obj, t.namespace, self._get)
+        elif t.rt.group == rbac.GROUP and req.user is not None and not req.user.is_masters:
+            self._confirm_no_escalation(t, obj, old, req.user)
+
+    def _confirm_no_escalation(self, t: Target, obj: dict[str, Any], old: dict[str, Any] | None,
+                               user: UserInfo) -> None:
+        """Roles and bindings may not grant more than their author holds (pkg/registry/rbac/*/policybased)."""
+        kind, plural = t.rt.kind, t.rt.plural
+        name = (obj.get("metadata") or {}).get("name", "")
+        ns = t.namespace if t.rt.namespaced else ""
+        if kind in ("Role", "ClusterRole"):
+            if old is not None and obj.get("rules") == old.get("rules") and \
+                    obj.get("aggregationRule") == old.get("aggregationRule"):
+                return
+            if self.authorizer.authorize(Attributes(user, "escalate", True, namespace=ns, api_group=rbac.GROUP,
+                                                    resource=plural, name=name))[0]:
+                return
+            owner, errors = self.authorizer.rules_for(user, ns)
+            msg = rbac.escalation_error(user, owner, rbac.rules_of(obj), errors)
+            if msg is None and isinstance(obj.get("aggregationRule"), dict):
+                if rbac.escalation_error(user, owner, rbac.FULL_AUTHORITY, errors) is not None:
+                    msg = "must have cluster-admin privileges to use the aggregationRule"
+        else:
+            if old is not None and obj.get("subjects") == old.get("subjects") and \
+                    obj.get("roleRef") == old.get("roleRef"):
+                return
+            ref = obj.get("roleRef") or {}
+            resource = {"Role": "roles", "ClusterRole": "clusterroles"}.get(ref.get("kind", ""))
+            if resource and self.authorizer.authorize(Attributes(
+                    user, "bind", True, namespace=ns, api_group=ref.get("apiGroup", ""), resource=resource,
+                    name=ref.get("name", "")))[0]:
+                return
+            try:
+                wanted = self.authorizer.policy.role_ref_rules(ref, ns)
+            except LookupError as exc:
+                raise forbidden_error(plural, rbac.GROUP, name, str(exc)) from None
+            owner, errors = self.authorizer.rules_for(user, ns)
+            msg = rbac.escalation_error(user, owner, wanted, errors)
+        if msg is not None:
+            raise forbidden_error(plural, rbac.GROUP, name, msg)
 
     def _target(self, group: str, version: str, rest: list[str]) -> Target:
         """Parse `[namespaces/<ns>/]<plural>[/<name>[/<sub>]]`."""

@@ -645,12 +645,48 @@ def _lease_cells(lease: Obj, now: dt.datetime) -> Cells:
     return [_name(lease), (lease.get("spec") or {}).get("holderIdentity") or "", _age(lease, now)]
 
 
+def _role_cells(role: Obj, now: dt.datetime) -> Cells:
+    return [_name(role), _meta(role).get("creationTimestamp") or ""]
+
+
+def _subjects_strings(subjects: Any) -> tuple[str, str, str]:
+    """rbac.SubjectsStrings joined as kubectl shows them: users, groups, `ns/name` ServiceAccounts."""
+    users, groups, sas = [], [], []
+    for s in subjects or []:
+        if not isinstance(s, dict):
+            continue
+        kind, name = s.get("kind"), s.get("name", "")
+        if kind == "User":
+            users.append(name)
+        elif kind == "Group":
+            groups.append(name)
+        elif kind == "ServiceAccount":
+            sas.append(f"{s.get('namespace', '')}/{name}")
+    return ", ".join(users), ", ".join(groups), ", ".join(sas)
+
+
+def _binding_cells(binding: Obj, now: dt.datetime) -> Cells:
+    ref = binding.get("roleRef") or {}
+    return [_name(binding), f"{ref.get('kind', '')}/{ref.get('name', '')}", _age(binding, now),
+            *_subjects_strings(binding.get("subjects"))]
+
+
 def _default_cells(obj: Obj, now: dt.datetime) -> Cells:
     return [_name(obj), _age(obj, now)]
 
 
 # ---------------------------------------------------------------------------
 # The table: kind -> (columns, cells)
+
+
+_ROLE_COLUMNS = (NAME, Col("Created At", "date", "@meta.v1.ObjectMeta.creationTimestamp"))
+
+
+def _binding_columns(what: str) -> tuple[Col, ...]:
+    return (NAME, Col("Role", doc="@rbac.v1.RoleBinding.roleRef"), AGE,
+            Col("Users", doc=f"Users in the {what}", priority=1),
+            Col("Groups", doc=f"Groups in the {what}", priority=1),
+            Col("ServiceAccounts", doc=f"ServiceAccounts in the {what}", priority=1))
 
 
 _TABLES: dict[str, tuple[tuple[Col, ...], CellFn]] = {
@@ -809,6 +845,10 @@ _TABLES: dict[str, tuple[tuple[Col, ...], CellFn]] = {
         Col("Holder", doc="@coordination.v1.LeaseSpec.holderIdentity"),
         AGE,
     ), _lease_cells),
+    "Role": (_ROLE_COLUMNS, _role_cells),
+    "ClusterRole": (_ROLE_COLUMNS, _role_cells),
+    "RoleBinding": (_binding_columns("roleBinding"), _binding_cells),
+    "ClusterRoleBinding": (_binding_columns("clusterRoleBinding"), _binding_cells),
 }
 
 # Kinds without a printer: what kube-apiserver shows for a CRD without printer columns.

@@ -294,12 +294,24 @@ def _port_num_or_name(path: str, value: Any) -> Errs:
 
 # ================================================================ metadata
 
-CLUSTER_SCOPED = frozenset({"Namespace", "Node", "PersistentVolume", "StorageClass"})
+CLUSTER_SCOPED = frozenset({"Namespace", "Node", "PersistentVolume", "StorageClass", "ClusterRole",
+                            "ClusterRoleBinding"})
 
 NameCheck = Callable[[str], list[str]]
+def is_path_segment_name(name: str) -> list[str]:
+    """path.IsValidPathSegmentName: what RBAC names must be (`system:coredns` is fine)."""
+    if name in (".", ".."):
+        return [f"may not be '{name}'"]
+    return [f"may not contain '{c}'" for c in ("/", "%") if c in name]
+
+
 _NAME_CHECK: dict[str, NameCheck] = {
     "Namespace": is_dns1123_label,
     "Service": is_dns1035_label,
+    "Role": is_path_segment_name,
+    "ClusterRole": is_path_segment_name,
+    "RoleBinding": is_path_segment_name,
+    "ClusterRoleBinding": is_path_segment_name,
 }
 
 
@@ -1462,6 +1474,100 @@ def _event(obj: Obj) -> Errs:
     return errs
 
 
+# ===================================================================== rbac
+# pkg/apis/rbac/validation
+
+_RBAC_GROUP = "rbac.authorization.k8s.io"
+
+
+def _go_strings(values: Any) -> str:
+    """Go's %#v of a []string."""
+    return "[]string{" + ", ".join(json.dumps(str(v)) for v in values or []) + "}"
+
+
+def _policy_rule(rule: Obj, namespaced: bool, path: str) -> Errs:
+    errs: Errs = []
+    if not rule.get("verbs"):
+        errs.append(_required(f"{path}.verbs", "verbs must contain at least one value"))
+    urls = rule.get("nonResourceURLs") or []
+    if urls:
+        if namespaced:
+            errs.append(_raw(INVALID, f"{path}.nonResourceURLs", _go_strings(urls),
+                             "namespaced rules cannot apply to non-resource URLs"))
+        if rule.get("apiGroups") or rule.get("resources") or rule.get("resourceNames"):
+            errs.append(_raw(INVALID, f"{path}.nonResourceURLs", _go_strings(urls),
+                             "rules cannot apply to both regular resources and non-resource URLs"))
+        return errs
+    if not rule.get("apiGroups"):
+        errs.append(_required(f"{path}.apiGroups", "resource rules must supply at least one api group"))
+    if not rule.get("resources"):
+        errs.append(_required(f"{path}.resources", "resource rules must supply at least one resource"))
+    return errs
+
+
+def _role(obj: Obj) -> Errs:
+    return [e for i, r in enumerate(_dicts(obj.get("rules"))) for e in _policy_rule(r, True, f"rules[{i}]")]
+
+
+def _cluster_role(obj: Obj) -> Errs:
+    errs = [e for i, r in enumerate(_dicts(obj.get("rules"))) for e in _policy_rule(r, False, f"rules[{i}]")]
+    agg = obj.get("aggregationRule")
+    if isinstance(agg, dict):
+        selectors = agg.get("clusterRoleSelectors") or []
+        if not selectors:
+            errs.append(_required("aggregationRule.clusterRoleSelectors",
+                                  "at least one clusterRoleSelector required if aggregationRule is non-nil"))
+        for i, sel in enumerate(_dicts(selectors)):
+            errs += validate_label_selector(sel, f"aggregationRule.clusterRoleSelectors[{i}]")
+    return errs
+
+
+def _subject(subject: Obj, namespaced: bool, path: str) -> Errs:
+    errs: Errs = []
+    name, kind, group = subject.get("name") or "", subject.get("kind") or "", subject.get("apiGroup") or ""
+    if not name:
+        errs.append(_required(f"{path}.name"))
+    if kind == "ServiceAccount":
+        if name:
+            errs += _each(f"{path}.name", name, is_dns1123_subdomain(str(name)))
+        if group:
+            errs.append(_not_supported(f"{path}.apiGroup", group, [""]))
+        if not namespaced and not subject.get("namespace"):
+            errs.append(_required(f"{path}.namespace"))
+    elif kind in ("User", "Group"):
+        if group != _RBAC_GROUP:
+            errs.append(_not_supported(f"{path}.apiGroup", group, [_RBAC_GROUP]))
+    else:
+        errs.append(_not_supported(f"{path}.kind", kind, ["ServiceAccount", "User", "Group"]))
+    return errs
+
+
+def _binding(obj: Obj, namespaced: bool) -> Errs:
+    errs: Errs = []
+    ref = _as_dict(obj.get("roleRef"))
+    if ref.get("apiGroup", "") != _RBAC_GROUP:
+        errs.append(_not_supported("roleRef.apiGroup", ref.get("apiGroup", ""), [_RBAC_GROUP]))
+    kinds = ["Role", "ClusterRole"] if namespaced else ["ClusterRole"]
+    if ref.get("kind", "") not in kinds:
+        errs.append(_not_supported("roleRef.kind", ref.get("kind", ""), kinds))
+    if not ref.get("name"):
+        errs.append(_required("roleRef.name"))
+    else:
+        errs += _each("roleRef.name", ref["name"], is_path_segment_name(str(ref["name"])))
+    for i, subject in enumerate(_dicts(obj.get("subjects"))):
+        errs += _subject(subject, namespaced, f"subjects[{i}]")
+    return errs
+
+
+def _role_ref_fixed(new: Obj, old: Obj) -> Errs:
+    ref = _as_dict(new.get("roleRef"))
+    if ref == _as_dict(old.get("roleRef")):
+        return []
+    rendered = (f'rbac.RoleRef{{APIGroup:{json.dumps(ref.get("apiGroup", ""))}, Kind:{json.dumps(ref.get("kind", ""))}, '
+                f'Name:{json.dumps(ref.get("name", ""))}}}')
+    return [_raw(INVALID, "roleRef", rendered, "cannot change roleRef")]
+
+
 # ================================================================= entries
 
 Check = Callable[[Obj], Errs]
@@ -1485,6 +1591,10 @@ _CREATE: dict[str, Check] = {
     "Node": _node,
     "Lease": _lease,
     "Event": _event,
+    "Role": _role,
+    "ClusterRole": _cluster_role,
+    "RoleBinding": lambda o: _binding(o, True),
+    "ClusterRoleBinding": lambda o: _binding(o, False),
 }
 
 _UPDATE: dict[str, UpdateCheck] = {
@@ -1501,6 +1611,8 @@ _UPDATE: dict[str, UpdateCheck] = {
     "StorageClass": _storageclass_update,
     "EndpointSlice": _endpointslice_update,
     "Node": _node_update,
+    "RoleBinding": _role_ref_fixed,
+    "ClusterRoleBinding": _role_ref_fixed,
 }
 
 

@@ -1,9 +1,17 @@
-"""Certificates: a cluster CA, the API server's serving cert, an admin client cert.
+"""Certificates: a cluster CA, the API server's serving cert, one client identity per component.
 
 As kubeadm (and so kind) does: a self-signed CA per cluster; the serving
 certificate names every address the API answers on; the admin client
-certificate has CN `kubernetes-admin` in O `system:masters`.  Keys are EC
-P-256, which is quick to generate, so `kinns up` stays fast.
+certificate has CN `kubernetes-admin` in O `system:masters`; each
+component has its own client certificate, the identity the API server
+authenticates and RBAC binds (`component_identities`):
+`system:kube-controller-manager`, `system:kube-scheduler`,
+`system:kube-proxy`, and `system:node:<node>` in `system:nodes` per kubelet,
+each with a kubeconfig beside it as kubeadm writes `controller-manager.conf`,
+`scheduler.conf` and `kubelet.conf`.  `sa.key`/`sa.pub` sign and verify
+ServiceAccount tokens (kube-apiserver's --service-account-signing-key-file
+and --service-account-key-file).  Keys are EC P-256, which is quick to
+generate, so `kinns up` stays fast.
 """
 
 from __future__ import annotations
@@ -134,3 +142,67 @@ def ensure_pki(pki_dir: Path, server_names: list[str], server_ips: list[str]) ->
     _write(p.admin_cert, admin.public_bytes(pem))
     _write(p.admin_key, _pem_key(admin_key), private=True)
     return p
+
+
+def ensure_sa_keypair(pki_dir: Path) -> tuple[Path, Path]:
+    """The ServiceAccount token signing key and its public half (kept if present)."""
+    key_path, pub_path = pki_dir / "sa.key", pki_dir / "sa.pub"
+    if key_path.exists() and pub_path.exists():
+        return key_path, pub_path
+    pki_dir.mkdir(parents=True, exist_ok=True)
+    key = _key()
+    _write(key_path, _pem_key(key), private=True)
+    _write(pub_path, key.public_key().public_bytes(serialization.Encoding.PEM,
+                                                   serialization.PublicFormat.SubjectPublicKeyInfo))
+    return key_path, pub_path
+
+
+@dataclass(frozen=True)
+class Component:
+    """One component identity: its file stem, the user (CN) and group (O) it authenticates as."""
+
+    stem: str
+    user: str
+    group: str | None = None
+
+
+def components(node_names: list[str]) -> list[Component]:
+    """The identities of a cluster's components, as kubeadm issues them."""
+    out = [Component("controller-manager", "system:kube-controller-manager"),
+           Component("scheduler", "system:kube-scheduler"),
+           Component("kube-proxy", "system:kube-proxy")]
+    return out + [Component(f"kubelet-{n}", f"system:node:{n}", "system:nodes") for n in node_names]
+
+
+def write_kubeconfig(path: Path, server: str, ca: Path, crt: Path, key: Path, user: str) -> None:
+    """A kubeconfig with embedded credentials for one component (private: it holds a key)."""
+    import base64
+
+    import yaml
+
+    def b64(p: Path) -> str:
+        return base64.b64encode(p.read_bytes()).decode()
+
+    doc = {"apiVersion": "v1", "kind": "Config",
+           "clusters": [{"name": "kubernetes", "cluster": {"certificate-authority-data": b64(ca), "server": server}}],
+           "contexts": [{"name": f"{user}@kubernetes", "context": {"cluster": "kubernetes", "user": user}}],
+           "current-context": f"{user}@kubernetes",
+           "users": [{"name": user, "user": {"client-certificate-data": b64(crt), "client-key-data": b64(key)}}]}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+
+
+def component_identities(pki_dir: Path, node_names: list[str], server: str,
+                         kubeconfig_dir: Path | None = None) -> dict[str, tuple[Path, Path]]:
+    """Client certificates (and, given a directory, kubeconfigs `<stem>.conf`) for every
+    component; existing ones are kept.  Returns {stem: (cert, key)}."""
+    out: dict[str, tuple[Path, Path]] = {}
+    for c in components(node_names):
+        crt, key = client_cert(pki_dir, c.stem, c.user, c.group)
+        out[c.stem] = (crt, key)
+        if kubeconfig_dir is not None:
+            conf = kubeconfig_dir / f"{c.stem}.conf"
+            if not conf.exists():
+                write_kubeconfig(conf, server, paths(pki_dir).ca_cert, crt, key, c.user)
+    return out

@@ -24,7 +24,7 @@ from ..api.server import ApiServer
 from ..api.store.sqlite import SqliteStore
 from ..net.fabric import Fabric, choose_subnet
 from . import addons
-from .certs import ensure_pki
+from .certs import component_identities, ensure_pki, ensure_sa_keypair
 from .config import ClusterConfig
 from .controlplane import NODE_API_PORT, ControlPlane
 from .progress import report
@@ -48,14 +48,20 @@ async def run(cfg: ClusterConfig) -> None:
     if not cfg.fabric_subnet:
         cfg.fabric_subnet = choose_subnet(cfg.name)
         cfg.save()
-    cp_node = Fabric.plan(cfg.name, cfg.fabric_subnet, cfg.nodes, cfg.cluster_cidr)[0]
+    plan = Fabric.plan(cfg.name, cfg.fabric_subnet, cfg.nodes, cfg.cluster_cidr)
+    cp_node = plan[0]
     certs = ensure_pki(state / "pki", ["localhost", "kubernetes", "kubernetes.default",
                                        "kubernetes.default.svc", "kubernetes.default.svc.cluster.local",
                                        cp_node.name],
                        [cfg.api_host, "127.0.0.1", "10.96.0.1", cp_node.ip])
+    sa_key, sa_pub = ensure_sa_keypair(state / "pki")
+    component_identities(state / "pki", [n.name for n in plan], f"https://{cp_node.ip}:{NODE_API_PORT}",
+                         state / "kubeconfigs")
     store = SqliteStore(state / "state.db")
     api = ApiServer(store, service_cidr=cfg.service_cidr, node_port_range=cfg.node_port_range,
                     advertise_address=cp_node.ip, secure_port=NODE_API_PORT)
+    # --authorization-mode=Node,RBAC with x509, ServiceAccount-token and anonymous authentication.
+    api.configure_auth_from_files(sa_key, sa_pub)
     await api.bootstrap()
     await addons.install(api, cfg, cp_node.ip, NODE_API_PORT)
     plane = ControlPlane(api, cfg, server_ssl_context(str(certs.server_cert), str(certs.server_key),

@@ -13,6 +13,7 @@ from ..api.server import ApiServer
 from ..client import Client, InformerFactory, InProcessTransport
 from ..cluster.config import ClusterConfig
 from .base import Controller
+from .clusterroleaggregation import ClusterRoleAggregationController
 from .daemonset import DaemonSetController
 from .deployment import DeploymentController
 from .endpoints import EndpointsController
@@ -23,6 +24,7 @@ from .provisioner import LocalPathProvisioner
 from .pvbinder import PersistentVolumeBinder
 from .replicaset import ReplicaSetController
 from .scheduler import Scheduler
+from .serviceaccount import RootCACertPublisher, ServiceAccountsController
 from .servicelb import ServiceLBController
 from .statefulset import StatefulSetController
 
@@ -43,6 +45,9 @@ async def start_controllers(api: ApiServer, cfg: ClusterConfig) -> Callable[[], 
         PersistentVolumeBinder(client, factory),
         LocalPathProvisioner(client, factory, state_dir=cfg.state_dir),
         ServiceLBController.from_config(client, factory, cfg),
+        ServiceAccountsController(client, factory),
+        RootCACertPublisher(client, factory, ca_pem=(cfg.state_dir / "pki" / "ca.crt").read_text()),
+        ClusterRoleAggregationController(client, factory),
     ]
     for c in controllers:
         await c.start()

@@ -22,7 +22,7 @@ Pure functions: the kubelet passes the Services it knows.
 from __future__ import annotations
 
 import re
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 MASTER_SERVICES = frozenset({"kubernetes"})
 
@@ -120,18 +120,26 @@ def pod_fields(pod: dict[str, Any], pod_ip: str = "", host_ip: str = "") -> dict
 
 
 def container_env(container: dict[str, Any], base: Mapping[str, str],
-                  fields: Mapping[str, str] | None = None) -> dict[str, str]:
+                  fields: Mapping[str, str] | None = None,
+                  resource: Callable[[dict[str, Any]], str] | None = None) -> dict[str, str]:
     """Literal `env` entries of `container` layered over `base` (service
     variables, ...), each value expanded against what came before it.
     `valueFrom.fieldRef` entries take their value from `fields` (see
-    `pod_fields`); other `valueFrom` sources need the API and are left to
-    the caller."""
+    `pod_fields`), `valueFrom.resourceFieldRef` ones from `resource` (the
+    kubelet passes `downward.resource_value` bound to the pod); other
+    `valueFrom` sources need the API and are left to the caller."""
     env = dict(base)
     for item in container.get("env") or []:
         if "valueFrom" in item and "value" not in item:
-            ref = (item.get("valueFrom") or {}).get("fieldRef") or {}
+            value_from = item.get("valueFrom") or {}
+            ref = value_from.get("fieldRef") or {}
             if fields is not None and ref.get("fieldPath") in fields:
                 env[item["name"]] = fields[ref["fieldPath"]]
+            elif resource is not None and isinstance(value_from.get("resourceFieldRef"), dict):
+                try:
+                    env[item["name"]] = resource(value_from["resourceFieldRef"])
+                except ValueError:
+                    pass
             continue
         env[item["name"]] = expand(str(item.get("value", "")), env)
     return env

@@ -32,6 +32,7 @@ from ..controllers.base import Controller
 from ..net import overlay, pod_network, portmap
 from ..net.desired import NodeNet, vtep_mac
 from . import images, nodeinfo, volumes
+from .downward import resource_value
 from .envvars import container_env, pod_fields, service_env
 from .podstatus import ContainerView, pod_status, ts
 from .probes import Prober
@@ -109,6 +110,8 @@ class Kubelet(Controller):
         self._net_task: asyncio.Task[None] | None = None
         self._net_signature: object = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        # Projected ServiceAccount tokens of this node's pods, renewed with the heartbeat.
+        self.tokens = volumes.TokenManager()
 
     # ------------------------------------------------------------- informers
 
@@ -185,6 +188,7 @@ class Kubelet(Controller):
                     await self.client.patch(("v1", "Node"), self.node.name, {"status": status},
                                             subresource="status")
                     last_status = time.monotonic()
+                await self.tokens.refresh_due(self.client)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - keep beating
@@ -268,7 +272,8 @@ class Kubelet(Controller):
         if rec.volumes is None:
             assert rec.sandbox is not None
             try:
-                rec.volumes = await volumes.prepare(self.client, pod, rec.sandbox.path)
+                rec.volumes = await volumes.prepare(self.client, pod, rec.sandbox.path, self.tokens,
+                                                    self._allocatable())
             except volumes.VolumeError as exc:
                 self._event_once(pod, rec, f"mount-{exc.message}", "FailedMount",
                                  f"MountVolume.SetUp failed: {exc.message}", "Warning")
@@ -295,10 +300,21 @@ class Kubelet(Controller):
                                  cluster_dns=[self.cluster_dns], node_name=node.name)
         return ip, sandbox
 
+    def _allocatable(self) -> dict[str, Any]:
+        """This node's allocatable resources: what an unset limit means to the downward API."""
+        return dict(((self.nodes.get(self.node.name) or {}).get("status") or {}).get("allocatable") or {})
+
     def _env(self, pod: Obj, container: dict[str, Any], pod_ip: str) -> dict[str, str]:
         links = (pod.get("spec") or {}).get("enableServiceLinks", True)
         base = service_env(self.services.list(), pod["metadata"]["namespace"], enable_service_links=links)
-        return container_env(container, base, pod_fields(pod, pod_ip, self.node.ip))
+        containers = {c.get("name"): c for c in (pod.get("spec") or {}).get("containers") or []}
+        allocatable = self._allocatable()
+
+        def resource(ref: dict[str, Any]) -> str:
+            return resource_value(containers.get(ref.get("containerName") or container.get("name"), container),
+                                  ref, allocatable)
+
+        return container_env(container, base, pod_fields(pod, pod_ip, self.node.ip), resource)
 
     async def _sync_containers(self, pod: Obj, rec: PodRecord) -> float | None:
         """Start or restart containers as the restart policy says; returns when to look again."""
@@ -410,6 +426,7 @@ class Kubelet(Controller):
 
     async def _kill(self, rec: PodRecord, grace: int) -> None:
         self.prober.forget(rec.uid)
+        self.tokens.forget(rec.uid)
         if rec.sandbox is not None:
             await _io(self.runtime.stop_pod, rec.sandbox, float(grace))
             await _io(self.runtime.remove_pod, rec.sandbox)

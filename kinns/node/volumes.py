@@ -14,6 +14,19 @@ path (read-only when asked, a `subPath` inside when given):
 - `persistentVolumeClaim`: the bound PersistentVolume's `hostPath` or
   `local` path; an unbound claim keeps the pod from starting (the scheduler
   does not place such pods in the first place).
+- `downwardAPI`: the pod's own fields (`downward.py`) as files.
+- `projected`: several sources in one directory: `serviceAccountToken`
+  (a TokenRequest bound to the pod, asked of the API server), `configMap`,
+  `secret` and `downwardAPI`.  This is what the ServiceAccount admission
+  plugin's `kube-api-access-xxxxx` volume is: `token`, `ca.crt`,
+  `namespace`, mounted at /var/run/secrets/kubernetes.io/serviceaccount.
+
+Tokens expire, so the kubelet keeps them fresh: `TokenManager` remembers
+each projected token file and, when `refresh_due` is called (the kubelet
+does so with its heartbeat), asks for a new token once 80% of the
+requested lifetime or 24 hours have passed, as upstream's token manager,
+and replaces the file atomically (a rename, so a reader never sees half a
+token; the bind mount shows the new file at once).
 
 A volume the kubelet cannot prepare raises `VolumeError` with the reason
 and message the pod's Events show (FailedMount).
@@ -22,13 +35,21 @@ and message the pod's Events show (FailedMount).
 from __future__ import annotations
 
 import base64
+import datetime as dt
+import logging
 import os
+import tempfile
+import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from ..api.errors import ApiError
 from ..client.client import Client, Obj
+from .downward import DownwardError, field_value, resource_value
 from .runtime import Mount
+
+log = logging.getLogger(__name__)
 
 
 class VolumeError(Exception):
@@ -37,20 +58,186 @@ class VolumeError(Exception):
         self.message = message
 
 
-def _write_keys(target: Path, data: dict[str, bytes], items: list[dict[str, Any]] | None, mode: int) -> None:
-    target.mkdir(parents=True, exist_ok=True)
-    chosen = [(i["key"], i.get("path", i["key"])) for i in items] if items else [(k, k) for k in data]
-    for key, rel in chosen:
+def write_file(path: Path, data: bytes, mode: int) -> None:
+    """Write `path` atomically (a temporary file renamed over it), with `mode`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _key_files(data: dict[str, bytes], items: list[dict[str, Any]] | None, mode: int) -> dict[str, tuple[bytes, int]]:
+    """The files (relative path -> (bytes, mode)) a configMap/secret source writes."""
+    chosen = [(i["key"], i.get("path", i["key"]), i.get("mode")) for i in items] if items else \
+        [(k, k, None) for k in data]
+    out: dict[str, tuple[bytes, int]] = {}
+    for key, rel, item_mode in chosen:
         if key not in data:
             raise VolumeError(f'configmap/secret key "{key}" not found')
+        out[rel] = (data[key], int(item_mode) if item_mode is not None else mode)
+    return out
+
+
+def _write_keys(target: Path, data: dict[str, bytes], items: list[dict[str, Any]] | None, mode: int) -> None:
+    target.mkdir(parents=True, exist_ok=True)
+    for rel, (content, file_mode) in _key_files(data, items, mode).items():
         path = target / rel
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data[key])
-        path.chmod(mode)
+        path.write_bytes(content)
+        path.chmod(file_mode)
 
 
-async def prepare(client: Client, pod: Obj, pod_dir: Path) -> dict[str, str]:
-    """Host paths of the pod's volumes, by volume name."""
+async def _object_data(client: Client, ns: str, kind: str, name: str, optional: bool) -> dict[str, bytes] | None:
+    """A ConfigMap's or Secret's keys as bytes; None when it is missing and optional."""
+    try:
+        obj = await client.get(("v1", kind), name, ns)
+    except ApiError as exc:
+        if exc.code == 404 and optional:
+            return None
+        if exc.code == 404:
+            raise VolumeError(f'{kind.lower()} "{name}" not found') from None
+        raise
+    if kind == "Secret":
+        return {k: base64.b64decode(v) for k, v in (obj.get("data") or {}).items()}
+    data = {k: v.encode() for k, v in (obj.get("data") or {}).items()}
+    data.update({k: base64.b64decode(v) for k, v in (obj.get("binaryData") or {}).items()})
+    return data
+
+
+def downward_files(pod: Obj, items: list[dict[str, Any]] | None, mode: int,
+                   allocatable: dict[str, Any] | None = None) -> dict[str, tuple[bytes, int]]:
+    """The files of a downwardAPI volume or source (relative path -> (bytes, mode))."""
+    containers = {c.get("name"): c for c in (pod.get("spec") or {}).get("containers") or []}
+    out: dict[str, tuple[bytes, int]] = {}
+    for item in items or []:
+        try:
+            if isinstance(item.get("fieldRef"), dict):
+                value = field_value(pod, str(item["fieldRef"].get("fieldPath", "")))
+            elif isinstance(item.get("resourceFieldRef"), dict):
+                ref = item["resourceFieldRef"]
+                value = resource_value(containers.get(ref.get("containerName"), {}), ref, allocatable)
+            else:
+                continue
+        except DownwardError as exc:
+            raise VolumeError(str(exc)) from None
+        item_mode = item.get("mode")
+        out[str(item.get("path", ""))] = (value.encode(), int(item_mode) if item_mode is not None else mode)
+    return out
+
+
+@dataclass
+class ProjectedToken:
+    """One projected token file and how to renew it."""
+
+    path: Path
+    mode: int
+    namespace: str
+    service_account: str
+    pod_name: str
+    pod_uid: str
+    audience: str
+    expiration_seconds: int
+    expires_at: float
+
+    def refresh_at(self) -> float:
+        """When to renew: 80% into the requested lifetime, or after 24 h (upstream's requiresRefresh)."""
+        issued = self.expires_at - self.expiration_seconds
+        return min(issued + 24 * 3600, self.expires_at - self.expiration_seconds * 0.2)
+
+
+def _epoch(stamp: str) -> float:
+    return dt.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+
+class TokenManager:
+    """The kubelet's projected ServiceAccount tokens, per pod, renewed before they expire."""
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock
+        self.tokens: dict[str, list[ProjectedToken]] = {}    # by pod UID
+
+    async def request(self, client: Client, t: ProjectedToken) -> bytes:
+        """Ask the API server for a token bound to the pod; records its expiry in `t`."""
+        spec: Obj = {"expirationSeconds": t.expiration_seconds,
+                     "boundObjectRef": {"apiVersion": "v1", "kind": "Pod", "name": t.pod_name, "uid": t.pod_uid}}
+        if t.audience:
+            spec["audiences"] = [t.audience]
+        try:
+            tr = await client.post_subresource(("v1", "ServiceAccount"), t.service_account, t.namespace, "token",
+                                               {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+                                                "spec": spec})
+        except ApiError as exc:
+            raise VolumeError(f'failed to fetch token: {exc.message}') from None
+        status = tr.get("status") or {}
+        t.expires_at = _epoch(status["expirationTimestamp"]) if status.get("expirationTimestamp") else \
+            self.clock() + t.expiration_seconds
+        return str(status.get("token", "")).encode()
+
+    def track(self, pod_uid: str, t: ProjectedToken) -> None:
+        self.tokens.setdefault(pod_uid, []).append(t)
+
+    def forget(self, pod_uid: str) -> None:
+        self.tokens.pop(pod_uid, None)
+
+    async def refresh_due(self, client: Client) -> int:
+        """Renew every token past its refresh time; returns how many were renewed."""
+        now, renewed = self.clock(), 0
+        for items in list(self.tokens.values()):
+            for t in items:
+                if now < t.refresh_at() or not t.path.parent.exists():
+                    continue
+                try:
+                    write_file(t.path, await self.request(client, t), t.mode)
+                    renewed += 1
+                except (VolumeError, OSError) as exc:
+                    log.warning("renewing token %s: %s", t.path, exc)
+        return renewed
+
+
+async def _projected(client: Client, pod: Obj, vol: Obj, target: Path, tokens: TokenManager | None,
+                     allocatable: dict[str, Any] | None) -> None:
+    src_all = vol["projected"]
+    mode = int(src_all.get("defaultMode", 0o644))
+    meta, spec = pod["metadata"], pod.get("spec") or {}
+    files: dict[str, tuple[bytes, int]] = {}
+    pending: list[ProjectedToken] = []
+    for source in src_all.get("sources") or []:
+        if isinstance(source.get("serviceAccountToken"), dict):
+            sat = source["serviceAccountToken"]
+            t = ProjectedToken(target / str(sat.get("path", "token")), mode, meta["namespace"],
+                               spec.get("serviceAccountName") or "default", meta["name"], meta.get("uid", ""),
+                               str(sat.get("audience", "")), int(sat.get("expirationSeconds", 3600)), 0.0)
+            manager = tokens or TokenManager()
+            files[str(sat.get("path", "token"))] = (await manager.request(client, t), mode)
+            pending.append(t)
+        for kind, key in (("configMap", "ConfigMap"), ("secret", "Secret")):
+            if isinstance(source.get(kind), dict):
+                src = source[kind]
+                data = await _object_data(client, meta["namespace"], key, str(src.get("name", "")),
+                                          bool(src.get("optional")))
+                if data is not None:
+                    files.update(_key_files(data, src.get("items"), mode))
+        if isinstance(source.get("downwardAPI"), dict):
+            files.update(downward_files(pod, source["downwardAPI"].get("items"), mode, allocatable))
+    target.mkdir(parents=True, exist_ok=True)
+    for rel, (content, file_mode) in files.items():
+        write_file(target / rel, content, file_mode)
+    if tokens is not None:
+        for t in pending:
+            tokens.track(meta.get("uid", ""), t)
+
+
+async def prepare(client: Client, pod: Obj, pod_dir: Path, tokens: TokenManager | None = None,
+                  allocatable: dict[str, Any] | None = None) -> dict[str, str]:
+    """Host paths of the pod's volumes, by volume name.  `tokens` keeps
+    projected tokens renewed; `allocatable` stands in for unset limits."""
     ns = pod["metadata"]["namespace"]
     out: dict[str, str] = {}
     for vol in (pod.get("spec") or {}).get("volumes") or []:
@@ -77,27 +264,29 @@ async def prepare(client: Client, pod: Obj, pod_dir: Path) -> dict[str, str]:
             is_secret = "secret" in vol
             src = vol["secret"] if is_secret else vol["configMap"]
             obj_name = src.get("secretName") if is_secret else src.get("name")
-            try:
-                obj = await client.get(("v1", "Secret" if is_secret else "ConfigMap"), obj_name, ns)
-            except ApiError as exc:
-                if exc.code == 404 and src.get("optional"):
-                    obj = {}
-                elif exc.code == 404:
-                    kind = "secret" if is_secret else "configmap"
-                    raise VolumeError(f'{kind} "{obj_name}" not found') from None
-                else:
-                    raise
-            if is_secret:
-                data = {k: base64.b64decode(v) for k, v in (obj.get("data") or {}).items()}
-            else:
-                data = {k: v.encode() for k, v in (obj.get("data") or {}).items()}
-                data.update({k: base64.b64decode(v) for k, v in (obj.get("binaryData") or {}).items()})
+            data = await _object_data(client, ns, "Secret" if is_secret else "ConfigMap", str(obj_name or ""),
+                                      bool(src.get("optional")))
             d = pod_dir / "volumes" / ("secret" if is_secret else "configmap") / name
-            _write_keys(d, data, src.get("items"), int(src.get("defaultMode", 0o644)))
+            if data is None:            # optional and missing: an empty volume
+                d.mkdir(parents=True, exist_ok=True)
+            else:
+                _write_keys(d, data, src.get("items"), int(src.get("defaultMode", 0o644)))
             out[name] = str(d)
         elif "persistentVolumeClaim" in vol:
             out[name] = await _claim_path(client, ns, vol["persistentVolumeClaim"]["claimName"])
-        # Other volume types (projected, downwardAPI, ...) are not mounted yet.
+        elif "downwardAPI" in vol:
+            d = pod_dir / "volumes" / "downward-api" / name
+            d.mkdir(parents=True, exist_ok=True)
+            src = vol["downwardAPI"]
+            for rel, (content, file_mode) in downward_files(pod, src.get("items"), int(src.get("defaultMode", 0o644)),
+                                                            allocatable).items():
+                write_file(d / rel, content, file_mode)
+            out[name] = str(d)
+        elif "projected" in vol:
+            d = pod_dir / "volumes" / "projected" / name
+            await _projected(client, pod, vol, d, tokens, allocatable)
+            out[name] = str(d)
+        # Other volume types (nfs, csi, ...) are not mounted.
     return out
 
 
