@@ -266,7 +266,7 @@ class Runtime:
         self.on_exit = on_exit
         self.pod_pids_limit = pod_pids_limit
         self.view = host_view(self.state_dir)
-        self._view_spec = self.view.to_spec()
+        self._view_spec: dict[str, Any] = dict(self.view.to_spec(), upper=upper_plan(self.view))
         self.users = _user_db()
         self.last_cap = _last_cap()
         self._lock = threading.Condition()
@@ -658,6 +658,55 @@ def host_view(state_dir: Path) -> security.FilesystemView:
     real = [os.path.realpath(p) for p in dirs if os.path.isdir(p)]
     return security.filesystem_view(real, [os.path.realpath(f) for f in files if os.path.isfile(f)],
                                      [os.path.realpath(k) for k in keep])
+
+
+def upper_plan(view: security.FilesystemView) -> list[list[Any]]:
+    """What the zygote makes in each container's upper layer to hide host
+    paths, worked out once: `[path, kind, mode, uid, gid]`, parents first;
+    kind `d` a directory on the way (the host's attributes, which the merged
+    directory shows), `o` an opaque directory, `f` an empty file.  A hidden
+    directory holding a kept path is made traversable (0755)."""
+    plan: list[list[Any]] = []
+    made: set[str] = set()
+
+    def add(path: str, kind: str, st: os.stat_result, mode: int | None = None) -> None:
+        cur = ""
+        for part in path.strip("/").split("/")[:-1]:
+            cur += "/" + part
+            if cur not in made:
+                pst = os.stat(cur)
+                plan.append([cur, "d", pst.st_mode & 0o7777, pst.st_uid, pst.st_gid])
+                made.add(cur)
+        plan.append([path, kind, (st.st_mode & 0o7777) if mode is None else mode, st.st_uid, st.st_gid])
+        made.add(path)
+
+    for d in view.opaque_dirs:
+        try:
+            st = os.stat(d)
+        except OSError:
+            continue
+        holds_kept = any(k.startswith(d.rstrip("/") + "/") for k in view.keep)
+        add(d, "o", st, 0o755 if holds_kept else None)
+    for f in view.empty_files:
+        try:
+            st = os.stat(f)
+        except OSError:
+            continue
+        add(f, "f", st)
+    for k in view.keep:  # mount points for the kept paths, made in the upper layer (an overlay mkdir costs more)
+        if not os.path.isdir(k):
+            continue
+        cur = ""
+        for part in k.strip("/").split("/"):
+            cur += "/" + part
+            if cur not in made and any(_inside(cur, d) for d in view.opaque_dirs):
+                plan.append([cur, "d", 0o755, 0, 0])
+                made.add(cur)
+    return plan
+
+
+def _inside(path: str, top: str) -> bool:
+    return path.startswith(top.rstrip("/") + "/")
 
 
 def _user_db() -> security.UserDb:

@@ -309,15 +309,22 @@ def hidden_paths(env: Mapping[str, str], state_dirs: Iterable[str] = ()) -> tupl
     return dirs, files
 
 
+# Directories every container gets a fresh mount on, hiding the host's anyway.
+FRESH_MOUNTS: tuple[str, ...] = ("/tmp", "/dev", "/proc", "/sys")
+
+
 def filesystem_view(hide_dirs: Iterable[str], hide_files: Iterable[str], keep: Iterable[str]) -> FilesystemView:
     """Reduce the paths to hide and to keep to what the zygote must do.
 
     All paths are host paths with symlinks already resolved.  Nested hidden
-    paths collapse into their outermost hidden directory; kept paths matter
-    only when some hidden directory covers them; hidden paths inside a kept
-    path stay hidden (masked on top of the bind)."""
-    dirs = sorted({p for p in map(_norm, hide_dirs) if p and p != "/"})
-    files = sorted({p for p in map(_norm, hide_files) if p and p != "/"})
+    paths collapse into their outermost hidden directory; paths under
+    `FRESH_MOUNTS` need nothing; kept paths matter only when some hidden
+    directory covers them; hidden paths inside a kept path stay hidden
+    (masked on top of the bind)."""
+    def wanted(p: str) -> bool:
+        return bool(p) and p != "/" and not any(_under(p, m) for m in FRESH_MOUNTS)
+    dirs = sorted({p for p in map(_norm, hide_dirs) if wanted(p)})
+    files = sorted({p for p in map(_norm, hide_files) if wanted(p)})
     kept = sorted({p for p in map(_norm, keep) if p})
     outer = [d for d in dirs if not any(o != d and _under(d, o) for o in dirs)]
     keep_binds = [k for k in kept if any(_under(k, d) and k != d for d in outer)

@@ -154,52 +154,24 @@ def _mkdirs(path: str, is_file: bool = False) -> None:
 
 # -- the container's root ---------------------------------------------------------
 
-def _upper_parents(upper: str, path: str) -> None:
-    """Make the directories leading to `path` in the overlay's upper layer
-    with the host's modes and owners (an upper directory's attributes are
-    what the merged directory shows)."""
-    cur = ""
-    for part in path.strip("/").split("/")[:-1]:
-        cur += "/" + part
-        if not os.path.isdir(upper + cur):
-            st = os.stat(cur)
-            os.mkdir(upper + cur)
-            os.chmod(upper + cur, stat.S_IMODE(st.st_mode))
-            if st.st_uid or st.st_gid:
-                os.chown(upper + cur, st.st_uid, st.st_gid)
-
-
-def _hide(upper: str, view: dict[str, Any]) -> None:
+def _hide(upper: str, plan: list[list[Any]]) -> None:
     """Hidden host paths, made in the upper layer before the overlay is
-    mounted: an opaque directory shows empty, an empty file shadows the
-    host's.  A hidden directory that holds a kept path must stay traversable."""
-    keep = view.get("keep", [])
-    for d in view.get("opaque", []):
-        try:
-            st = os.stat(d)
-        except OSError:
-            continue
-        if not stat.S_ISDIR(st.st_mode):
-            continue
-        _upper_parents(upper, d)
-        os.mkdir(upper + d)
-        holds_kept = any(k.startswith(d.rstrip("/") + "/") for k in keep)
-        os.chmod(upper + d, 0o755 if holds_kept else stat.S_IMODE(st.st_mode))
-        if st.st_uid or st.st_gid:
-            os.chown(upper + d, st.st_uid, st.st_gid)
-        os.setxattr(upper + d, "trusted.overlay.opaque", b"y")
-    for f in view.get("empty", []):
-        try:
-            st = os.stat(f)
-        except OSError:
-            continue
-        if not stat.S_ISREG(st.st_mode):
-            continue
-        _upper_parents(upper, f)
-        os.close(os.open(upper + f, os.O_WRONLY | os.O_CREAT | os.O_EXCL, stat.S_IMODE(st.st_mode)))
-        os.chmod(upper + f, stat.S_IMODE(st.st_mode))
-        if st.st_uid or st.st_gid:
-            os.chown(upper + f, st.st_uid, st.st_gid)
+    mounted (see `runtime.upper_plan`): `o` an opaque directory (shows
+    empty), `f` an empty file shadowing the host's, `d` a directory on the
+    way, with the host's mode and owner (what the merged view shows)."""
+    old = os.umask(0)
+    try:
+        for path, kind, mode, uid, gid in plan:
+            if kind == "f":
+                os.close(os.open(upper + path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode))
+            else:
+                os.mkdir(upper + path, mode)
+                if kind == "o":
+                    os.setxattr(upper + path, "trusted.overlay.opaque", b"y")
+            if uid or gid:
+                os.chown(upper + path, uid, gid)
+    finally:
+        os.umask(old)
 
 
 def _bind_ro(src: str, dst: str) -> None:
@@ -215,12 +187,13 @@ def _make_root(spec: dict[str, Any]) -> str:
     for d in ("upper", "work", "root"):
         os.mkdir(f"{scratch}/{d}")
     view = spec.get("view") or {}
-    _hide(f"{scratch}/upper", view)
+    _hide(f"{scratch}/upper", view.get("upper", []))
     root = f"{scratch}/root"
     _mount("kinns", root, "overlay", 0, f"lowerdir=/,upperdir={scratch}/upper,workdir={scratch}/work")
     for k in view.get("keep", []):
         if os.path.exists(k):
-            _mkdirs(root + k, is_file=not os.path.isdir(k))
+            if not os.path.exists(root + k):
+                _mkdirs(root + k, is_file=not os.path.isdir(k))
             _bind_ro(k, root + k)
     for d in view.get("inner_dirs", []):
         if os.path.isdir(root + d):
@@ -240,14 +213,17 @@ def _make_dev(root: str, privileged: bool) -> None:
         _mount("/dev", dev, None, MS_BIND | MS_REC)
     else:
         _mount("tmpfs", dev, "tmpfs", MS_NOSUID | MS_STRICTATIME, "mode=755,size=65536k")
-        for name, major, minor in security.DEVICES:
-            os.mknod(f"{dev}/{name}", 0o666 | stat.S_IFCHR, os.makedev(major, minor))
-            os.chmod(f"{dev}/{name}", 0o666)
+        old = os.umask(0)
+        try:
+            for name, major, minor in security.DEVICES:
+                os.mknod(f"{dev}/{name}", 0o666 | stat.S_IFCHR, os.makedev(major, minor))
+            for d in ("pts", "shm", "mqueue"):
+                os.mkdir(f"{dev}/{d}", 0o755)
+            os.close(os.open(f"{dev}/termination-log", os.O_WRONLY | os.O_CREAT, 0o666))
+        finally:
+            os.umask(old)
         for name, target in security.DEV_SYMLINKS:
             os.symlink(target, f"{dev}/{name}")
-        for d in ("pts", "shm", "mqueue"):
-            os.mkdir(f"{dev}/{d}", 0o755)
-        os.close(os.open(f"{dev}/termination-log", os.O_WRONLY | os.O_CREAT, 0o666))
     if os.path.isdir(f"{dev}/pts"):
         _mount("devpts", f"{dev}/pts", "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620,gid=5")
     if os.path.isdir(f"{dev}/shm"):
