@@ -380,7 +380,9 @@ class Kubelet(Controller):
                            restart_count=count, mounts=volumes.mounts_for(c, rec.volumes or {}))
         except images.ImageError as exc:
             rec.waiting[name] = (exc.reason, exc.message)
-            self._event_once(pod, rec, f"img-{name}", "Failed", exc.message, "Warning")
+            # upstream's event for a refused container config reads "Error: <why>"
+            event = f"Error: {exc.message}" if exc.reason == "CreateContainerConfigError" else exc.message
+            self._event_once(pod, rec, f"img-{name}", "Failed", event, "Warning")
             return
         if previous is not None:
             rec.previous[name] = previous
