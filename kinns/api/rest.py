@@ -294,6 +294,7 @@ class ResourceHandlers:
         if errs:
             raise invalid(t.rt.kind, t.rt.group, name, errs)
         self._admit_namespace(t)
+        warnings += admission.pod_security(self.store, t.rt.kind, t.namespace, obj, None)
         if self.store.get(t.key(name)) is not None:
             raise already_exists(t.rt.plural, t.rt.group, name)
         dry = req.param("dryRun") == "All"
@@ -377,6 +378,7 @@ class ResourceHandlers:
         errs = validate_update(t.rt.kind, new, old)
         if errs:
             raise invalid(t.rt.kind, t.rt.group, t.name, errs)
+        warnings = warnings + admission.pod_security(self.store, t.rt.kind, t.namespace, new, old, t.subresource)
         if req.param("dryRun") == "All":
             return Response(obj=new)
         # No await between here and the store write below, so the pools and
