@@ -180,13 +180,15 @@ def create_token(body: Any, sa_name: str, ns: str, get: Getter, signer: Signer, 
     if not spec.get("audiences"):
         spec["audiences"] = list(audiences or [issuer])
     now = time.time() if now is None else now
-    exp = int(spec["expirationSeconds"])
+    requested = exp = int(spec["expirationSeconds"])
     warnafter = None
-    if "Pod" in bound and exp == WARN_ONLY_SECONDS:
+    if "Pod" in bound and exp == WARN_ONLY_SECONDS and set(spec["audiences"]) <= set(audiences or [issuer]):
         warnafter, exp = int(now) + exp, EXTENDED_SECONDS
     c = claims(sa, issuer=issuer, audiences=spec["audiences"], expiration=exp, now=now, pod=bound.get("Pod"),
                secret=bound.get("Secret"), node=bound.get("Node"), warnafter=warnafter)
     spec.setdefault("boundObjectRef", None)
+    # The status tells the requested lifetime even when the JWT was extended,
+    # so the kubelet still renews the token hourly (old ones keep working).
     return {"kind": "TokenRequest", "apiVersion": "authentication.k8s.io/v1",
             "metadata": {"name": sa_name, "namespace": ns, "creationTimestamp": _rfc3339(now)},
-            "spec": spec, "status": {"token": signer.sign(c), "expirationTimestamp": _rfc3339(c["exp"])}}
+            "spec": spec, "status": {"token": signer.sign(c), "expirationTimestamp": _rfc3339(int(now) + requested)}}
