@@ -314,7 +314,7 @@ def _selinux(allowed: frozenset[str]) -> CheckFn:
                 ok = False
             for k in ("user", "role"):
                 if opts.get(k):
-                    flags[k] = ok = False
+                    flags[k], ok = True, False
             return ok
         pod_bad = _psc(spec).get("seLinuxOptions") is not None and not valid(_psc(spec)["seLinuxOptions"])
         bad = [str(c.get("name", "")) for c in _containers(spec)

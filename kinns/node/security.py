@@ -256,9 +256,7 @@ def setpriv_argv(sec: ProcessSecurity, setpriv: str = "setpriv") -> list[str]:
         argv.append("--no-new-privs")
     if sec.caps is not None:
         argv += ["--inh-caps", "-all", "--bounding-set", ",".join(["-all"] + [f"+{n}" for n in cap_names(sec.caps)])]
-    if (sec.uid, sec.gid, sec.groups) != (0, 0, (0,)):
-        argv += ["--reuid", str(sec.uid), "--regid", str(sec.gid),
-                 "--groups", ",".join(str(g) for g in sec.groups)]
+    argv += ["--reuid", str(sec.uid), "--regid", str(sec.gid), "--groups", ",".join(str(g) for g in sec.groups)]
     return argv + ["--"]
 
 
