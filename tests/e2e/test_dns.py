@@ -192,11 +192,16 @@ def test_log_plugin_and_a_bad_corefile(dns: ClusterHandle) -> None:
     try:
         _restart_coredns_with(dns, COREFILE.replace("    errors\n", "    errors\n    log\n"))
         dns.kubectl("rollout", "status", "deploy/coredns", "-n", "kube-system", "--timeout=60s")
-        wait_for(lambda: dig(dns, "+short", "web.default.svc.cluster.local"))
-        logs = "".join(dns.kubectl("logs", "-n", "kube-system", p["metadata"]["name"]).stdout
-                       for p in pods(dns, "k8s-app=kube-dns", ns="kube-system"))
-        assert re.search(r'\[INFO\] [\d.]+:\d+ - \d+ "A IN web\.default\.svc\.cluster\.local\. udp \d+ \w+ \d+" '
-                         r'NOERROR qr,aa,rd \d+ [\d.]+s', logs), logs[-2000:]
+        line = re.compile(r'\[INFO\] [\d.]+:\d+ - \d+ "A IN web\.default\.svc\.cluster\.local\. udp \d+ \w+ \d+" '
+                          r'NOERROR qr,aa,rd \d+ [\d.]+s')
+
+        def logged() -> bool:
+            dig(dns, "+short", "web.default.svc.cluster.local")   # lands on one of the new replicas
+            return any(line.search(dns.kubectl("logs", "-n", "kube-system", p["metadata"]["name"],
+                                               check=False).stdout)
+                       for p in pods(dns, "k8s-app=kube-dns", ns="kube-system")
+                       if not p["metadata"].get("deletionTimestamp"))
+        assert wait_for(logged, timeout=30)
         # A Corefile the server cannot read: the new pod never becomes Ready and says which line.
         _restart_coredns_with(dns, COREFILE.replace("    loop\n", "    loop\n    frobnicate on\n"))
 
