@@ -119,11 +119,11 @@ def test_selectors_and_show_labels(cluster: ClusterHandle) -> None:
         return cluster.kubectl("get", "cm", "-n", "sel", *args, "-o", "name").stdout.split()
 
     assert names("-l", "tier=front") == ["configmap/sel0", "configmap/sel1"]
-    # `!=` also matches objects without the label, as upstream.
-    assert names("-l", "tier!=front") == ["configmap/sel2", "configmap/unlabelled"]
+    # `!=` also matches objects without the label, as upstream (kube-root-ca.crt is in every namespace).
+    assert names("-l", "tier!=front") == ["configmap/kube-root-ca.crt", "configmap/sel2", "configmap/unlabelled"]
     assert names("-l", "tier in (back),idx") == ["configmap/sel2"]
     assert names("-l", "idx notin (i0,i2),tier") == ["configmap/sel1"]
-    assert names("-l", "!idx") == ["configmap/unlabelled"]
+    assert names("-l", "!idx") == ["configmap/kube-root-ca.crt", "configmap/unlabelled"]
     out = cluster.kubectl("get", "cm", "sel0", "-n", "sel", "--show-labels").stdout.splitlines()
     assert out[0].split()[-1] == "LABELS" and out[1].split()[-1] == "idx=i0,tier=front"
     assert names("--field-selector", "metadata.name=sel1") == ["configmap/sel1"]
