@@ -213,6 +213,18 @@ class Cgroups:
                     pass
         return out
 
+    def pids_current(self, rel: str) -> int | None:
+        """Tasks charged to `rel` by the pids controller (zombies included),
+        where a pids controller counts them."""
+        bases = [self.v2] if self.v2 is not None and "pids" in self.v2_controllers else []
+        bases += [self.v1["pids"]] if "pids" in self.v1 else []
+        for b in bases:
+            try:
+                return int((b / self.parent / rel / "pids.current").read_text())
+            except (OSError, ValueError):
+                continue
+        return None
+
     def oom_killed(self, rel: str) -> bool:
         """Did the kernel's OOM killer act in this cgroup?"""
         for d in self.dirs(rel):

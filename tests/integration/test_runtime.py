@@ -17,7 +17,7 @@ import textwrap
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import pytest
 
@@ -387,3 +387,251 @@ def test_zygote_crash_is_reported_and_recovered(rt: Runtime, sandbox: Sandbox) -
     assert "zygote" in st.message
     again = rt.start_container(sandbox, {"name": "after", "image": "busybox", "command": ["sh", "-c", "exit 3"]})
     assert rt.wait(again.id, 5) == 3
+
+
+# -- the sandbox: namespaces, capabilities, users, the filesystem view, pids ----------------------
+
+def sh_in(rt: Runtime, sb: Sandbox, script: str, mounts: Sequence[Mount] = (),
+          **container: Any) -> tuple[int | None, str]:
+    """Run `script` as a container's main process; its exit code and output."""
+    st = rt.start_container(sb, {"name": container.pop("name", "probe"), "image": container.pop("image", "busybox"),
+                                 "command": ["sh", "-c", script], **container}, mounts=mounts)
+    code = rt.wait(st.id, 20)
+    return code, "".join(read_log(Path(st.log_path)))
+
+
+def other_sandbox(rt: Runtime, state_dir: Path, netns: tuple[str, str], name: str, **spec: Any) -> Sandbox:
+    return create_sandbox(state_dir, make_pod(name, "shop", **spec), netns=f"/run/netns/{netns[0]}", pod_ip=POD_IP)
+
+
+def caps_of(status: str) -> dict[str, str]:
+    return {k: v.strip() for k, v in (line.split(":", 1) for line in status.splitlines() if line.startswith("Cap"))}
+
+
+def test_each_container_is_pid_1_of_its_own_pid_namespace(rt: Runtime, sandbox: Sandbox) -> None:
+    main = rt.start_container(sandbox, {"name": "main", "image": "busybox", "command": ["sleep", "1000"]})
+    r = rt.exec_sync(main.id, ["ps", "-e", "-o", "pid=,args="])
+    procs = [line.split(None, 1) for line in r.stdout.decode().splitlines()]
+    assert procs[0] == ["1", "sleep 1000"], procs
+    assert len(procs) == 2 and procs[1][1].startswith("ps ")  # only the container's own processes
+    # the runtime still knows it by its host PID, and exec/stop use that
+    assert Path(f"/proc/{main.pid}/cmdline").read_bytes().split(b"\0")[0] == b"sleep"
+    code, out = sh_in(rt, sandbox, "ps -e -o args= | grep -c '^sleep'")
+    assert out == "0\n"  # another container of the pod does not see it
+    assert rt.stop_container(main.id, 0).exit_code == 137
+
+
+def test_share_process_namespace_has_a_pause_pid_1(rt: Runtime, state_dir: Path, netns: tuple[str, str]) -> None:
+    sb = other_sandbox(rt, state_dir, netns, "shared-pid", shareProcessNamespace=True)
+    try:
+        a = rt.start_container(sb, {"name": "a", "image": "busybox", "command": ["sleep", "1001"]})
+        b = rt.start_container(sb, {"name": "b", "image": "busybox", "command": ["sleep", "1002"]})
+        r = rt.exec_sync(b.id, ["ps", "-e", "-o", "pid=,user=,args="])
+        rows = [line.split(None, 2) for line in r.stdout.decode().splitlines()]
+        assert rows[0][0] == "1" and rows[0][2] == "/pause" and rows[0][1] in ("65535", "nobody", "nogroup")
+        assert {"sleep 1001", "sleep 1002"} <= {row[2] for row in rows}
+        # pause sits in an empty root, as another user: /proc/1/root shows nothing of the node
+        assert rt.exec_sync(a.id, ["ls", "/proc/1/root/"]).exit_code != 0
+        held = rt.cgroups.pids(f"pod{sb.uid}")
+    finally:
+        rt.remove_pod(sb)
+    time.sleep(0.1)
+    assert len(held) == 3 and not any(Path(f"/proc/{p}").exists() for p in held)
+
+
+def test_ipc_namespace_is_the_pods(rt: Runtime, sandbox: Sandbox, state_dir: Path, netns: tuple[str, str]) -> None:
+    code, out = sh_in(rt, sandbox, "ipcmk -M 4096 >/dev/null && ipcs -m | grep -c '^0x'", name="maker")
+    assert (code, out) == (0, "1\n")
+    # another container of the pod, started after the first one ended, sees the segment
+    assert sh_in(rt, sandbox, "ipcs -m | grep -c '^0x'", name="reader")[1] == "1\n"
+    other = other_sandbox(rt, state_dir, netns, "ipc-other")
+    try:
+        assert sh_in(rt, other, "ipcs -m | grep -c '^0x'")[1] == "0\n"
+    finally:
+        rt.remove_pod(other)
+    host = other_sandbox(rt, state_dir, netns, "ipc-host", hostIPC=True, hostPID=True)
+    try:
+        code, out = sh_in(rt, host, "test -d /proc/$PPID && ps -e | wc -l")
+        assert code == 0 and int(out) > 20  # the node's processes
+    finally:
+        rt.remove_pod(host)
+
+
+DEV = ["core", "fd", "full", "mqueue", "null", "ptmx", "pts", "random", "shm", "stderr", "stdin", "stdout",
+       "termination-log", "tty", "urandom", "zero"]
+
+
+def test_dev_is_the_default_device_list(rt: Runtime, sandbox: Sandbox) -> None:
+    code, out = sh_in(rt, sandbox, "ls /dev; echo --; ls /dev/pts; echo --; stat -c '%t:%T %a' /dev/null /dev/urandom;"
+                                   " echo x > /dev/null && head -c 4 /dev/zero | wc -c; mount | grep -c ' /dev/pts '")
+    parts = out.split("--\n")
+    assert code == 0 and parts[0].split() == DEV
+    assert parts[1].split() == ["ptmx"]          # a devpts instance of its own: none of the node's terminals
+    assert parts[2].split() == ["1:3", "666", "1:9", "666", "4", "1"]
+    code, out = sh_in(rt, sandbox, "ls /dev | wc -l", securityContext={"privileged": True})
+    assert int(out) == len(os.listdir("/dev"))  # privileged: the node's /dev
+
+
+def test_capabilities(rt: Runtime, sandbox: Sandbox) -> None:
+    default = caps_of(sh_in(rt, sandbox, "cat /proc/self/status")[1])
+    assert default["CapEff"] == default["CapPrm"] == default["CapBnd"] == "00000000a80425fb"
+    assert default["CapInh"] == default["CapAmb"] == "0000000000000000"
+    host = caps_of(Path("/proc/self/status").read_text())
+    priv = caps_of(sh_in(rt, sandbox, "cat /proc/self/status", securityContext={"privileged": True})[1])
+    assert priv["CapEff"] == host["CapEff"] and priv["CapBnd"] == host["CapBnd"]
+    bind_only = {"capabilities": {"drop": ["ALL"], "add": ["NET_BIND_SERVICE"]}, "allowPrivilegeEscalation": False}
+    code, out = sh_in(rt, sandbox, "grep -E 'CapEff|CapBnd|NoNewPrivs' /proc/self/status; chown 1 /tmp 2>&1",
+                      securityContext=bind_only)
+    assert "CapEff:\t0000000000000400" in out and "CapBnd:\t0000000000000400" in out and "NoNewPrivs:\t1" in out
+    assert "Operation not permitted" in out
+    added = caps_of(sh_in(rt, sandbox, "cat /proc/self/status",
+                          securityContext={"capabilities": {"add": ["NET_ADMIN"], "drop": ["NET_RAW"]}})[1])
+    assert int(added["CapEff"], 16) == (0xA80425FB | 1 << 12) & ~(1 << 13)  # + NET_ADMIN - NET_RAW
+
+
+def test_users_groups_and_exec_identity(rt: Runtime, sandbox: Sandbox) -> None:
+    sb = create_sandbox(Path(sandbox.dir).parent.parent,
+                        make_pod("ids", "shop", securityContext={"runAsUser": 4242, "runAsGroup": 3000,
+                                                                 "fsGroup": 2000, "supplementalGroups": [5000]}),
+                        netns=sandbox.netns, pod_ip=POD_IP)
+    try:
+        st = rt.start_container(sb, {"name": "c", "image": "busybox", "command": ["sleep", "1000"]})
+        time.sleep(0.1)
+        main = Path(f"/proc/{st.pid}/status").read_text()
+        assert "Uid:\t4242\t4242\t4242\t4242" in main and "Gid:\t3000\t3000\t3000\t3000" in main
+        groups = next(line for line in main.splitlines() if line.startswith("Groups:"))
+        assert sorted(groups.split()[1:]) == ["2000", "3000", "5000"]
+        assert caps_of(main)["CapEff"] == "0000000000000000" and caps_of(main)["CapBnd"] == "00000000a80425fb"
+        r = rt.exec_sync(st.id, ["sh", "-c", "id -u; id -g; id -G; grep CapEff /proc/self/status"])
+        out = r.stdout.decode().split()
+        assert out[:2] == ["4242", "3000"] and sorted(out[2:5]) == ["2000", "3000", "5000"]
+        assert out[5:] == ["CapEff:", "0000000000000000"]
+    finally:
+        rt.remove_pod(sb)
+    # an image whose user is not root: pause runs as 65535
+    p = rt.start_container(sandbox, {"name": "pause", "image": "registry.k8s.io/pause:3.9"})
+    time.sleep(0.2)
+    assert "Uid:\t65535" in Path(f"/proc/{p.pid}/status").read_text()
+    assert rt.stop_container(p.id, 5).exit_code == 0
+
+
+def test_run_as_non_root_is_refused_when_the_image_runs_as_root(rt: Runtime, sandbox: Sandbox) -> None:
+    with pytest.raises(ImageError) as e:
+        rt.start_container(sandbox, {"name": "nr", "image": "busybox", "command": ["true"],
+                                     "securityContext": {"runAsNonRoot": True}})
+    assert e.value.reason == "CreateContainerConfigError"
+    assert e.value.message == (f'container has runAsNonRoot and image will run as root (pod: '
+                               f'"{sandbox.name}_shop({sandbox.uid})", container: nr)')
+    ok = rt.start_container(sandbox, {"name": "nr2", "image": "busybox", "command": ["true"],
+                                      "securityContext": {"runAsNonRoot": True, "runAsUser": 1000}})
+    assert rt.wait(ok.id, 5) == 0
+
+
+def test_read_only_root_filesystem(rt: Runtime, sandbox: Sandbox, tmp_path: Path) -> None:
+    (tmp_path / "v").mkdir()
+    code, out = sh_in(rt, sandbox, "for f in /x /tmp/x /etc/resolv.conf /etc/hosts /data/x /dev/shm/x; do "
+                                   "(echo >> $f) 2>/dev/null && echo rw $f || echo ro $f; done",
+                      securityContext={"readOnlyRootFilesystem": True}, mounts=[Mount(str(tmp_path / "v"), "/data")])
+    assert code == 0
+    assert out.split("\n")[:-1] == ["ro /x", "ro /tmp/x", "ro /etc/resolv.conf", "rw /etc/hosts", "rw /data/x",
+                                    "rw /dev/shm/x"]
+
+
+def test_proc_and_sys_are_masked(rt: Runtime, sandbox: Sandbox) -> None:
+    checks = ("wc -c < /proc/keys; wc -c < /proc/timer_list; ls /proc/acpi | wc -l; ls /sys/firmware | wc -l; "
+              "(echo 1 > /proc/sys/net/ipv4/ip_forward) 2>&1; grep -c ' /proc/sys ' /proc/mounts")
+    code, out = sh_in(rt, sandbox, checks)
+    lines = out.splitlines()
+    assert lines[:4] == ["0", "0", "0", "0"]
+    assert "Read-only file system" in lines[4] and lines[5] == "1"
+    code, out = sh_in(rt, sandbox, "grep -c ' /proc/sys ' /proc/mounts; ls /sys/firmware | wc -l",
+                      securityContext={"privileged": True})
+    assert out.split() == ["0", str(len(os.listdir("/sys/firmware")))]
+
+
+def test_host_secrets_homes_and_state_are_hidden(rt: Runtime, sandbox: Sandbox, tmp_path: Path) -> None:
+    secret = tmp_path / "hostpath"
+    secret.mkdir()
+    (secret / "f").write_text("deliberate\n")
+    script = ("wc -c < /etc/shadow; ls -A /home /var/lib /run | grep -v ':$' | grep -c .; ls -A /root; "
+              f"test -e {rt.state_dir} && ls -A {rt.state_dir} | wc -l || echo absent; "
+              f"cat {sandbox.log_path('probe', 0)} 2>&1 | head -c 0; test -r {sandbox.dir}/etc/hosts || echo no-pod-dir; "
+              f"{sys.executable} -c 'import sys; print(sys.version_info[0])'; cat /mnt/f; "
+              f"ls {Path(__file__).resolve().parents[2]}/kinns/node/security.py")
+    code, out = sh_in(rt, sandbox, script, mounts=[Mount(str(secret), "/mnt", read_only=True)])
+    lines = out.splitlines()
+    assert lines[0] == "0"                                  # /etc/shadow shows empty
+    assert lines[1] == "0"                                  # /home, /var/lib, /run are empty
+    root_entries = set(lines[2].split()) if lines[2].strip() else set()
+    assert root_entries <= {".pyenv"}                       # only what containers need of /root
+    assert lines[3] in ("absent", "0") and "no-pod-dir" in lines
+    assert "3" in lines and "deliberate" in lines           # Python runs; a hostPath stays the way in
+    assert lines[-1].endswith("kinns/node/security.py")     # the kinns source tree is there (built-ins run it)
+
+
+def test_state_outside_tmp_is_hidden(tmp_path: Path, netns: tuple[str, str]) -> None:
+    """A runtime whose state is on the root file system (as /var/lib/kinns is):
+    its directory, the pod's files and logs are not in the container's view."""
+    sd = Path(f"/var/tmp/kinnstest-{os.getpid()}")
+    r = Runtime(sd)
+    try:
+        sb = create_sandbox(sd, make_pod("hidden", "shop"), netns=f"/run/netns/{netns[0]}", pod_ip=POD_IP)
+        assert any(sd.as_posix() == d for d in r.view.opaque_dirs)
+        code, out = sh_in(r, sb, f"ls -A {sd} | wc -l; cat {sb.dir}/etc/hosts 2>&1 | head -1; "
+                                 f"ls {sb.log_path('probe', 0)} 2>&1")
+        lines = out.splitlines()
+        assert lines[0] == "0" and "No such file" in lines[1] and "No such file" in lines[2]
+        r.remove_pod(sb)
+    finally:
+        r.close()
+        cleanup(sd)
+        subprocess.run(["rm", "-rf", str(sd)], check=True)
+
+
+def test_a_fork_bomb_stays_in_its_pod(tmp_path: Path, netns: tuple[str, str]) -> None:
+    sd = tmp_path / "bomb"
+    r = Runtime(sd, pod_pids_limit=64)
+    try:
+        bomb = create_sandbox(sd, make_pod("bomb", "shop"), netns=f"/run/netns/{netns[0]}", pod_ip=POD_IP)
+        main = r.start_container(bomb, {"name": "main", "image": "busybox", "command": ["sleep", "1000"]})
+        # as `kubectl exec` would run it: the bomb's processes end up children of the main process
+        # (bash: dash and ash refuse ":" as a function name; quiet, so nothing holds exec's pipes)
+        r.exec_sync(main.id, ["bash", "-c", "exec >/dev/null 2>&1; :(){ :|:& };:"], timeout=3)
+        seen = []
+        for _ in range(20):
+            seen.append(r.cgroups.pids_current(f"pod{bomb.uid}"))
+            time.sleep(0.05)
+        assert all(n is not None and n <= 64 for n in seen) and max(n or 0 for n in seen) >= 60, seen
+        # the node and another pod go on
+        calm = create_sandbox(sd, make_pod("calm", "shop"), netns=f"/run/netns/{netns[0]}", pod_ip=POD_IP)
+        code, out = sh_in(r, calm, "for i in 1 2 3 4 5; do echo ok$i; done | tail -1; sh -c 'echo forked'")
+        assert (code, out) == (0, "ok5\nforked\n")
+        assert subprocess.run(["true"]).returncode == 0
+        assert r.exec_sync(main.id, ["echo", "hi"]).exit_code != 0  # no room left in the bomb's pod
+        r.remove_pod(bomb)
+        r.remove_pod(calm)
+        assert not r.cgroups.pids(f"pod{bomb.uid}")
+    finally:
+        r.close()
+        assert cleanup(sd) == []
+
+
+def test_sigterm_to_pid_1(rt: Runtime, sandbox: Sandbox) -> None:
+    # sleep has no SIGTERM handler: as PID 1 it ignores SIGTERM until the grace period ends
+    sleeper = rt.start_container(sandbox, {"name": "sleeper", "image": "busybox", "command": ["sleep", "1000"]})
+    time.sleep(0.2)
+    t0 = time.monotonic()
+    assert rt.stop_container(sleeper.id, 1.0).exit_code == 137
+    assert 0.9 < time.monotonic() - t0 < 5
+    # nginx exits on SIGTERM; so does its stand-in, at once
+    web = rt.start_container(sandbox, {"name": "web", "image": "nginx", "ports": [{"containerPort": 8090}]})
+    time.sleep(0.2)
+    t0 = time.monotonic()
+    rt.stop_container(web.id, 30)
+    assert time.monotonic() - t0 < 2
+    # agnhost (a Go program) exits on SIGTERM too
+    agn = rt.start_container(sandbox, {"name": "agn", "image": "registry.k8s.io/e2e-test-images/agnhost:2.47",
+                                       "args": ["netexec", "--http-port=8091", "--udp-port=8092"]})
+    time.sleep(0.3)
+    t0 = time.monotonic()
+    assert rt.stop_container(agn.id, 30).exit_code == 2 and time.monotonic() - t0 < 2
