@@ -200,7 +200,8 @@ class Policy:
         self.role_bindings: dict[str, list[Obj]] = {}
         for b in sorted(role_bindings, key=_name_of):
             self.role_bindings.setdefault((b.get("metadata") or {}).get("namespace", ""), []).append(b)
-        self._cache: dict[tuple[UserInfo, str], Resolved] = {}
+        # RBAC looks only at the name and groups (not the uid or a token's extras).
+        self._cache: dict[tuple[str, tuple[str, ...], str], Resolved] = {}
 
     def role_ref_rules(self, ref: Obj, namespace: str) -> list[Rule]:
         """GetRoleReferenceRules; raises LookupError with upstream's message."""
@@ -226,7 +227,7 @@ class Policy:
 
     def resolve(self, user: UserInfo, namespace: str) -> Resolved:
         """Every rule that applies to `user` in `namespace` (VisitRulesFor, cached)."""
-        key = (user, namespace)
+        key = (user.name, user.groups, namespace)
         hit = self._cache.get(key)
         if hit is not None:
             return hit

@@ -13,7 +13,10 @@ Two kube-controller-manager controllers, one reconcile per namespace each:
 
 Terminating namespaces are left alone (the namespace controller is
 emptying them).  Both run on the shared informers of the controller
-manager; creates that race with another writer just meet 409 and stop.
+manager, unfiltered, so they add no watch of their own (the garbage
+collector already watches every ConfigMap and ServiceAccount; a second,
+name-filtered watch would cost the API server a wake-up per ConfigMap
+write); creates that race with another writer just meet 409 and stop.
 """
 
 from __future__ import annotations
@@ -51,8 +54,12 @@ class ServiceAccountsController(Controller):
     def setup(self) -> None:
         self.namespaces = self.factory.informer("v1", "Namespace")
         self.namespaces.add_handlers(on_add=self.enqueue_obj, on_update=lambda o, n: self.enqueue_obj(n))
-        self.accounts = self.factory.informer("v1", "ServiceAccount", field_selector=f"metadata.name={DEFAULT_SA}")
-        self.accounts.add_handlers(on_delete=lambda sa: self.enqueue(_namespace_of(sa)))
+        self.accounts = self.factory.informer("v1", "ServiceAccount")
+        self.accounts.add_handlers(on_delete=self._account_gone)
+
+    def _account_gone(self, sa: Obj) -> None:
+        if (sa.get("metadata") or {}).get("name") == DEFAULT_SA:
+            self.enqueue(_namespace_of(sa))
 
     async def reconcile(self, key: str) -> float | None:
         if not _active(self.namespaces.get(key)) or self.accounts.get(f"{key}/{DEFAULT_SA}") is not None:
@@ -78,9 +85,13 @@ class RootCACertPublisher(Controller):
     def setup(self) -> None:
         self.namespaces = self.factory.informer("v1", "Namespace")
         self.namespaces.add_handlers(on_add=self.enqueue_obj, on_update=lambda o, n: self.enqueue_obj(n))
-        self.configmaps = self.factory.informer("v1", "ConfigMap", field_selector=f"metadata.name={ROOT_CA_CONFIGMAP}")
-        self.configmaps.add_handlers(on_update=lambda o, n: self.enqueue(_namespace_of(n)),
-                                     on_delete=lambda cm: self.enqueue(_namespace_of(cm)))
+        self.configmaps = self.factory.informer("v1", "ConfigMap")
+        self.configmaps.add_handlers(on_update=lambda o, n: self._configmap_changed(n),
+                                     on_delete=self._configmap_changed)
+
+    def _configmap_changed(self, cm: Obj) -> None:
+        if (cm.get("metadata") or {}).get("name") == ROOT_CA_CONFIGMAP:
+            self.enqueue(_namespace_of(cm))
 
     def desired(self, namespace: str) -> Obj:
         return {"apiVersion": "v1", "kind": "ConfigMap",

@@ -143,8 +143,9 @@ def test_policy_resolution_and_reasons() -> None:
     assert p.authorize(res(BOB, "list", "pods", "team")) == \
         (True, 'RBAC: allowed by RoleBinding "r1/team" of Role "reader" to User "bob"')
     # The SA subject's namespace defaults to the binding's.
-    assert p.authorize(res(SA, "watch", "services", "default")) == \
-        (True, 'RBAC: allowed by RoleBinding "sa-view/default" of ClusterRole "view" to ServiceAccount "default/default"')
+    assert p.authorize(res(SA, "watch", "services", "default")) == (
+        True, 'RBAC: allowed by RoleBinding "sa-view/default" of ClusterRole "view" to ServiceAccount '
+              '"default/default"')
     assert p.authorize(res(SA, "watch", "services", "other")) == (False, "")
     # A binding to a missing role grants nothing, and says why when asked.
     assert p.authorize(res(BOB, "delete", "pods", "team")) == \
