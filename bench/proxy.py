@@ -35,10 +35,14 @@ has a ratio beside it.
    others to addresses never contacted.  A client process times
    `connect()` (SYN out, SYN-ACK back: the packet that walks the nat rules)
    to the first Service, the last one and the endpoint itself (no Service:
-   the floor), taking turns connect by connect, at 10, 1,000 and 10,000
-   Services.  The 10-Service labs stay up all run and are measured again
-   alongside every larger size, round by round, so "vs 10" compares figures
-   taken in the same minutes.  Median and p99, microseconds.
+   the floor), at 10, 1,000 and 10,000 Services.  The 10-Service labs stay
+   up all run and are measured again with every larger size, and so is a
+   second, identical 10-Service lab per mode (the control): one client
+   process enters each lab's namespace in turn (setns) and takes all (lab,
+   target) pairs in short bursts, in random order, so "vs 10" compares
+   figures taken in the same seconds, and the control's "vs 10" — two labs
+   that should agree — is the noise floor of every other "vs 10".  Median
+   and p99, microseconds.
 3. Throughput pod → ClusterIP → pod against pod → pod across nodes in a
    real cluster (`kinns up --proxy-mode <mode>` under a temporary
    KINNS_STATE_DIR and KUBECONFIG, `kinns down` after): an `iperf3 -s` pod
@@ -112,23 +116,43 @@ while True:
     c, _ = s.accept(); c.close()
 """
 
-# argv: count warmup ip:port... → per target one line of connect() durations in
-# ns.  Targets take turns connect by connect, so drift hits them alike; the
-# warm-up rounds (which also resolve the node's neighbours) are not printed.
+# One client process measures every lab of a window.  It enters each lab's
+# client namespace with setns(2) to open sockets there (a socket stays in the
+# namespace it was made in) and works in passes: each pass visits the labs in
+# a fresh random order and, in each, every target (in a rotating order) for
+# one untimed connect, then a burst of timed ones.  The untimed one absorbs
+# the cost of arriving from another namespace and target, so every figure
+# comes from a warm path, and load from anything else on the machine falls
+# on all labs alike.  argv: count burst, then `netns=ip:port,ip:port...` per
+# lab; out: per lab and target, one line of connect() durations in ns.
 CLIENT = r"""
-import socket, sys, time
-n, warm = int(sys.argv[1]), int(sys.argv[2])
-targets = [(a.rsplit(":", 1)[0], int(a.rsplit(":", 1)[1])) for a in sys.argv[3:]]
-out = [[] for _ in targets]
-for i in range(warm + n):
-    for k, addr in enumerate(targets):
-        s = socket.socket(); s.settimeout(3)
-        t = time.perf_counter_ns(); s.connect(addr); d = time.perf_counter_ns() - t
-        s.close()
-        if i >= warm:
-            out[k].append(d)
-for xs in out:
-    print(" ".join(map(str, xs)))
+import ctypes, os, random, socket, sys, time
+libc = ctypes.CDLL(None, use_errno=True)
+n, burst = int(sys.argv[1]), int(sys.argv[2])
+labs = []
+for arg in sys.argv[3:]:
+    ns, addrs = arg.split("=", 1)
+    labs.append((os.open(f"/run/netns/{ns}", os.O_RDONLY),
+                 [(a.rsplit(":", 1)[0], int(a.rsplit(":", 1)[1])) for a in addrs.split(",")]))
+out = [[[] for _ in targets] for _, targets in labs]
+def connect(addr):
+    s = socket.socket(); s.settimeout(3)
+    t = time.perf_counter_ns(); s.connect(addr); d = time.perf_counter_ns() - t
+    s.close()
+    return d
+for p in range(-1, -(-n // burst)):
+    for li in random.sample(range(len(labs)), len(labs)):
+        fd, targets = labs[li]
+        if libc.setns(fd, 0x40000000) != 0:
+            raise OSError(ctypes.get_errno(), "setns")
+        for j in range(len(targets)):
+            k = (p + j) % len(targets)
+            connect(targets[k])
+            if p >= 0:
+                out[li][k] += [connect(targets[k]) for _ in range(burst)]
+for per_lab in out:
+    for xs in per_lab:
+        print(" ".join(map(str, xs[:n])))
 """
 
 
@@ -321,23 +345,25 @@ class Lab:
         self.backend = mode.make(self.node)
         self.targets: dict[str, tuple[str, int]] = {}    # first / last / endpoint → (ip, port)
 
-    def connect_times(self, n: int, warm: int = 3) -> dict[str, list[float]]:
-        """`n` timed connects to each of `targets` from the client, taking
-        turns; microseconds per target."""
-        addrs = [f"{ip}:{port}" for ip, port in self.targets.values()]
-        r = subprocess.run(["ip", "netns", "exec", self.cli, "python3", "-c", CLIENT, str(n), str(warm), *addrs],
-                           text=True, capture_output=True, timeout=60 + n * 3 * len(addrs))
-        if r.returncode != 0:
-            raise RuntimeError(f"connects to {addrs} in {self.mode.name} mode failed: "
-                               f"{r.stderr.strip().splitlines()[-1:]}")
-        lines = r.stdout.splitlines()
-        return {which: [int(x) / 1000 for x in line.split()] for which, line in zip(self.targets, lines)}
+    def client_arg(self) -> str:
+        return f"{self.cli}=" + ",".join(f"{ip}:{port}" for ip, port in self.targets.values())
 
     def close(self) -> None:
         self.server.kill()
         self.server.wait()
         for ns in (self.cli, self.srv, self.node):
             self.jan.drop_netns(ns)
+
+
+def connect_times(labs: list[Lab], n: int, burst: int = 10) -> list[dict[str, list[float]]]:
+    """`n` timed connects from each lab's client to each of its targets, all
+    interleaved in one process; per lab, microseconds per target."""
+    r = subprocess.run([sys.executable, "-c", CLIENT, str(n), str(burst), *[lab.client_arg() for lab in labs]],
+                       text=True, capture_output=True, timeout=120 + n * 3 * sum(len(lab.targets) for lab in labs))
+    if r.returncode != 0:
+        raise RuntimeError(f"connects failed: {r.stderr.strip().splitlines()[-1:]}")
+    lines = iter(r.stdout.splitlines())
+    return [{which: [int(x) / 1000 for x in next(lines).split()] for which in lab.targets} for lab in labs]
 
 
 class SyncTimeout(RuntimeError):
@@ -349,7 +375,7 @@ def bytes_read(ns: str) -> str:
     out = []
     for pid in Janitor.pids_inside(ns):
         try:
-            comm = Path(f"/proc/{pid}/comm").read_text().strip()
+            comm = Path(Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode()).name
             rchar = next(int(line.split()[1]) for line in Path(f"/proc/{pid}/io").read_text().splitlines()
                          if line.startswith("rchar:"))
         except (OSError, StopIteration, ValueError):
@@ -437,6 +463,7 @@ class Results:
     sizes: dict[tuple[Size, str], str] = field(default_factory=dict)                  # (size, mode) → what was written
     latency: dict[tuple[Size, str, str], list[float]] = field(default_factory=dict)   # (size, mode, target) → µs
     reference: dict[tuple[Size, str, str], list[float]] = field(default_factory=dict)  # the 10-Service labs, alongside
+    control: dict[tuple[Size, str, str], list[float]] = field(default_factory=dict)    # their identical twins, alongside
     latency_notes: dict[tuple[Size, str], str] = field(default_factory=dict)
     throughput: dict[str, dict[str, list[float]]] = field(default_factory=dict)       # mode → path → Gbit/s
     throughput_notes: dict[str, str] = field(default_factory=dict)
@@ -450,10 +477,13 @@ class Results:
         xs = self.latency.get((size, mode, target))
         return statistics.median(xs) if xs else None
 
-    def vs_reference(self, size: Size, mode: str, target: str) -> float | None:
-        """Median at `size` over the median of the 10-Service lab measured alongside."""
-        a, ref = self.lat_median(size, mode, target), self.reference.get((size, mode, target))
-        return a / statistics.median(ref) if a is not None and ref else None
+    def vs_reference(self, size: Size, mode: str, target: str, control: bool = False) -> float | None:
+        """Median at `size` (or of the control lab in that window) over the
+        median of the 10-Service lab measured alongside (at the reference
+        size itself, the reference is this size's own figures)."""
+        a = self.control.get((size, mode, target)) if control else self.latency.get((size, mode, target))
+        ref = self.reference.get((size, mode, target)) or (self.latency.get((size, mode, target)) if control else None)
+        return statistics.median(a) / statistics.median(ref) if a and ref else None
 
 
 # --------------------------------------------------------------- parts 1 and 2, one size at a time
@@ -469,19 +499,26 @@ class SizeRun:
         self.broken: dict[str, str] = {}    # mode → why its node holds no usable rules
         self.labs: dict[str, Lab] = {}
 
-    def run(self, timed: bool, measure_latency: bool, reference: dict[str, Lab], keep: bool = False) -> None:
-        """Syncs (timed or not), then connects alongside the `reference` labs;
-        `keep` leaves this size's labs up (to become the reference)."""
+    def run(self, timed: bool, measure_latency: bool,
+            alongside: list[tuple[dict[str, Lab], dict[tuple[Size, str, str], list[float]]]],
+            keep: bool = False) -> None:
+        """Syncs (timed or not), then connects, with the `alongside` labs
+        (reference, control) measured interleaved with them into their own
+        figures; `keep` leaves this size's labs up (to become one of those)."""
+        first = self.base.services[service_name(0)].cluster_ip
+        last = self.base.services[service_name(self.size.services - 1)].cluster_ip
         try:
             for m in self.modes:
-                self.labs[m.name] = Lab(self.jan, self.prefix, m)
+                lab = self.labs[m.name] = Lab(self.jan, self.prefix, m)
+                lab.targets = {"first": (first, SERVICE_PORT), "last": (last, SERVICE_PORT),
+                               "endpoint": (SERVER_IPS[0], TARGET_PORT)}
             if timed:
                 self.syncs()
             else:
                 for m in self.modes:
                     self.attempt(m, "first", 0, Sample())
             if measure_latency:
-                self.connects(reference)
+                self.connects(alongside)
         finally:
             if not keep:
                 self.close()
@@ -559,32 +596,24 @@ class SizeRun:
 
     # -- connects ----------------------------------------------------------------
 
-    def connects(self, reference: dict[str, Lab]) -> None:
-        n = self.size.services
-        first = self.base.services[service_name(0)].cluster_ip
-        last = self.base.services[service_name(n - 1)].cluster_ip
+    def connects(self, alongside: list[tuple[dict[str, Lab], dict[tuple[Size, str, str], list[float]]]]) -> None:
         for m in self.modes:
             if m.name in self.broken:
                 self.res.latency_notes[(self.size, m.name)] = f"not measured: {self.broken[m.name]}"
         live = self.usable_labs()
         if "iptables" in live:
             ends = iptables_walk_ends(last_input(live["iptables"].backend))
-            if ends != (first, last):
-                raise RuntimeError(f"KUBE-SERVICES walks {ends}, expected ({first}, {last})")
-        for lab in live.values():
-            lab.targets = {"first": (first, SERVICE_PORT), "last": (last, SERVICE_PORT),
-                           "endpoint": (SERVER_IPS[0], TARGET_PORT)}
-        # (lab, where its figures go, under which mode name): this size's labs, then the reference ones.
+            want = (live["iptables"].targets["first"][0], live["iptables"].targets["last"][0])
+            if ends != want:
+                raise RuntimeError(f"KUBE-SERVICES walks {ends}, expected {want}")
+        # (lab, where its figures go, under which mode name): this size's labs, then the ones alongside.
         runs = [(lab, self.res.latency, name) for name, lab in live.items()]
-        runs += [(lab, self.res.reference, name) for name, lab in reference.items() if name in live]
-        rounds = self.args.rounds
-        per = -(-self.args.connects // rounds)
-        log(f"{self.size} Services: {per * rounds} connects per mode and target"
-            + (", the 10-Service labs alongside" if reference else ""))
-        for rnd in range(rounds):
-            for lab, store, name in (runs if rnd % 2 == 0 else runs[::-1]):
-                for which, xs in lab.connect_times(per).items():
-                    store.setdefault((self.size, name, which), []).extend(xs)
+        runs += [(lab, store, name) for labs, store in alongside for name, lab in labs.items() if name in live]
+        log(f"{self.size} Services: {self.args.connects} connects per lab and target, {len(runs)} labs interleaved")
+        got = connect_times([lab for lab, _, _ in runs], self.args.connects)
+        for (_, store, name), per_target in zip(runs, got):
+            for which, xs in per_target.items():
+                store[(self.size, name, which)] = xs
 
 
 # --------------------------------------------------------------- part 3: throughput
@@ -718,7 +747,7 @@ def print_report(args: argparse.Namespace, res: Results, sync_sizes: list[Size],
     small = lat_sizes[0]
     print(f"\n2. TCP connect latency through the node, microseconds: median / p99 of {args.connects} "
           f"connects per point.\n   'vs {small}': median over the median of the {small}-Service lab of the same "
-          "mode, measured in the same rounds\n")
+          "mode, measured interleaved with it\n")
     rows = []
     for size in lat_sizes:
         for which in TARGETS:
@@ -729,6 +758,9 @@ def print_report(args: argparse.Namespace, res: Results, sync_sizes: list[Size],
             rows.append([str(size), what, *cells,
                          ratio(res.lat_median(size, "nftables", which), res.lat_median(size, "iptables", which))
                          if both else "-", *vs])
+        if any(res.control.get((size, m, "first")) for m in modes):
+            rows.append(["", f"(control: a 2nd {small}-Service lab, first Service)", *["" for _ in modes], "",
+                         *[ratio(res.vs_reference(size, m, "first", control=True), 1.0) for m in modes]])
     table(["Services", "target", *[f"{m} med / p99" for m in modes], "nft/ipt",
            *[f"{m} vs {small}" for m in modes]], rows)
     print()
@@ -790,8 +822,11 @@ def print_goals(args: argparse.Namespace, res: Results, sync_sizes: list[Size], 
         if r is not None:
             ok = ok and r - 1 <= 0.10
             parts.append(f"{which} Service {r - 1:+.0%}")
+    noise = res.vs_reference(top, "nftables", "first", control=True)
+    if parts and noise is not None:
+        parts.append(f"noise floor: the control lab {noise - 1:+.0%}")
     suffix = "" if top == big else f"  [the goal is at {big}; this run stops at {top}]"
-    print(f"  nftables connect latency at {top} within 10% of {small} Services (median, same rounds): "
+    print(f"  nftables connect latency at {top} within 10% of {small} Services (median, interleaved): "
           + (f"{verdict(ok)} ({', '.join(parts)}){suffix}" if parts else "not measured"))
     for m in ([] if args.skip_cluster else args.cluster_modes):
         got = res.throughput.get(m)
@@ -810,7 +845,6 @@ def main() -> None:
     ap.add_argument("--skip-cluster", action="store_true", help="no kinns cluster (no throughput figures)")
     ap.add_argument("--reps", type=int, help="repetitions per sync measurement (default 3, --quick 2)")
     ap.add_argument("--connects", type=int, help="connects per latency point (default 300, --quick 150)")
-    ap.add_argument("--rounds", type=int, default=10, help="rounds the connects are split into (default 10)")
     ap.add_argument("--budget", type=float, default=90,
                     help="seconds one sync measurement may use before it stops repeating (default 90)")
     ap.add_argument("--sync-timeout", type=float, default=600,
@@ -840,18 +874,25 @@ def main() -> None:
     os.environ["KINNS_STATE_DIR"] = str(root)
     os.environ["KUBECONFIG"] = str(root / "kubeconfig")
     t0 = time.perf_counter()
-    ref: SizeRun | None = None
+    prefix = f"kpb{os.getpid() % 100000}"
+    kept: list[SizeRun] = []     # the reference and control labs, up until the latency part is done
     try:
+        control = SizeRun(args, jan, res, modes, lat_sizes[0], f"{prefix}c")
+        log(f"=== control lab: {lat_sizes[0]} Services ===")
+        control.run(timed=False, measure_latency=False, alongside=[], keep=True)
+        kept.append(control)
+        alongside = [(control.usable_labs(), res.control)]
         for k, size in enumerate(dict.fromkeys([*lat_sizes, *sync_sizes])):
             log(f"=== {size} Services ===")
-            run = SizeRun(args, jan, res, modes, size, f"kpb{os.getpid() % 100000}{k}")
+            run = SizeRun(args, jan, res, modes, size, f"{prefix}{k}")
             is_ref = size == lat_sizes[0]
-            run.run(timed=size in sync_sizes, measure_latency=size in lat_sizes,
-                    reference=ref.usable_labs() if ref else {}, keep=is_ref)
-            ref = run if is_ref else ref
-        if ref is not None:
-            ref.close()
-            ref = None
+            run.run(timed=size in sync_sizes, measure_latency=size in lat_sizes, alongside=alongside, keep=is_ref)
+            if is_ref:
+                kept.append(run)
+                alongside = [(run.usable_labs(), res.reference), *alongside]
+        for run in kept:
+            run.close()
+        kept.clear()
         if not args.skip_cluster:
             for m in args.cluster_modes:
                 throughput(args, jan, res, m, root)
