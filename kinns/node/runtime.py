@@ -68,6 +68,7 @@ from kinns.node.sandbox import Sandbox
 DEFAULT_POD_PIDS_LIMIT = 1024
 NSENTER = shutil.which("nsenter") or "/usr/bin/nsenter"
 SETPRIV = shutil.which("setpriv") or "/usr/bin/setpriv"
+SETSID = shutil.which("setsid") or "/usr/bin/setsid"
 TIOCSPTLCK = 0x40045431
 TIOCGPTPEER = 0x5441
 # `sh -c` run by exec: join the container's cgroups (the paths before `--`)
@@ -175,6 +176,7 @@ class _ZygoteClient:
         self._on_exit = on_exit
         self._on_lost = on_lost
         self.closing = False
+        self.eof = False
         self._lock = threading.Lock()
         self._next = 0
         self._waiters: dict[int, tuple[threading.Event, list[dict[str, Any]]]] = {}
@@ -203,6 +205,7 @@ class _ZygoteClient:
                 w[1].append(msg)
                 w[0].set()
         with self._lock:
+            self.eof = True
             for ev, box in self._waiters.values():
                 box.append({"error": "zygote exited"})
                 ev.set()
@@ -214,6 +217,10 @@ class _ZygoteClient:
         ev: threading.Event = threading.Event()
         box: list[dict[str, Any]] = []
         with self._lock:
+            # A dying zygote may close its stdout before its stdin (its files
+            # are released one by one): after EOF nothing would ever answer.
+            if self.eof:
+                raise ZygoteError("zygote is gone")
             self._next += 1
             rid = self._next
             self._waiters[rid] = (ev, box)
@@ -229,7 +236,7 @@ class _ZygoteClient:
         return box[0]
 
     def alive(self) -> bool:
-        return self.proc.poll() is None and self._reader.is_alive()
+        return not self.eof and self.proc.poll() is None and self._reader.is_alive()
 
     def close(self) -> None:
         self.closing = True
@@ -563,14 +570,16 @@ class Runtime:
         """The CRI-format log of a run (`restart_count - 1` is `--previous`)."""
         return sandbox.log_path(container, restart_count)
 
-    def _exec_argv(self, st: ContainerStatus, argv: Sequence[str]) -> list[str]:
+    def _exec_argv(self, st: ContainerStatus, argv: Sequence[str], tty: bool = False) -> list[str]:
         """sh (joins the container's cgroups) → nsenter (its namespaces and
-        root) → setpriv (its identity; dies with nsenter) → `argv`."""
+        root) → setpriv (its identity; dies with nsenter) → with a terminal,
+        setsid -c (a session inside the container's PID namespace, so a
+        shell can make its process group the terminal's) → `argv`."""
         if st.state != "running" or not st.pid:
             raise RuntimeError(f"container {st.name} is not running")
         procs = [str(d / "cgroup.procs") for d in self.cgroups.dirs(st.cgroup)]
         inner = [NSENTER, "-t", str(st.pid), "-n", "-u", "-i", "-p", "-m", "-r", "-w", "--",
-                 *security.setpriv_argv(st.proc_security, SETPRIV), *argv]
+                 *security.setpriv_argv(st.proc_security, SETPRIV), *([SETSID, "-c"] if tty else []), *argv]
         return ["/bin/sh", "-c", _JOIN_CGROUPS, "kinns-exec", *procs, "--", *inner]
 
     def exec(self, container_id: str, argv: Sequence[str], *, tty: bool = False,
@@ -580,14 +589,14 @@ class Runtime:
         stdin/stdout/stderr pipes; with `tty` they are one pseudo-terminal
         (`pty_master`) of the container's devpts."""
         st = self.status(container_id)
-        cmd = self._exec_argv(st, argv)
+        cmd = self._exec_argv(st, argv, tty)
         full_env = dict(st.env)
         full_env.update(env or {})
         if tty:
             master, slave = _container_pty(st.pid)
             full_env.setdefault("TERM", "xterm")
-            proc = subprocess.Popen(["setsid", "-c", *cmd], stdin=slave, stdout=slave, stderr=slave,
-                                    env=full_env, close_fds=True)
+            proc = subprocess.Popen(cmd, stdin=slave, stdout=slave, stderr=slave, env=full_env, close_fds=True,
+                                    start_new_session=True)
             os.close(slave)
             return ExecHandle(proc, master)
         proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
