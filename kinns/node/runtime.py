@@ -71,6 +71,7 @@ SETPRIV = shutil.which("setpriv") or "/usr/bin/setpriv"
 SETSID = shutil.which("setsid") or "/usr/bin/setsid"
 TIOCSPTLCK = 0x40045431
 TIOCGPTPEER = 0x5441
+_TITLE_ROOM = 160
 # `sh -c` run by exec: join the container's cgroups (the paths before `--`)
 # before anything forks, then become the rest of the arguments.
 _JOIN_CGROUPS = 'while [ "$1" != -- ]; do { echo $$ > "$1"; } 2>/dev/null; shift; done; shift; exec "$@"'
@@ -185,7 +186,10 @@ class _ZygoteClient:
         env["MALLOC_ARENA_MAX"] = "1"  # threads of built-in servers share one malloc arena
         env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parents[2])] +
                                             ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
-        self.proc = subprocess.Popen([sys.executable, "-S", "-m", "kinns.node.zygote"], stdin=subprocess.PIPE,
+        # The last argument only reserves room: a built-in server shows its
+        # image's command line there (see zygote._set_cmdline).
+        self.proc = subprocess.Popen([sys.executable, "-S", "-m", "kinns.node.zygote", " " * _TITLE_ROOM],
+                                     stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=errlog, env=env, close_fds=True,
                                      start_new_session=True)
         errlog.close()
@@ -380,6 +384,7 @@ class Runtime:
         }
         if beh.builtin:
             spec["builtin"], spec["args"] = beh.builtin, beh.args
+            spec["title"] = _builtin_title(beh)
         else:
             spec["argv"] = beh.argv
         st = ContainerStatus(id=cid, name=name, pod_uid=sandbox.uid, restart_count=restart_count, image=beh.image,
@@ -631,6 +636,16 @@ class Runtime:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+# what the real images run, as `ps` in the container shows it
+_ENTRYPOINTS = {"netexec": ["/agnhost", "netexec"], "serve-hostname": ["/agnhost", "serve-hostname"],
+                "pause": ["/pause"], "hello-app": ["./hello-app"]}
+
+
+def _builtin_title(beh: images.Behaviour) -> list[str]:
+    entry = _ENTRYPOINTS.get(beh.builtin)
+    return [*entry, *beh.args] if entry else []
 
 
 def _web_stand_in(beh: images.Behaviour) -> bool:

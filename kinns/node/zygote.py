@@ -361,12 +361,12 @@ def _set_cmdline(text: bytes) -> None:
         with open("/proc/self/stat", "rb") as f:
             fields = f.read().rsplit(b")", 1)[1].split()
         start, end = int(fields[45]), int(fields[46])  # arg_start, arg_end (stat fields 48, 49)
-        if end - start > len(text):
-            ctypes.memset(start, 0, end - start)
-            ctypes.memmove(start, text, len(text))
+        text = text[:end - start - 1]
+        ctypes.memset(start, 0, end - start)
+        ctypes.memmove(start, text, len(text))
     except (OSError, ValueError, IndexError):
         pass
-    _libc.prctl(PR_SET_NAME, os.path.basename(text), 0, 0, 0)
+    _libc.prctl(PR_SET_NAME, os.path.basename(text.split(b"\0")[0])[:15], 0, 0, 0)
 
 
 def _sandbox_holder(spec: dict[str, Any], ipc_fd: int | None) -> None:
@@ -454,6 +454,8 @@ def _child(spec: dict[str, Any], errw: int, out_w: int | None, err_w: int | None
             os.environ.clear()
             os.environ.update(env)
             signal.signal(signal.SIGTERM, _exit_on_sigterm)
+            if spec.get("title"):
+                _set_cmdline("\0".join(spec["title"]).encode())
             builtin_servers.run(spec["builtin"], spec.get("args", []))
             os._exit(0)
         argv = spec["argv"]
