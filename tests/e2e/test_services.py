@@ -251,6 +251,29 @@ def test_udp_service(cluster: ClusterHandle) -> None:
                                   check=False).stdout.strip()) in names
 
 
+def test_udp_conntrack_follows_a_replaced_endpoint(cluster: ClusterHandle) -> None:
+    """A UDP client keeps its source port; when its endpoint goes away kube-proxy
+    deletes the stale conntrack entry, so the next datagram reaches the new pod."""
+    apply(cluster, deployment("udp1", 1, NETEXEC))
+    apply(cluster, service("udp1", {"app": "udp1"}, [{"name": "udp", "port": 81, "targetPort": 8081,
+                                                      "protocol": "UDP"}]))
+    (first,) = running(cluster, "app=udp1", 1)
+    ip = svc(cluster, "udp1")["spec"]["clusterIP"]
+    script = ("import socket\n"
+              "u=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); u.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n"
+              "u.bind(('',40123)); u.settimeout(1)\n"
+              f"u.sendto(b'hostname',({ip!r},81))\n"
+              "try: print(u.recv(100).decode())\n"
+              "except OSError: print('')\n")
+    node = f"node/{cluster.name}-worker"
+    assert wait_for(lambda: kexec(cluster, node, "python3", "-c", script).stdout.strip()) == first["metadata"]["name"]
+    cluster.kubectl("delete", "pod", first["metadata"]["name"], "--grace-period=0")
+    (second,) = wait_for(lambda: [p for p in running(cluster, "app=udp1", 1)
+                                  if p["metadata"]["name"] != first["metadata"]["name"]])
+    assert wait_for(lambda: kexec(cluster, node, "python3", "-c", script).stdout.strip() == second["metadata"]["name"],
+                    timeout=15)
+
+
 def test_no_endpoints_is_refused_at_once(cluster: ClusterHandle) -> None:
     apply(cluster, service("nothing", {"app": "nothing"}, [{"port": 80}]))
     ip = svc(cluster, "nothing")["spec"]["clusterIP"]
