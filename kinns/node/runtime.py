@@ -286,7 +286,9 @@ class Runtime:
         self._early_exits: dict[int, tuple[int, int, float]] = {}
         self._pods: set[str] = set()                 # pod UIDs with a cgroup (and IPC namespace) made
         self._holders: dict[str, int] = {}           # pod UID -> PID 1 of its shared PID namespace
-        self._pod_lock = threading.Lock()
+        self._holder_pids: set[int] = set()          # read by the zygote reader thread without a lock
+        self._pod_lock = threading.Lock()            # pod cgroups
+        self._holder_lock = threading.Lock()         # makes holders one at a time (held across a zygote request)
         (self.state_dir / "runtime.json").write_text(json.dumps({"cgroup_parent": self.cgroup_parent}))
         self._zygote_lock = threading.Lock()
         self._zygote = self._start_zygote()
@@ -302,8 +304,9 @@ class Runtime:
         start brings up a new zygote."""
         now = time.time()
         with self._pod_lock:
-            self._holders.clear()
             self._pods.clear()  # the pods' IPC namespaces went with it
+        self._holders.clear()
+        self._holder_pids.clear()
         with self._lock:
             lost = [c for c in self._containers.values() if c.state == "running"]
             for st in lost:
@@ -432,7 +435,7 @@ class Runtime:
             return ""
         if not sandbox.share_pid:
             return "new"
-        with self._pod_lock:
+        with self._holder_lock:
             pid = self._holders.get(sandbox.uid)
             if pid and Path(f"/proc/{pid}").exists():
                 return f"/proc/{pid}/ns/pid"
@@ -443,13 +446,15 @@ class Runtime:
             if "error" in reply or not reply.get("pid"):
                 raise ZygoteError(f"cannot start the pod's sandbox process: {reply.get('error')}")
             self._holders[sandbox.uid] = reply["pid"]
+            self._holder_pids.add(reply["pid"])
             return f"/proc/{reply['pid']}/ns/pid"
 
     def _exited(self, pid: int, code: int, sig: int, when: float) -> None:
         """Called by the zygote reader thread for each container exit."""
-        with self._pod_lock:
-            if pid in self._holders.values():
-                return
+        # (no lock: _pid_namespace waits for a reply this thread delivers)
+        if pid in self._holder_pids:
+            self._holder_pids.discard(pid)
+            return
         with self._lock:
             cid = self._by_pid.pop(pid, None)
             if cid is None:
@@ -539,8 +544,9 @@ class Runtime:
         for t in threads:
             t.join()
         self.cgroups.remove(f"pod{sandbox.uid}")  # the sandbox holder too
-        with self._pod_lock:
+        with self._holder_lock:
             self._holders.pop(sandbox.uid, None)
+        with self._pod_lock:
             self._pods.discard(sandbox.uid)
 
     def remove_pod(self, sandbox: Sandbox) -> None:
