@@ -166,3 +166,17 @@ def test_proc_sys_and_dev_tables_are_upstreams() -> None:
     assert set(sec.READONLY_PATHS) == {"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"}
     assert [d[0] for d in sec.DEVICES] == ["null", "zero", "full", "random", "urandom", "tty"]
     assert ("ptmx", "pts/ptmx") in sec.DEV_SYMLINKS and ("fd", "/proc/self/fd") in sec.DEV_SYMLINKS
+
+
+@pytest.mark.parametrize("rel,allowed", [
+    ("node/security.py", {"__future__", "posixpath", "typing"}),
+    ("api/podsecurity.py", {"__future__", "json", "re", "typing"}),
+])
+def test_the_deciding_modules_are_pure(rel: str, allowed: set[str]) -> None:
+    """No I/O, and (security.py, imported by the zygote) nothing heavy such as dataclasses."""
+    import ast
+    from pathlib import Path
+    tree = ast.parse((Path(sec.__file__).resolve().parents[1] / rel).read_text())
+    mods = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    mods |= {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    assert mods <= allowed, mods - allowed
