@@ -63,6 +63,8 @@ def make_app(api: ApiServer, upgrade_handlers: dict[str, UpgradeHandler] | None 
         if headers.get("upgrade", "").lower() in ("websocket", "spdy/3.1"):
             for suffix, handler in upgrades.items():
                 if request.path.endswith(suffix):
+                    # A WebSocket upgrade is a GET: `get pods/exec` suffices, as upstream
+                    # before 1.35's AuthorizePodWebsocketUpgradeCreatePermission.
                     if req.user is not None and not req.user.is_masters and api.serving:
                         try:
                             api.authorize(req)

@@ -18,7 +18,7 @@ from typing import Any
 
 from .attributes import Attributes
 from .authz import Authorizer
-from .errors import INVALID, REQUIRED, ApiError, FieldError, bad_request, invalid
+from .errors import INVALID, REQUIRED, FieldError, bad_request, invalid
 from .rbac import Rule
 from .request import Response
 from .resources import ResourceType
@@ -166,5 +166,3 @@ def _resource_rule(r: Rule) -> Obj:
 def _non_resource_rule(r: Rule) -> Obj:
     return {"verbs": list(r.verbs), "nonResourceURLs": list(r.non_resource_urls)}
 
-
-__all__ = ["Reviews", "ApiError"]

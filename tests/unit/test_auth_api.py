@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any, AsyncIterator, Awaitable, Callable
 
 import aiohttp
-import pytest
 
 from kinns.api.http import make_app, server_ssl_context
 from kinns.api.request import Request
