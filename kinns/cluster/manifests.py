@@ -38,14 +38,21 @@ def write_control_plane_manifests(cfg: ClusterConfig, node: str, ip: str) -> Pat
     d.mkdir(parents=True, exist_ok=True)
     lo, hi = cfg.node_port_range
     pods = {
-        "kube-apiserver": ["kube-apiserver", f"--advertise-address={cfg.api_host}",
-                           f"--secure-port={cfg.api_port}", f"--service-cluster-ip-range={cfg.service_cidr}",
+        "kube-apiserver": ["kube-apiserver", f"--advertise-address={ip}", "--secure-port=6443",
+                           f"--service-cluster-ip-range={cfg.service_cidr}",
                            f"--service-node-port-range={lo}-{hi}", "--etcd-servers=sqlite://state.db",
-                           "--client-ca-file=/etc/kubernetes/pki/ca.crt"],
+                           "--authorization-mode=Node,RBAC",
+                           "--client-ca-file=/etc/kubernetes/pki/ca.crt",
+                           "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+                           "--service-account-key-file=/etc/kubernetes/pki/sa.pub",
+                           "--service-account-signing-key-file=/etc/kubernetes/pki/sa.key"],
         "kube-controller-manager": ["kube-controller-manager", "--allocate-node-cidrs=true",
                                     f"--cluster-cidr={cfg.cluster_cidr}", "--node-cidr-mask-size=24",
                                     f"--service-cluster-ip-range={cfg.service_cidr}",
-                                    "--controllers=garbagecollector,namespace,nodeipam,replicaset,deployment,daemonset,statefulset,endpoint,endpointslice"],
+                                    "--use-service-account-credentials=true",
+                                    "--controllers=garbagecollector,namespace,nodeipam,replicaset,deployment,daemonset,"
+                                    "statefulset,endpoint,endpointslice,serviceaccount,root-ca-cert-publisher,"
+                                    "clusterrole-aggregation,service-lb-controller"],
         "kube-scheduler": ["kube-scheduler", "--leader-elect=false"],
     }
     for name, cmd in pods.items():
