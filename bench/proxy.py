@@ -344,6 +344,7 @@ class Lab:
             raise RuntimeError(f"the server in {self.srv} did not start")
         self.backend = mode.make(self.node)
         self.targets: dict[str, tuple[str, int]] = {}    # first / last / endpoint → (ip, port)
+        self.born = time.monotonic()
 
     def client_arg(self) -> str:
         return f"{self.cli}=" + ",".join(f"{ip}:{port}" for ip, port in self.targets.values())
@@ -609,6 +610,11 @@ class SizeRun:
         # (lab, where its figures go, under which mode name): this size's labs, then the ones alongside.
         runs = [(lab, self.res.latency, name) for name, lab in live.items()]
         runs += [(lab, store, name) for labs, store in alongside for name, lab in labs.items() if name in live]
+        # Labs only a few seconds old measured slower than older twins (the
+        # control showed 0.6-0.7x in the first window): let them settle.
+        wait = self.args.settle - (time.monotonic() - max(lab.born for lab, _, _ in runs))
+        if wait > 0:
+            time.sleep(wait)
         log(f"{self.size} Services: {self.args.connects} connects per lab and target, {len(runs)} labs interleaved")
         got = connect_times([lab for lab, _, _ in runs], self.args.connects)
         for (_, store, name), per_target in zip(runs, got):
@@ -851,7 +857,9 @@ def main() -> None:
                     help="kill a single sync after this many seconds (default 600)")
     ap.add_argument("--cluster-modes", default="nftables,iptables", help="modes for the throughput part")
     ap.add_argument("--iperf-seconds", type=int, default=5)
-    ap.add_argument("--iperf-rounds", type=int, default=2)
+    ap.add_argument("--iperf-rounds", type=int, default=3)
+    ap.add_argument("--settle", type=float, default=10,
+                    help="seconds a lab must exist before its connects are timed (default 10)")
     args = ap.parse_args()
     args.reps = args.reps or (2 if args.quick else 3)
     args.connects = args.connects or (150 if args.quick else 300)
