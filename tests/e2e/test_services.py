@@ -262,9 +262,9 @@ def test_udp_conntrack_follows_a_replaced_endpoint(cluster: ClusterHandle) -> No
     script = ("import socket\n"
               "u=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); u.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n"
               "u.bind(('',40123)); u.settimeout(1)\n"
-              f"u.sendto(b'hostname',({ip!r},81))\n"
-              "try: print(u.recv(100).decode())\n"
-              "except OSError: print('')\n")
+              "try:\n"
+              f"  u.sendto(b'hostname',({ip!r},81)); print(u.recv(100).decode())\n"
+              "except OSError: print('')\n")   # EPERM/refused while the Service has no endpoint
     node = f"node/{cluster.name}-worker"
     assert wait_for(lambda: kexec(cluster, node, "python3", "-c", script).stdout.strip()) == first["metadata"]["name"]
     cluster.kubectl("delete", "pod", first["metadata"]["name"], "--grace-period=0")
