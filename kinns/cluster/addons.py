@@ -35,34 +35,14 @@ import yaml
 from ..api.discovery import VERSION_INFO
 from ..api.request import Request
 from ..api.server import ApiServer
+from ..dns.corefile import KUBEADM_COREFILE
 from .certs import client_cert, paths
 from .config import ClusterConfig
 
 KUBE_PROXY_IMAGE = f"registry.k8s.io/kube-proxy:{VERSION_INFO['gitVersion']}"
 COREDNS_IMAGE = "registry.k8s.io/coredns/coredns:v1.11.3"
 # kubeadm's Corefile (phases/addons/dns/manifests.go), which kinns.dns reads.
-COREFILE = """\
-.:53 {
-    errors
-    health {
-       lameduck 5s
-    }
-    ready
-    kubernetes cluster.local in-addr.arpa ip6.arpa {
-       pods insecure
-       fallthrough in-addr.arpa ip6.arpa
-       ttl 30
-    }
-    prometheus :9153
-    forward . /etc/resolv.conf {
-       max_concurrent 1000
-    }
-    cache 30
-    loop
-    reload
-    loadbalance
-}
-"""
+COREFILE = KUBEADM_COREFILE
 # Where a component's credentials Secret is mounted: beside, not on, the
 # service-account token's path, which admission may fill for the pod.
 SA_DIR = "/var/run/secrets/kinns.io/credentials"

@@ -32,11 +32,11 @@ import socket
 import subprocess
 import time
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Any, Iterator
 
 import pytest
 
-from kinns.proxy.model import Endpoint, NodeFacts
+from kinns.proxy.model import Endpoint, NodeFacts, ServicePort, ServicePortName
 
 _counter = itertools.count()
 
@@ -250,6 +250,13 @@ class Testbed:
         """A shell command in `who`'s namespace (e.g. `iptables-save`, `conntrack -L`)."""
         ns = who if who.startswith(self.prefix) else self.netns_of(who)
         return sh(ns, cmd, check=check)
+
+
+def service_port(name: str, ip: str, eps: tuple[Endpoint, ...], *, port: int = 80, proto: str = "TCP",
+                 **kw: Any) -> ServicePort:
+    """A ServicePort `default/<name>` (port name `http` for TCP, `dns` for UDP) for the backends' tests."""
+    return ServicePort(ServicePortName("default", name, "http" if proto == "TCP" else "dns", proto), ip, port,
+                       endpoints=eps, **kw)
 
 
 @pytest.fixture(scope="module")

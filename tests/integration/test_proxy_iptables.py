@@ -15,13 +15,14 @@ node would see.
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import Iterator
 
 import pytest
 
 from kinns.proxy.iptables import IptablesBackend
-from kinns.proxy.model import Endpoint, ProxyState, ServicePort, ServicePortName
+from kinns.proxy.model import ProxyState, ServicePort
 from tests.integration import proxy_testbed
+from tests.integration.proxy_testbed import service_port as svc
 from tests.integration.proxy_testbed import testbed  # noqa: F401 - the module's fixture
 
 # `Testbed` is used through its module: bound by name in a test module, pytest
@@ -30,12 +31,6 @@ Bed = proxy_testbed.Testbed
 
 WEB_IP, STICKY_IP, EMPTY_IP, DNS_IP, REMOTE_IP, LOCAL_IP = (
     "10.96.0.10", "10.96.0.11", "10.96.0.12", "10.96.0.13", "10.96.0.14", "10.96.0.15")
-
-
-def svc(name: str, ip: str, eps: tuple[Endpoint, ...], *, port: int = 80, proto: str = "TCP",
-        **kw: Any) -> ServicePort:
-    return ServicePort(ServicePortName("default", name, "http" if proto == "TCP" else "dns", proto), ip, port,
-                       endpoints=eps, **kw)
 
 
 def services(tb: Bed) -> list[ServicePort]:

@@ -28,7 +28,7 @@ import dataclasses
 import os
 import subprocess
 import time
-from typing import Any, Iterator
+from typing import Iterator
 
 import pytest
 
@@ -36,18 +36,13 @@ from kinns.proxy.backend import run
 from kinns.proxy.model import Endpoint, NodeFacts, ProxyState, ServicePort, ServicePortName
 from kinns.proxy.nftables import (ENDPOINT_CHAINS, LARGE_CLUSTER, NftablesBackend, choose_layout, endpoint_chain,
                                   svc_names)
+from tests.integration.proxy_testbed import service_port as svc
 from tests.integration.proxy_testbed import Testbed, testbed  # noqa: F401 - the module's fixture
 
 WEB_IP, STICKY_IP, EMPTY_IP, DNS_IP, REMOTE_IP, LOCAL_IP, SELF_IP, EDGE_IP = (
     "10.96.0.10", "10.96.0.11", "10.96.0.12", "10.96.0.13", "10.96.0.14", "10.96.0.15", "10.96.0.16",
     "10.96.0.17")
 EXTERNAL_IP, LB_OPEN, LB_CLOSED = "172.31.5.5", "172.31.9.1", "172.31.9.2"
-
-
-def svc(name: str, ip: str, eps: tuple[Endpoint, ...], *, port: int = 80, proto: str = "TCP",
-        **kw: Any) -> ServicePort:
-    return ServicePort(ServicePortName("default", name, "http" if proto == "TCP" else "dns", proto), ip, port,
-                       endpoints=eps, **kw)
 
 
 def services(tb: Testbed) -> list[ServicePort]:
