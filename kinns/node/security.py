@@ -325,7 +325,10 @@ def filesystem_view(hide_dirs: Iterable[str], hide_files: Iterable[str], keep: I
     files = sorted({p for p in map(_norm, hide_files) if wanted(p)})
     kept = sorted({p for p in map(_norm, keep) if p})
     outer = [d for d in dirs if not any(o != d and _under(d, o) for o in dirs)]
-    keep_binds = [k for k in kept if any(_under(k, d) and k != d for d in outer)
+    # A kept path needs binding back when a hidden directory covers it, or
+    # when it lies under a fresh mount such as /tmp (a checkout in /tmp).
+    keep_binds = [k for k in kept if (any(_under(k, d) and k != d for d in outer)
+                                      or any(_under(k, m) and k != m for m in FRESH_MOUNTS))
                   and not any(o != k and _under(k, o) for o in kept)]
     # a hidden directory that is a kept path itself, or holds one, cannot be opaque
     # as a whole: it stays opaque, and the kept path is bound back on top

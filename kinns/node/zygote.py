@@ -280,6 +280,10 @@ def _setup_child(spec: dict[str, Any], ipc_fd: int | None) -> None:
         _mask_proc_and_sys(root)
     # an image starts with an empty /tmp, not the host's
     _mount("tmp", f"{root}/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777")
+    for k in (spec.get("view") or {}).get("keep", []):
+        if k.startswith("/tmp/") and os.path.exists(k):   # kinns itself checked out under /tmp
+            _mkdirs(root + k, is_file=not os.path.isdir(k))
+            _bind_ro(k, root + k)
     for path, text in spec.get("files", {}).items():
         dst = _in_root(root, path)
         os.makedirs(os.path.dirname(dst), exist_ok=True)
