@@ -237,11 +237,14 @@ class Informer:
         tasks = [t for t in (self._task, self._resync_task) if t is not None]
         self._task = self._resync_task = None
         for task in tasks:
-            task.cancel()
-            try:
-                await task
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001
-                pass
+            # Cancel until it is done: on Python 3.11 `asyncio.wait_for` can
+            # swallow a cancellation that races its inner result, and the
+            # watch loop would then run on (seen as a hung stop()).
+            while not task.done():
+                task.cancel()
+                await asyncio.wait([task], timeout=1.0)
+            if not task.cancelled():
+                task.exception()    # retrieved, so it is not reported as unhandled
 
     async def _resync_loop(self, period: float) -> None:
         """Re-deliver every cached object as an update (old is new), as a safety net.
