@@ -184,7 +184,9 @@ def test_coredns_deployment_service_and_logs(dns: ClusterHandle) -> None:
 def _restart_coredns_with(dns: ClusterHandle, corefile: str) -> None:
     dns.kubectl("patch", "configmap", "coredns", "-n", "kube-system", "--type=merge",
                 "-p", json.dumps({"data": {"Corefile": corefile}}))
-    dns.kubectl("rollout", "restart", "deploy/coredns", "-n", "kube-system")
+    # kubectl refuses a second restart within the same second: ask again until it takes.
+    wait_for(lambda: dns.kubectl("rollout", "restart", "deploy/coredns", "-n", "kube-system",
+                                 check=False).returncode == 0, timeout=10)
 
 
 def test_log_plugin_and_a_bad_corefile(dns: ClusterHandle) -> None:
