@@ -10,8 +10,8 @@ leaves every other cluster's alone.
 from __future__ import annotations
 
 import base64
-import fcntl
 import os
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -50,11 +50,26 @@ def build(cluster: str, server: str, certs: CertPaths) -> dict[str, Any]:
 
 
 @contextmanager
-def _locked(path: Path) -> Iterator[None]:
+def _locked(path: Path, timeout: float = 10.0) -> Iterator[None]:
+    """Hold `<path>.lock` as client-go does (created exclusively, removed
+    after the write), so kubectl and kinns never write the file at once and
+    no lock file is left behind to block `kubectl config` afterwards."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(str(path) + ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    lock = Path(str(path) + ".lock")
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            os.close(os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+            break
+        except FileExistsError:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{lock} is held by another writer; remove it if no kubectl or kinns "
+                                   "is writing the kubeconfig") from None
+            time.sleep(0.05)
+    try:
         yield
+    finally:
+        lock.unlink(missing_ok=True)
 
 
 def _load(path: Path) -> dict[str, Any]:
