@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 packages=(python3 python3-venv python3-pip nftables iptables iproute2 conntrack dnsutils curl
           busybox containernetworking-plugins procps psmisc kmod util-linux ca-certificates iputils-ping
-          tcpdump iperf3 dnsperf dnsmasq-base)
+          tcpdump iperf3 dnsperf dnsmasq-base etcd-server etcd-client)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
