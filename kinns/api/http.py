@@ -3,8 +3,9 @@
 Thin on purpose: it turns a socket request into a `Request`, and a
 `Response` back into bytes: JSON, raw documents, or a watch stream written
 as one JSON object per line with chunked encoding, which is what kubectl and
-client-go read.  Protocol upgrades (exec's WebSocket) are registered by the
-node layer through `upgrade_handlers`.
+client-go read.  Protocol upgrades of pods' exec, attach and portforward
+(SPDY/3.1 or WebSocket) leave `dispatch` aside: once authorized here they go
+to the pod's kubelet through `nodeproxy.NodeProxy.upgrade`.
 
 It is also where requests are authenticated, because only here is the TLS
 connection at hand: the verified client certificate or the bearer token
@@ -18,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import orjson
 from aiohttp import web
@@ -27,22 +28,14 @@ from .authn import AuthenticationError, impersonate, impersonation_requested, un
 from .authz import forbidden
 from .codec import MAX_BODY
 from .errors import ApiError
+from .nodeproxy import UPGRADE_PATH
 from .request import Request, Response
 from .server import ApiServer
 
 log = logging.getLogger(__name__)
 
-# A handler for requests that upgrade the connection (WebSocket exec/attach).
-UpgradeHandler = Callable[[web.Request, Request], Awaitable[web.StreamResponse]]
-
-
-UPGRADE_HANDLERS: web.AppKey[dict[str, UpgradeHandler]] = web.AppKey("upgrade_handlers", dict)
-
-
-def make_app(api: ApiServer, upgrade_handlers: dict[str, UpgradeHandler] | None = None) -> web.Application:
+def make_app(api: ApiServer) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY + 1024 * 1024)
-    upgrades = upgrade_handlers if upgrade_handlers is not None else {}
-    app[UPGRADE_HANDLERS] = upgrades
 
     async def handle(request: web.Request) -> web.StreamResponse:
         query: dict[str, list[str]] = {}
@@ -60,17 +53,18 @@ def make_app(api: ApiServer, upgrade_handlers: dict[str, UpgradeHandler] | None 
                 req.user = _authenticate(api, request, headers)
             except ApiError as err:
                 return _json(err.code, err.status())
-        if headers.get("upgrade", "").lower() in ("websocket", "spdy/3.1"):
-            for suffix, handler in upgrades.items():
-                if request.path.endswith(suffix):
-                    # A WebSocket upgrade is a GET: `get pods/exec` suffices, as upstream
-                    # before 1.35's AuthorizePodWebsocketUpgradeCreatePermission.
-                    if req.user is not None and not req.user.is_masters and api.serving:
-                        try:
-                            api.authorize(req)
-                        except ApiError as err:
-                            return _json(err.code, err.status())
-                    return await handler(request, req)
+        if headers.get("upgrade", "").lower() in ("websocket", "spdy/3.1") and UPGRADE_PATH.match(request.path):
+            if not api.serving:
+                stopped = ApiError(503, "ServiceUnavailable", "the API server is stopped (kinns control-plane stop)")
+                return _json(stopped.code, stopped.status())
+            # A WebSocket upgrade is a GET: `get pods/exec` suffices, as upstream
+            # before 1.35's AuthorizePodWebsocketUpgradeCreatePermission.
+            if req.user is not None and not req.user.is_masters:
+                try:
+                    api.authorize(req)
+                except ApiError as err:
+                    return _json(err.code, err.status())
+            return await api.node_proxy.upgrade(request, req)
         resp = await api.dispatch(req)
         if resp.stream is not None or resp.raw_stream is not None:
             return await _stream(request, resp)
@@ -149,10 +143,9 @@ def server_ssl_context(cert_file: str, key_file: str, ca_file: str) -> ssl.SSLCo
     return ctx
 
 
-async def serve(api: ApiServer, host: str, port: int, ssl_context: ssl.SSLContext | None,
-                upgrade_handlers: dict[str, UpgradeHandler] | None = None) -> web.AppRunner:
+async def serve(api: ApiServer, host: str, port: int, ssl_context: ssl.SSLContext | None) -> web.AppRunner:
     """Start listening; returns the runner so the caller can clean up."""
-    app = make_app(api, upgrade_handlers)
+    app = make_app(api)
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
     await runner.setup()
     site = web.TCPSite(runner, host, port, ssl_context=ssl_context, reuse_address=True)

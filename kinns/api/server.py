@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from pathlib import Path
 
@@ -32,6 +32,7 @@ from .attributes import Attributes, from_request
 from .authn import Authenticator
 from .authz import Authorizer, forbidden_error
 from .errors import ApiError, method_not_allowed
+from .nodeproxy import NODE_SUBRESOURCES, NodeProxy
 from .request import Request, Response
 from .resources import REGISTRY, Registry
 from .rest import ResourceHandlers, Target
@@ -43,10 +44,6 @@ from .user import AUTHENTICATED, MASTERS, UserInfo
 log = logging.getLogger(__name__)
 
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
-
-# A pod subresource served by a node agent (log, exec, ...): the daemon
-# plugs a handler in once nodes exist.
-PodStreamHandler = Callable[[Target, Request], Awaitable[Response]]
 
 # Who the in-process callers are when someone asks (a self-review): upstream's
 # loopback identity.
@@ -73,14 +70,13 @@ class ApiServer:
         self.handlers = ResourceHandlers(store, self.allocator)
         self.advertise_address = advertise_address
         self.secure_port = secure_port
-        self.pod_subresources: dict[str, PodStreamHandler] = {}
+        # log, exec, attach, portforward: passed on to the pod's kubelet.
+        self.node_proxy = NodeProxy(self._pod, lambda name: self._get("nodes", "", name))
         # The node layer, when this daemon runs nodes (kinns.node.agents.NodeAgents).
         self.node_agents: Any = None
         # Set by the daemon: `await listen_in_node(netns, ip)` also serves the
         # API inside the control-plane node once its namespace exists.
         self.listen_in_node: Any = None
-        # Connection-upgrading handlers (exec/attach streams), keyed by path suffix.
-        self.upgrade_handlers: dict[str, Any] = {}
         # False while the control plane is stopped (`kinns control-plane stop`):
         # in-process callers then fail as remote ones do when nothing listens.
         self.serving = True
@@ -115,6 +111,12 @@ class ApiServer:
 
     def _get(self, resource: str, namespace: str, name: str) -> dict[str, Any] | None:
         return self.store.get((resource, namespace, name))
+
+    def _pod(self, namespace: str, name: str) -> dict[str, Any]:
+        """A pod, or the API's 404 for it."""
+        rt = self.registry.by_path("", "v1", "pods")
+        assert rt is not None
+        return self.handlers.get_object(Target(rt, namespace, name, ""))
 
     # --------------------------------------------------------------- bootstrap
 
@@ -304,12 +306,8 @@ class ApiServer:
             return await h.evict(t, req)
         elif sub == "token" and method == "POST":
             return self._create_token(t, req)
-        elif sub in self.pod_subresources:
-            return await self.pod_subresources[sub](t, req)
-        elif t.rt.kind == "Pod" and sub in ("log", "exec", "attach", "portforward"):
-            h.get_object(t)
-            raise ApiError(400, "BadRequest",
-                           f'pod "{t.name}" has no node agent to serve {sub} yet: this cluster runs no kubelet')
+        elif t.rt.kind == "Pod" and sub in NODE_SUBRESOURCES:
+            return await self.node_proxy.plain(sub, t.namespace, t.name, req)
         raise method_not_allowed()
 
     # ------------------------------------------------------ ServiceAccounts

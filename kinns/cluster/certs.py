@@ -91,6 +91,12 @@ def client_cert(pki_dir: Path, file_stem: str, cn: str, org: str | None = None) 
     """A client certificate for a component's own identity (e.g. CN
     `system:kube-proxy`), signed by the cluster CA; kept if it exists.
     Returns (cert, key) paths `<pki>/<file_stem>.crt|.key`."""
+    return _signed(pki_dir, file_stem, cn, org, ExtendedKeyUsageOID.CLIENT_AUTH, [])
+
+
+def _signed(pki_dir: Path, file_stem: str, cn: str, org: str | None, usage: x509.ObjectIdentifier,
+            sans: list[x509.GeneralName]) -> tuple[Path, Path]:
+    """A leaf signed by the cluster CA at `<pki>/<file_stem>.crt|.key`, kept if it exists."""
     crt, key_path = pki_dir / f"{file_stem}.crt", pki_dir / f"{file_stem}.key"
     if crt.exists() and key_path.exists():
         return crt, key_path
@@ -99,10 +105,31 @@ def client_cert(pki_dir: Path, file_stem: str, cn: str, org: str | None = None) 
     ca_key = serialization.load_pem_private_key(p.ca_key.read_bytes(), None)
     assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
     now = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5)
-    cert, key = _leaf(ca_key, ca.subject, now, cn, org, ExtendedKeyUsageOID.CLIENT_AUTH, [])
+    cert, key = _leaf(ca_key, ca.subject, now, cn, org, usage, sans)
     _write(crt, cert.public_bytes(serialization.Encoding.PEM))
     _write(key_path, _pem_key(key), private=True)
     return crt, key_path
+
+
+# The API server's identity towards kubelets (kube-apiserver's
+# --kubelet-client-certificate), as kubeadm issues `apiserver-kubelet-client.crt`.
+KUBELET_CLIENT_USER = "kube-apiserver-kubelet-client"
+KUBELET_CLIENT_GROUP = "kubeadm:cluster-admins"
+
+
+def kubelet_client_cert(pki_dir: Path) -> tuple[Path, Path]:
+    """`apiserver-kubelet-client.crt|.key`: what the API server shows a kubelet's :10250."""
+    return client_cert(pki_dir, "apiserver-kubelet-client", KUBELET_CLIENT_USER, KUBELET_CLIENT_GROUP)
+
+
+def kubelet_serving_cert(pki_dir: Path, node: str, ip: str) -> tuple[Path, Path]:
+    """A kubelet's serving certificate for :10250 (`kubelet-<node>-server.crt|.key`),
+    for the node's name and IP, as a kubelet's approved serving CSR is (CN
+    `system:node:<node>` in `system:nodes`); CA-signed, so the API server can
+    verify the kubelet it proxies to (--kubelet-certificate-authority)."""
+    sans: list[x509.GeneralName] = [x509.DNSName(node), x509.IPAddress(ipaddress.ip_address(ip))]
+    return _signed(pki_dir, f"kubelet-{node}-server", f"system:node:{node}", "system:nodes",
+                   ExtendedKeyUsageOID.SERVER_AUTH, sans)
 
 
 def ensure_pki(pki_dir: Path, server_names: list[str], server_ips: list[str]) -> CertPaths:
@@ -205,4 +232,5 @@ def component_identities(pki_dir: Path, node_names: list[str], server: str,
             conf = kubeconfig_dir / f"{c.stem}.conf"
             if not conf.exists():
                 write_kubeconfig(conf, server, paths(pki_dir).ca_cert, crt, key, c.user)
+    out["apiserver-kubelet-client"] = kubelet_client_cert(pki_dir)     # no kubeconfig: it only talks to kubelets
     return out

@@ -58,7 +58,7 @@ class ControlPlane:
         from ..controllers.manager import start_controllers
         self.api.serving = True
         if self.runner is None:
-            self.runner = web.AppRunner(make_app(self.api, self.api.upgrade_handlers), access_log=None,
+            self.runner = web.AppRunner(make_app(self.api), access_log=None,
                                         handle_signals=False, shutdown_timeout=1.0)
             await self.runner.setup()
         site: web.BaseSite = web.TCPSite(self.runner, self.cfg.api_host, self.cfg.api_port,

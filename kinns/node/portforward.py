@@ -1,7 +1,9 @@
 """`kubectl port-forward`: TCP connections from the client into a pod.
 
 kubectl opens ``/api/v1/namespaces/<ns>/pods/<pod>/portforward`` with a
-protocol upgrade.  kubectl 1.31 and later ask for a WebSocket with
+protocol upgrade, which the API server passes on unchanged to the pod's
+kubelet as ``/portForward/<ns>/<pod>`` (`kinns.api.nodeproxy`); this module
+is the kubelet's end (`kinns.node.server`).  kubectl 1.31 and later ask for a WebSocket with
 subprotocol ``SPDY/3.1+portforward.k8s.io``: a SPDY/3.1 connection whose
 bytes ride in binary WebSocket messages (message boundaries mean nothing).
 Older ones, and newer ones whose WebSocket attempt is refused, ask for plain
@@ -25,8 +27,9 @@ WebSocket protocol ``v4.channel.k8s.io`` instead: ports in the query, two
 channels per port, one connection per port for the whole session
 (`ChannelForward`).
 
-Errors found before upgrading (no such pod, pod not running on a node) are
-answered as a plain ``Status`` with its HTTP code.  The SPDY framing (header
+Errors found before upgrading (no such pod, no running sandbox) are
+answered as plain text with their HTTP code, as upstream's kubelet does (the
+API server makes a ``Status`` of them).  The SPDY framing (header
 dictionary, raw-byte feed) is shared with `kinns.node.streams`; this module
 adds a SPDY session with any number of streams.
 """
@@ -47,14 +50,13 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable
 from aiohttp import WSMsgType, web
 
 from ..api.errors import ApiError
-from ..api.request import Request, Response
-from ..api.rest import Target
+from ..api.request import Request
 from ..net import netns
 from .streams import (_FLAG_FIN, _GOAWAY, _HEADERS, _PING, _RST_STREAM, _SYN_REPLY, _SYN_STREAM,
-                      SPDY_DICTIONARY, _RawFeed, _status_response, parse_spdy_headers, read_spdy_frames)
+                      SPDY_DICTIONARY, _RawFeed, error_text, parse_spdy_headers, read_spdy_frames)
 
 if TYPE_CHECKING:
-    from .agents import NodeAgents
+    from .kubelet import Kubelet
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +65,8 @@ WS_TUNNEL_PROTOCOL = "SPDY/3.1+" + PORTFORWARD_PROTOCOL
 # The older channel protocol over WebSocket (not kubectl), best first.
 CHANNEL_PROTOCOLS = ("v4.channel.k8s.io", "v4.base64.channel.k8s.io")
 
-_PATH = re.compile(r"^/api/v1/namespaces/([^/]+)/pods/([^/]+)/portforward$")
+# The kubelet's path (upstream also takes a pod UID after the name).
+_PATH = re.compile(r"^/portForward/([^/]+)/([^/]+)$")
 _READ_SIZE = 64 * 1024
 _PAIR_TIMEOUT = 30.0          # seconds to wait for the other stream of a pair
 _RST_PROTOCOL_ERROR, _RST_CANCEL = 1, 5
@@ -551,7 +554,8 @@ class ChannelForward:
 
 
 def _query_ports(req: Request) -> list[int]:
-    """``ports`` (the API's name; ``port`` is the kubelet's) as upstream parses it."""
+    """``port`` (the kubelet's name, as the API server sends it) or ``ports``
+    (the API's), as upstream parses them."""
     raw = [v for name in ("ports", "port") for v in req.query.get(name, [])]
     if not raw:
         raise ApiError(400, "BadRequest", 'query parameter "port" is required')
@@ -572,34 +576,24 @@ def _query_ports(req: Request) -> list[int]:
 
 
 class PortForwardServer:
-    """The upgrade handler for pods/portforward."""
+    """The kubelet's /portForward handler (an upgrade, for `KubeletServer`)."""
 
-    def __init__(self, agents: "NodeAgents") -> None:
-        self.agents = agents
-
-    def handlers(self) -> dict[str, Callable[[web.Request, Request], Awaitable[web.StreamResponse]]]:
-        return {"/portforward": self.handle}
-
-    async def plain(self, t: Target, req: Request) -> Response:
-        """pods/portforward without an upgrade (a pod subresource handler)."""
-        self._prepare(req)
-        raise ApiError(400, "BadRequest", "Upgrade request required")
+    def __init__(self, kubelet: "Kubelet") -> None:
+        self.kubelet = kubelet
 
     def _prepare(self, req: Request) -> tuple[dict[str, Any], str]:
         m = _PATH.match(req.path)
         if m is None:
-            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+            raise ApiError(404, "NotFound", "404 page not found")
         ns, name = m.groups()
-        api = self.agents.api
-        rt = api.registry.by_path("", "v1", "pods")
-        assert rt is not None
-        pod = api.handlers.get_object(Target(rt, ns, name, "portforward"))
+        pod = self.kubelet.pods.get(f"{ns}/{name}")
+        if pod is None:
+            raise ApiError(404, "NotFound", "pod does not exist")
         phase = (pod.get("status") or {}).get("phase")
         if phase in ("Succeeded", "Failed"):
             raise ApiError(400, "BadRequest",
                            f"cannot port-forward to a container in a completed pod; current phase is {phase}")
-        kubelet = self.agents.kubelet_for(pod)
-        rec = kubelet.records.get(pod["metadata"]["uid"])
+        rec = self.kubelet.records.get(pod["metadata"]["uid"])
         if rec is None or rec.sandbox is None or not rec.sandbox.netns:
             raise ApiError(400, "BadRequest", f'pod "{name}" has no running sandbox')
         return pod, rec.sandbox.netns
@@ -608,19 +602,19 @@ class PortForwardServer:
         try:
             pod, ns_path = self._prepare(req)
         except ApiError as e:
-            return _status_response(e)
+            return error_text(e)
         upgrade = req.header("upgrade").lower()
         if upgrade == "websocket":
             offered = [p.strip() for p in req.header("sec-websocket-protocol").split(",") if p.strip()]
             if WS_TUNNEL_PROTOCOL not in offered:
                 if offered and not any(p in CHANNEL_PROTOCOLS for p in offered):
-                    return _status_response(ApiError(
+                    return error_text(ApiError(
                         400, "BadRequest", f"unsupported WebSocket subprotocols {offered}; this server speaks "
                                            f"{', '.join((WS_TUNNEL_PROTOCOL, *CHANNEL_PROTOCOLS))}"))
                 try:
                     ports = _query_ports(req)
                 except ApiError as e:
-                    return _status_response(e)
+                    return error_text(e)
                 ws = web.WebSocketResponse(protocols=CHANNEL_PROTOCOLS, autoping=True, compress=False,
                                            max_msg_size=16 * 1024 * 1024)
                 await ws.prepare(request)
@@ -641,7 +635,7 @@ class PortForwardServer:
             offered = [v.strip() for h in request.headers.getall("X-Stream-Protocol-Version", [])
                        for v in h.split(",") if v.strip()]
             if PORTFORWARD_PROTOCOL not in offered:
-                return _status_response(ApiError(
+                return error_text(ApiError(
                     403, "Forbidden", f"unable to upgrade: unable to negotiate protocol: client supports "
                                       f"{offered}, server supports {[PORTFORWARD_PROTOCOL]}"))
             resp = web.StreamResponse(status=101, headers={
@@ -653,4 +647,6 @@ class PortForwardServer:
             proto.set_parser(feed)
             await PortForwardSession(_TransportOut(request), feed, pod, ns_path).run()
             return resp
-        return _status_response(ApiError(400, "BadRequest", f"unsupported upgrade {upgrade!r}"))
+        if not upgrade:
+            return error_text(ApiError(400, "BadRequest", "Upgrade request required"))
+        return error_text(ApiError(400, "BadRequest", f"unsupported upgrade {upgrade!r}"))

@@ -1,7 +1,10 @@
 """`kubectl exec` and `kubectl attach`: streams between a client and a container.
 
-kubectl opens exec with a protocol upgrade on
-``/api/v1/namespaces/<ns>/pods/<pod>/exec?command=…&stdin=&stdout=&stderr=&tty=&container=``.
+kubectl opens exec with a protocol upgrade on the API server's
+``/api/v1/namespaces/<ns>/pods/<pod>/exec?command=…&stdin=&stdout=&stderr=&tty=&container=``,
+which passes the upgrade on, unchanged, to the kubelet of the pod's node
+(`kinns.api.nodeproxy`) as ``/exec/<ns>/<pod>/<container>?command=…&input=1&output=1&error=1&tty=1``
+on its port 10250 (`kinns.node.server`); this module is that end.
 kubectl 1.30 and later ask for a WebSocket with subprotocol
 ``v5.channel.k8s.io`` (or ``v4``); older ones, and newer ones whose
 WebSocket attempt is refused, ask for SPDY/3.1.  Both carry the same five
@@ -25,10 +28,9 @@ with N.
 the container's stdin through the runtime's attach socket, output is the
 container log followed from the moment of attaching (`AttachSession`).
 
-Errors found before upgrading (no such pod, container not valid, no
-command) are answered as a plain ``Status`` with its HTTP code, which
-kubectl shows as the error message.  The handlers are registered by
-`NodeAgents.start` in ``api.upgrade_handlers`` (see `kinns.api.http`).
+Errors found before upgrading (no such pod, container not running, no
+command) are answered as plain text with their HTTP code, as upstream's
+kubelet does; the API server turns them into the ``Status`` kubectl shows.
 """
 
 from __future__ import annotations
@@ -51,13 +53,11 @@ import orjson
 from aiohttp import WSMsgType, web
 
 from ..api.errors import ApiError
-from ..api.request import Request, Response
-from ..api.rest import Target
+from ..api.request import Request
 
 if TYPE_CHECKING:
-    from .agents import NodeAgents
-    from .kubelet import PodRecord
-    from .runtime import ContainerStatus, ExecHandle
+    from .kubelet import Kubelet, PodRecord
+    from .runtime import ContainerStatus, ExecHandle, Runtime
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,8 @@ WS_PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
 # SPDY stream protocols (X-Stream-Protocol-Version), best first.
 SPDY_PROTOCOLS = ("v4.channel.k8s.io",)
 
-_PATH = re.compile(r"^/api/v1/namespaces/([^/]+)/pods/([^/]+)/(exec|attach)$")
+# The kubelet's paths (upstream also takes a pod UID before the container).
+_PATH = re.compile(r"^/(exec|attach)/([^/]+)/([^/]+)/([^/]+)$")
 _READ_SIZE = 64 * 1024
 
 
@@ -121,24 +122,28 @@ class StreamOptions:
     pod: str
     verb: str                 # exec | attach
     command: list[str]
-    container: str | None
+    container: str
     stdin: bool
     stdout: bool
     stderr: bool
     tty: bool
 
 
-def _flag(req: Request, name: str) -> bool:
-    return req.param(name).lower() in ("true", "1")
+def _flag(req: Request, *names: str) -> bool:
+    return any(req.param(name).lower() in ("true", "1") for name in names)
 
 
 def parse_options(req: Request) -> StreamOptions:
+    """The kubelet's exec/attach request: upstream's query names (``input``,
+    ``output``, ``error``, ``tty`` = 1, as the API server sends them) or the
+    API's (``stdin``, ``stdout``, ``stderr`` = true)."""
     m = _PATH.match(req.path)
     if m is None:
-        raise ApiError(404, "NotFound", "the server could not find the requested resource")
-    ns, pod, verb = m.groups()
-    opts = StreamOptions(ns, pod, verb, list(req.query.get("command", [])), req.param("container") or None,
-                         _flag(req, "stdin"), _flag(req, "stdout"), _flag(req, "stderr"), _flag(req, "tty"))
+        raise ApiError(404, "NotFound", "404 page not found")
+    verb, ns, pod, container = m.groups()
+    opts = StreamOptions(ns, pod, verb, list(req.query.get("command", [])), container,
+                         _flag(req, "stdin", "input"), _flag(req, "stdout", "output"),
+                         _flag(req, "stderr", "error"), _flag(req, "tty"))
     if opts.tty:
         opts.stderr = False       # a terminal has one output
     if not (opts.stdin or opts.stdout or opts.stderr):
@@ -162,10 +167,11 @@ def error_status(message: str, code: int = 500, reason: str = "InternalError") -
     return {"metadata": {}, "status": "Failure", "message": message, "reason": reason, "code": code}
 
 
-def _status_response(err: ApiError) -> web.Response:
-    r = web.Response(status=err.code, body=orjson.dumps(err.status()))
-    r.headers["Content-Type"] = "application/json"
-    return r
+def error_text(err: ApiError) -> web.Response:
+    """An error before any upgrade, as upstream's kubelet writes it: the
+    message as plain text with the HTTP code (the API server makes a
+    ``Status`` of it)."""
+    return web.Response(status=err.code, text=err.message, content_type="text/plain")
 
 
 # --------------------------------------------------------------------------- wires
@@ -424,9 +430,8 @@ class AttachSession:
     """`kubectl attach`: the container's stdin through the runtime's attach
     socket, its output by following the container log."""
 
-    def __init__(self, agents: "NodeAgents", run_id: str, log_path: Path, opts: StreamOptions) -> None:
-        assert agents.runtime is not None
-        self.runtime = agents.runtime
+    def __init__(self, runtime: "Runtime", run_id: str, log_path: Path, opts: StreamOptions) -> None:
+        self.runtime = runtime
         self.run_id = run_id
         self.log_path = log_path
         self.opts = opts
@@ -543,38 +548,24 @@ def _follow_cri_log(path: Path, start: int, finished: Callable[[], bool]) -> Ite
 
 
 class StreamServer:
-    """The upgrade handlers for pods/exec and pods/attach."""
+    """The kubelet's /exec and /attach handlers (upgrades, for `KubeletServer`)."""
 
-    def __init__(self, agents: "NodeAgents") -> None:
-        self.agents = agents
-
-    def handlers(self) -> dict[str, Callable[[web.Request, Request], Awaitable[web.StreamResponse]]]:
-        """Upgrade handlers by path suffix, for `kinns.api.http.make_app`."""
-        return {"/exec": self.handle, "/attach": self.handle}
-
-    async def plain(self, t: Target, req: Request) -> Response:
-        """pods/exec or pods/attach without an upgrade (a pod subresource
-        handler for `ApiServer.pod_subresources`): the request's own errors
-        first, else upstream's answer."""
-        self._prepare(req)
-        raise ApiError(400, "BadRequest", "Upgrade request required")
+    def __init__(self, kubelet: "Kubelet") -> None:
+        self.kubelet = kubelet
 
     def _prepare(self, req: Request) -> tuple[StreamOptions, "PodRecord", "ContainerStatus"]:
         """Everything that can fail before the upgrade: options, pod, container."""
         opts = parse_options(req)
-        api = self.agents.api
-        rt = api.registry.by_path("", "v1", "pods")
-        assert rt is not None
-        pod = api.handlers.get_object(Target(rt, opts.namespace, opts.pod, opts.verb))
+        pod = self.kubelet.pods.get(f"{opts.namespace}/{opts.pod}")
+        if pod is None:
+            raise ApiError(404, "NotFound", "pod does not exist")
         phase = (pod.get("status") or {}).get("phase")
         if phase in ("Succeeded", "Failed"):
             raise ApiError(400, "BadRequest",
                            f"cannot {opts.verb} into a container in a completed pod; current phase is {phase}")
-        kubelet = self.agents.kubelet_for(pod)
-        rec, name = kubelet.container_of(pod, opts.container)
+        rec, name = self.kubelet.container_of(pod, opts.container)
         run = rec.runs.get(name)
-        runtime = self.agents.runtime
-        if run is None or runtime is None or runtime.status(run.id).state != "running":
+        if run is None or self.kubelet.runtime.status(run.id).state != "running":
             raise ApiError(400, "BadRequest", f'container not found ("{name}")')
         if opts.verb == "attach":
             spec = next(c for c in pod["spec"]["containers"] if c["name"] == name)
@@ -587,12 +578,12 @@ class StreamServer:
         try:
             opts, rec, run = self._prepare(req)
         except ApiError as e:
-            return _status_response(e)
+            return error_text(e)
         upgrade = req.header("upgrade").lower()
         if upgrade == "websocket":
             offered = [p.strip() for p in req.header("sec-websocket-protocol").split(",") if p.strip()]
             if not any(p in WS_PROTOCOLS for p in offered):
-                return _status_response(ApiError(
+                return error_text(ApiError(
                     400, "BadRequest", f"unsupported WebSocket subprotocols {offered}; this server speaks "
                                        f"{', '.join(WS_PROTOCOLS)}"))
             ws = web.WebSocketResponse(protocols=WS_PROTOCOLS, autoping=True, timeout=2.0,
@@ -602,16 +593,17 @@ class StreamServer:
             return ws
         if upgrade == "spdy/3.1":
             return await serve_spdy(request, opts, lambda wire: self._serve(wire, opts, rec, run))
-        return _status_response(ApiError(400, "BadRequest", f"unsupported upgrade {upgrade!r}"))
+        if not upgrade:
+            return error_text(ApiError(400, "BadRequest", "Upgrade request required"))
+        return error_text(ApiError(400, "BadRequest", f"unsupported upgrade {upgrade!r}"))
 
     async def _serve(self, wire: Wire, opts: StreamOptions, rec: "PodRecord", run: "ContainerStatus") -> None:
-        runtime = self.agents.runtime
-        assert runtime is not None
+        runtime = self.kubelet.runtime
         if opts.verb == "attach":
             assert rec.sandbox is not None
             path = rec.sandbox.log_path(run.name, rec.restarts.get(run.name, 0))
             try:
-                await AttachSession(self.agents, run.id, path, opts).run(wire)
+                await AttachSession(runtime, run.id, path, opts).run(wire)
             except ConnectionError:
                 log.debug("attach client went away")
             return
@@ -848,7 +840,7 @@ async def serve_spdy(request: web.Request, opts: StreamOptions,
                for v in h.split(",") if v.strip()]
     protocol = next((p for p in SPDY_PROTOCOLS if p in offered), None)
     if protocol is None:
-        return _status_response(ApiError(
+        return error_text(ApiError(
             403, "Forbidden", f"unable to upgrade: unable to negotiate protocol: client supports {offered}, "
                               f"server supports {list(SPDY_PROTOCOLS)}"))
     resp = web.StreamResponse(status=101, headers={
