@@ -35,10 +35,11 @@ class ClusterConfig:
     lb_pool: str = ""            # "first-last" addresses for LoadBalancers; default: top of the fabric /24
     fabric_subnet: str = ""
     extra: dict[str, str] = field(default_factory=dict)
+    state_dir_override: str = field(default="", repr=False)
 
     @property
     def state_dir(self) -> Path:
-        return state_root() / self.name
+        return Path(self.state_dir_override) if self.state_dir_override else state_root() / self.name
 
     @property
     def server_url(self) -> str:
@@ -46,15 +47,31 @@ class ClusterConfig:
 
     def save(self) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        (self.state_dir / "cluster.json").write_text(json.dumps(asdict(self), indent=2))
+        data = asdict(self)
+        data.pop("state_dir_override")
+        (self.state_dir / "cluster.json").write_text(json.dumps(data, indent=2))
 
     @classmethod
     def load(cls, name: str) -> "ClusterConfig | None":
         path = state_root() / name / "cluster.json"
         if not path.exists():
             return None
+        return cls._from_file(path)
+
+    @classmethod
+    def load_from(cls, state_dir: Path) -> "ClusterConfig":
+        """The settings of the cluster whose state directory is `state_dir`, as a
+        component started with `--kinns-state-dir` finds them (the directory may
+        live outside $KINNS_STATE_DIR's view inside a container)."""
+        cfg = cls._from_file(state_dir / "cluster.json")
+        cfg.state_dir_override = str(state_dir)
+        return cfg
+
+    @classmethod
+    def _from_file(cls, path: Path) -> "ClusterConfig":
         data = json.loads(path.read_text())
         data["node_port_range"] = tuple(data.get("node_port_range", (30000, 32767)))
+        data.pop("state_dir_override", None)
         return cls(**data)
 
 

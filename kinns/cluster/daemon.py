@@ -1,44 +1,161 @@
-"""The cluster daemon: one process that runs a cluster's control plane.
+"""The cluster daemon: what the container engine and systemd are to a kind cluster.
 
-`kinns up` starts it detached (`python -m kinns.cluster.daemon NAME`); it
-opens the store, installs the add-ons (kube-proxy), serves the API over
-HTTPS on the host's 127.0.0.1:<port> and on the control-plane node's
-<IP>:6443, runs the controllers over the in-process client transport
-(`controlplane.py`), starts the nodes, and writes `ready` in the state
-directory once the API answers.  SIGTERM shuts it down cleanly; SIGUSR1
-stops the control plane alone and SIGUSR2 starts it again; after a
-SIGKILL, `kinns down` still finds everything by name.
+`kinns up` starts it detached (`python -m kinns.cluster.daemon NAME`).  It
+does what happens *around* Kubernetes, never Kubernetes' own work:
+
+- makes (or repairs, after a reboot) the fabric and one network namespace
+  per node, the PKI and each component's kubeconfig, and, once per
+  cluster, the control-plane node's static pod manifests;
+- runs one kubelet process per node inside the node's namespace, as
+  systemd runs kubelet.service on each kind node, and starts it again a
+  second after it dies (`Restart=always`, `RestartSec=1s`); the kubelets
+  run everything else: the control-plane node's kubelet runs the API
+  server, controller-manager and scheduler as static pods;
+- publishes the API server's port on the host's 127.0.0.1 (portpublish.py);
+- writes `ready` once the API answers and every node's pod network is set.
+
+SIGTERM stops the kubelets and exits; containers keep running (stopping
+them is `kinns stop`'s or `kinns down`'s job, see lifecycle.py).  A
+SIGKILLed daemon leaves the kubelets and containers running; the next
+daemon (`kinns start`) replaces the kubelets, which find their containers.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import signal
+import ssl
 import sys
-from typing import Awaitable, Callable
+import time
+from pathlib import Path
 
-from ..api.http import server_ssl_context
-from ..api.server import ApiServer
-from ..api.store.sqlite import SqliteStore
 from ..net.fabric import Fabric, choose_subnet
-from . import addons
-from .certs import component_identities, ensure_pki, ensure_sa_keypair
+from ..net.desired import NodeNet
+from .certs import component_identities, ensure_pki, ensure_sa_keypair, paths as cert_paths
 from .config import ClusterConfig
-from .controlplane import NODE_API_PORT, ControlPlane
+from .manifests import API_PORT, manifest_dir, write_control_plane_manifests
+from .portpublish import PortPublisher
 from .progress import report
 
 log = logging.getLogger("kinns.daemon")
 
-# Components that run beside the API: each gets the ApiServer and returns a
-# coroutine to stop it.  Filled by later layers (controllers, nodes).
-Component = Callable[[ApiServer, ClusterConfig], Awaitable[Callable[[], Awaitable[None]]]]
+RESTART_SEC = 1.0
 
 
-def components() -> list[Component]:
-    from ..node.agents import start_nodes
-    return [start_nodes]
+def kubelet_argv(cfg: ClusterConfig, node: NodeNet, control_plane: bool) -> list[str]:
+    """The kubelet's command line, entered into the node's network namespace."""
+    st = cfg.state_dir
+    argv = ["nsenter", f"--net=/run/netns/{node.netns}", "--", sys.executable, "-m", "kinns.node",
+            f"--kubeconfig={st / 'kubeconfigs' / f'kubelet-{node.name}.conf'}",
+            f"--hostname-override={node.name}", f"--node-ip={node.ip}", f"--kinns-state-dir={st}"]
+    if control_plane:
+        argv.append(f"--pod-manifest-path={manifest_dir(cfg, node.name)}")
+    return argv
+
+
+def _kill_stale(pidfile: Path) -> None:
+    """A kubelet left by an earlier daemon (SIGKILLed): stop it, its containers stay."""
+    try:
+        pid = int(pidfile.read_text())
+        if b"kinns.node" not in Path(f"/proc/{pid}/cmdline").read_bytes():
+            return
+        os.kill(pid, signal.SIGTERM)
+    except (OSError, ValueError):
+        return
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
+        time.sleep(0.05)
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except OSError:
+        pass
+
+
+class KubeletService:
+    """One node's kubelet, kept running (a systemd unit with Restart=always)."""
+
+    def __init__(self, cfg: ClusterConfig, node: NodeNet, control_plane: bool) -> None:
+        self.cfg, self.node, self.control_plane = cfg, node, control_plane
+        self.proc: asyncio.subprocess.Process | None = None
+        self.task: asyncio.Task[None] | None = None
+        self.stopping = False
+        self.starts = 0
+        self.log_path = cfg.state_dir / "logs" / f"kubelet-{node.name}.log"
+
+    @property
+    def pid_path(self) -> Path:
+        return self.cfg.state_dir / "kubelet" / self.node.name / "kubelet.pid"
+
+    def start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        _kill_stale(self.pid_path)
+        self.task = asyncio.ensure_future(self._keep_running())
+
+    async def _keep_running(self) -> None:
+        while not self.stopping:
+            with open(self.log_path, "ab") as out:
+                self.proc = await asyncio.create_subprocess_exec(
+                    *kubelet_argv(self.cfg, self.node, self.control_plane), stdin=asyncio.subprocess.DEVNULL,
+                    stdout=out, stderr=out, start_new_session=True)
+            self.starts += 1
+            self.pid_path.parent.mkdir(parents=True, exist_ok=True)
+            self.pid_path.write_text(str(self.proc.pid))
+            code = await self.proc.wait()
+            if self.stopping:
+                return
+            log.warning("kubelet on %s exited (%s); restarting in %.0fs", self.node.name, code, RESTART_SEC)
+            await asyncio.sleep(RESTART_SEC)
+
+    async def stop(self) -> None:
+        self.stopping = True
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.terminate()
+            try:
+                await asyncio.wait_for(self.proc.wait(), 10)
+            except asyncio.TimeoutError:
+                self.proc.kill()
+                await self.proc.wait()
+        if self.task is not None:
+            self.task.cancel()
+            await asyncio.gather(self.task, return_exceptions=True)
+
+
+def _admin_ssl(cfg: ClusterConfig) -> ssl.SSLContext:
+    certs = cert_paths(cfg.state_dir / "pki")
+    ctx = ssl.create_default_context(cafile=str(certs.ca_cert))
+    ctx.load_cert_chain(str(certs.admin_cert), str(certs.admin_key))
+    return ctx
+
+
+async def _api_ready(cfg: ClusterConfig, ctx: ssl.SSLContext) -> bool:
+    import aiohttp
+    try:
+        async with aiohttp.ClientSession() as s:
+            async with s.get(f"{cfg.server_url}/readyz", ssl=ctx, timeout=aiohttp.ClientTimeout(total=2)) as r:
+                return r.status == 200
+    except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
+        return False
+
+
+async def _wait_ready(cfg: ClusterConfig, nodes: list[NodeNet]) -> None:
+    from ..node.__main__ import ready_marker
+    ctx = _admin_ssl(cfg)
+    said_api = said_nodes = False
+    while True:
+        api = await _api_ready(cfg, ctx)
+        if api and not said_api:
+            report(cfg.state_dir, f"API server answering on {cfg.server_url} and https://{nodes[0].ip}:{API_PORT}")
+            said_api = True
+        done = [n for n in nodes if ready_marker(cfg.state_dir, n.name).exists()]
+        if api and len(done) == len(nodes):
+            return
+        if api and not said_nodes and done:
+            report(cfg.state_dir, f"{len(done)}/{len(nodes)} kubelets registered, configuring pod networks "
+                                  f"({cfg.overlay})")
+        await asyncio.sleep(0.05)
 
 
 async def run(cfg: ClusterConfig) -> None:
@@ -49,47 +166,38 @@ async def run(cfg: ClusterConfig) -> None:
         cfg.fabric_subnet = choose_subnet(cfg.name)
         cfg.save()
     plan = Fabric.plan(cfg.name, cfg.fabric_subnet, cfg.nodes, cfg.cluster_cidr)
-    cp_node = plan[0]
-    certs = ensure_pki(state / "pki", ["localhost", "kubernetes", "kubernetes.default",
-                                       "kubernetes.default.svc", "kubernetes.default.svc.cluster.local",
-                                       cp_node.name],
-                       [cfg.api_host, "127.0.0.1", "10.96.0.1", cp_node.ip])
-    sa_key, sa_pub = ensure_sa_keypair(state / "pki")
-    component_identities(state / "pki", [n.name for n in plan], f"https://{cp_node.ip}:{NODE_API_PORT}",
-                         state / "kubeconfigs")
-    store = SqliteStore(state / "state.db")
-    api = ApiServer(store, service_cidr=cfg.service_cidr, node_port_range=cfg.node_port_range,
-                    advertise_address=cp_node.ip, secure_port=NODE_API_PORT)
-    # --authorization-mode=Node,RBAC with x509, ServiceAccount-token and anonymous authentication.
-    api.configure_auth_from_files(sa_key, sa_pub)
-    await api.bootstrap()
-    await addons.install(api, cfg, cp_node.ip, NODE_API_PORT)
-    plane = ControlPlane(api, cfg, server_ssl_context(str(certs.server_cert), str(certs.server_key),
-                                                      str(certs.ca_cert)))
-    api.listen_in_node = plane.listen_in_node
-    await plane.start()
-    report(state, f"API server listening on {cfg.server_url} and https://{cp_node.ip}:{NODE_API_PORT}")
-    stops: list[Callable[[], Awaitable[None]]] = []
-    for comp in components():
-        stops.append(await comp(api, cfg))
-    ready.write_text(str(os.getpid()))
-    log.info("cluster %s serving on %s", cfg.name, cfg.server_url)
-
+    cp = plan[0]
+    ensure_pki(state / "pki", ["localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
+                               "kubernetes.default.svc.cluster.local", cp.name],
+               [cfg.api_host, "127.0.0.1", "10.96.0.1", cp.ip])
+    ensure_sa_keypair(state / "pki")
+    component_identities(state / "pki", [n.name for n in plan], f"https://{cp.ip}:{API_PORT}", state / "kubeconfigs")
+    nodes = await asyncio.to_thread(Fabric.create, cfg.name, cfg.fabric_subnet, cfg.nodes, cfg.cluster_cidr)
+    report(state, f"fabric {cfg.fabric_subnet} and {len(nodes)} node namespaces ready")
+    write_control_plane_manifests(cfg, cp.name, cp.ip)
+    publisher = PortPublisher(cfg.api_host, cfg.api_port, cp.ip, API_PORT)
+    await publisher.start()
+    services = [KubeletService(cfg, n, i == 0) for i, n in enumerate(nodes)]
+    for s in services:
+        s.start()
+    report(state, f"{len(nodes)} kubelets started; the control-plane node's kubelet starts the API server")
+    (state / "daemon.json").write_text(json.dumps({"pid": os.getpid()}))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    loop.add_signal_handler(signal.SIGUSR1, lambda: asyncio.ensure_future(plane.stop()))
-    loop.add_signal_handler(signal.SIGUSR2, lambda: asyncio.ensure_future(plane.start()))
-    await stop.wait()
-    log.info("shutting down")
-    for s in reversed(stops):
-        try:
-            await s()
-        except Exception:  # keep shutting down the rest
-            log.exception("component stop failed")
-    await plane.close()
-    await store.close()
+    waiter = asyncio.ensure_future(_wait_ready(cfg, nodes))
+    stopper = asyncio.ensure_future(stop.wait())
+    await asyncio.wait([waiter, stopper], return_when=asyncio.FIRST_COMPLETED)
+    if waiter.done():
+        ready.write_text(str(os.getpid()))
+        log.info("cluster %s serving on %s", cfg.name, cfg.server_url)
+        await stop.wait()
+    else:
+        waiter.cancel()
+    log.info("shutting down: stopping kubelets (containers keep running)")
+    await asyncio.gather(*(s.stop() for s in services))
+    await publisher.close()
     ready.unlink(missing_ok=True)
 
 
@@ -98,14 +206,10 @@ def main(argv: list[str] | None = None) -> None:
     cfg = ClusterConfig.load(args[0])
     if cfg is None:
         raise SystemExit(f"no configuration for cluster {args[0]!r}")
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
     asyncio.run(run(cfg))
 
 
 if __name__ == "__main__":
     main()
-

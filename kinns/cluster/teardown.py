@@ -1,22 +1,54 @@
 """Remove everything a cluster created, found by name, with or without its daemon.
 
-Order matters: processes first (they hold mounts and namespaces), then the
-runtime's mounts and cgroups, then the network (namespaces, host link,
-host route), then the state directory.  Each step is idempotent, so a
-`kinns down` after a SIGKILLed daemon or a half-finished `up` just works.
+Order matters: processes first (they hold mounts and namespaces): the
+kubelets, then each node's runtime (its zygote, containers, mounts and
+cgroups), then the network (namespaces, host link, host route), then the
+state directory.  Each step is idempotent, so a `kinns down` after a
+SIGKILLed daemon, a killed kubelet or a half-finished `up` just works.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
+from pathlib import Path
 
 from ..net import cleanup as net_cleanup
 from ..node import runtime
 from .config import ClusterConfig
 
 
+def kill_kubelets(state_dir: Path) -> list[str]:
+    """SIGKILL every kubelet process the cluster's pid files name (and that still is one)."""
+    done = []
+    for pidfile in sorted((state_dir / "kubelet").glob("*/kubelet.pid")):
+        try:
+            pid = int(pidfile.read_text())
+            if b"kinns.node" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                os.kill(pid, signal.SIGKILL)
+                done.append(f"kubelet {pid}")
+        except (OSError, ValueError):
+            continue
+    return done
+
+
+def runtime_dirs(state_dir: Path) -> list[Path]:
+    """Each node's runtime state directory (and the single runtime of older clusters)."""
+    top = state_dir / "runtime"
+    return [p.parent for p in sorted(top.glob("*/runtime.json"))] + [top]
+
+
+def stop_runtimes(state_dir: Path) -> list[str]:
+    """Kill the kubelets, then every node's containers: what a power cut does, state kept."""
+    removed = kill_kubelets(state_dir)
+    for d in runtime_dirs(state_dir):
+        removed += runtime.cleanup(d)
+    return removed
+
+
 def teardown(cfg: ClusterConfig) -> list[str]:
-    removed = runtime.cleanup(cfg.state_dir / "runtime")
+    removed = stop_runtimes(cfg.state_dir)
     removed += net_cleanup.teardown(cfg.name)
     shutil.rmtree(cfg.state_dir, ignore_errors=True)
     return removed

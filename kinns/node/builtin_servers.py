@@ -16,7 +16,8 @@ container costs the pages it dirties, not a new interpreter.
   TCP/UDP with `--tcp`/`--udp`.
 - `hello-app`: the Google sample's "Hello, world!" page.
 - `pause`: waits for SIGTERM/SIGINT and exits 0.
-- `kube-proxy`, `coredns`: exec kinns' kube-proxy (`kinns.proxy`) or DNS
+- component images (`kube-proxy`, `coredns`, `kube-apiserver`, ...): exec
+  the kinns module that is the component (images.COMPONENT_IMAGES), e.g. kube-proxy (`kinns.proxy`) or DNS
   server (`kinns.dns`) in the container.
 """
 
@@ -35,6 +36,8 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
 from urllib.parse import parse_qs, urlsplit
+
+from .images import COMPONENT_IMAGES
 
 
 def _flags(args: list[str]) -> dict[str, str]:
@@ -264,19 +267,12 @@ def _exec_component(module: str, args: list[str]) -> None:
     os.execv(sys.executable, [sys.executable, "-m", module, *args])
 
 
-def kube_proxy(args: list[str]) -> None:
-    """The kube-proxy image: kinns' kube-proxy (`kinns.proxy`)."""
-    _exec_component("kinns.proxy", args)
-
-
-def coredns(args: list[str]) -> None:
-    """The CoreDNS image: kinns' cluster DNS server (`kinns.dns`)."""
-    _exec_component("kinns.dns", args)
+def _component(module: str) -> Callable[[list[str]], None]:
+    return lambda args: _exec_component(module, args)
 
 
 BUILTINS: dict[str, Callable[[list[str]], None]] = {
-    "kube-proxy": kube_proxy,
-    "coredns": coredns,
+    **{image: _component(module) for image, module in COMPONENT_IMAGES.items()},
     "netexec": netexec,
     "serve-hostname": serve_hostname,
     "hello-app": hello_app,

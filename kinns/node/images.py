@@ -12,9 +12,10 @@ process, so its `image` only selects what that process is:
   `serve-hostname` and `pause` subcommands, built in
   (`builtin_servers.py`);
 - `pause` images → a process that waits for a signal;
-- `kube-proxy` (registry.k8s.io/kube-proxy) → kinns' own kube-proxy
-  (`python -m kinns.proxy` with the container's flags); `coredns`
-  (registry.k8s.io/coredns/coredns) → kinns' DNS server (`python -m kinns.dns`);
+- Kubernetes' component images (`kube-proxy`, `kube-apiserver`,
+  `kube-controller-manager`, `kube-scheduler`, `coredns`) → kinns' own
+  component (`python -m kinns.proxy` etc. with the container's flags, see
+  COMPONENT_IMAGES); `etcd` with its `etcd` command → the host's etcd;
 - shell-style images (busybox, alpine, debian, curl, ...) → the container's
   `command`/`args` run with the host's binaries, the image's default
   command when none is given;
@@ -51,6 +52,16 @@ SHELL_IMAGES: dict[str, list[str]] = {
     "amazonlinux": ["bash"], "archlinux": ["bash"], "curl": ["curl"], "netshoot": ["sh"],
     "dnsutils": ["sh"], "jessie-dnsutils": ["sh"], "toolbox": ["sh"], "python": ["python3"],
     "bash": ["bash"], "bats": ["sh"], "alpine-curl": ["sh"],
+}
+
+# Kubernetes' own component images → the kinns module that is that component
+# (run as `python -m <module>` with the container's flags, see builtin_servers).
+COMPONENT_IMAGES: dict[str, str] = {
+    "kube-proxy": "kinns.proxy",
+    "coredns": "kinns.dns",
+    "kube-apiserver": "kinns.api",
+    "kube-controller-manager": "kinns.controllers",
+    "kube-scheduler": "kinns.controllers.scheduler_main",
 }
 
 WEB_ENTRYPOINTS = {"nginx", "httpd", "httpd-foreground", "docker-entrypoint.sh", "caddy", "openresty", "apache2"}
@@ -130,10 +141,8 @@ def resolve(container: dict[str, Any], pod_name: str = "", pod_ip: str = "") -> 
         return _agnhost(image, command[1:] + args if command else args)
     if repo in ("serve-hostname", "serve_hostname") and not command:
         return Behaviour(image, builtin="serve-hostname", args=args)
-    if repo == "kube-proxy" and (not command or entry == "kube-proxy"):
-        return Behaviour(image, builtin="kube-proxy", args=command[1:] + args if command else args)
-    if repo == "coredns" and (not command or entry == "coredns"):
-        return Behaviour(image, builtin="coredns", args=command[1:] + args if command else args)
+    if repo in COMPONENT_IMAGES and (not command or entry == repo):
+        return Behaviour(image, builtin=repo, args=command[1:] + args if command else args)
     if repo == "pause" and not command:
         return Behaviour(image, builtin="pause")
     if repo == "hello-app" and not command:

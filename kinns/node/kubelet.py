@@ -25,13 +25,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
+import aiohttp
+
 from ..api.errors import ApiError
 from ..client.client import Client, Obj
 from ..client.informer import InformerFactory
 from ..controllers.base import Controller
 from ..net import overlay, pod_network, portmap
 from ..net.desired import NodeNet, vtep_mac
-from . import images, nodeinfo, volumes
+from . import images, nodeinfo, staticpods, volumes
 from .downward import resource_value
 from .envvars import container_env, pod_fields, service_env
 from .podstatus import ContainerView, pod_status, ts
@@ -88,7 +90,8 @@ class Kubelet(Controller):
 
     def __init__(self, client: Client, node: NodeNet, runtime: Runtime, *, state_dir: Path,
                  control_plane: bool, overlay_mode: str, cluster_cidr: str,
-                 cluster_dns: str = "10.96.0.10", factory: InformerFactory | None = None) -> None:
+                 cluster_dns: str = "10.96.0.10", factory: InformerFactory | None = None,
+                 manifest_dir: Path | None = None) -> None:
         self.name = f"kubelet-{node.name}"
         super().__init__(client, factory or InformerFactory(client))
         self.node = node
@@ -112,6 +115,11 @@ class Kubelet(Controller):
         self._loop: asyncio.AbstractEventLoop | None = None
         # Projected ServiceAccount tokens of this node's pods, renewed with the heartbeat.
         self.tokens = volumes.TokenManager()
+        # Static pods (--pod-manifest-path) by key; they run whether or not the API answers.
+        self.manifest_dir = manifest_dir
+        self.static: dict[str, Obj] = {}
+        self._manifest_errors: dict[str, str] = {}
+        self._static_locks: dict[str, asyncio.Lock] = {}
 
     # ------------------------------------------------------------- informers
 
@@ -140,9 +148,100 @@ class Kubelet(Controller):
 
     async def start(self, sync_timeout: float | None = 30.0) -> None:
         self._loop = asyncio.get_running_loop()
-        await self._register()
+        if self.manifest_dir is not None:
+            # Static pods first, without the API: one of them may be the API server.
+            if not self._setup_done:
+                self.setup()
+                self._setup_done = True
+            self._loops.append(asyncio.create_task(self._watch_manifests(), name=f"{self.name}-manifests"))
+        await self._register_until_served()
         await super().start(sync_timeout)
         self._loops.append(asyncio.create_task(self._heartbeat(), name=f"{self.name}-heartbeat"))
+
+    async def _register_until_served(self) -> None:
+        """Register the Node, waiting for an API server that is still starting (kubelets
+        retry forever; on the control-plane node the API server is our own static pod)."""
+        delay = 0.1
+        while True:
+            try:
+                await self._register()
+                return
+            except ApiError as exc:
+                if exc.code < 500:
+                    raise
+                err: Exception = exc
+            except (OSError, asyncio.TimeoutError, aiohttp.ClientError) as exc:
+                err = exc
+            log.info('%s: "Unable to register node with API server" err="%s"', self.name, err)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+    # ----------------------------------------------------------- static pods
+
+    async def _watch_manifests(self) -> None:
+        """Poll the manifest directory (upstream watches it and re-lists every 20 s)."""
+        assert self.manifest_dir is not None
+        while True:
+            pods, errors = await asyncio.to_thread(staticpods.read_dir, self.manifest_dir, self.node.name)
+            for path, msg in errors.items():
+                if self._manifest_errors.get(path) != msg:
+                    log.error('%s: "Could not process manifest file" err="%s"', self.name, msg)
+            self._manifest_errors = errors
+            changed = {k for k in set(pods) | set(self.static)
+                       if (pods.get(k) or {}).get("metadata", {}).get("uid")
+                       != (self.static.get(k) or {}).get("metadata", {}).get("uid")}
+            for key in changed:
+                if key in pods:
+                    self.static[key] = pods[key]
+                    log.info("%s: static pod %s from %s", self.name, key, self.manifest_dir)
+                else:
+                    self.static.pop(key, None)
+                    log.info("%s: static pod %s removed (manifest gone)", self.name, key)
+                if self._tasks:
+                    self.queue.add(key)
+                else:  # no workers before the API answers: run it from here
+                    asyncio.create_task(self._reconcile_static(key))
+            await asyncio.sleep(1.0)
+
+    async def _reconcile_static(self, key: str) -> None:
+        """Reconcile a static pod until the workers are there to do it."""
+        while True:
+            try:
+                after = await self.reconcile(key)
+            except Exception as exc:  # noqa: BLE001 - the API may not answer yet
+                log.debug("%s: static pod %s: %s", self.name, key, exc)
+                after = 1.0
+            if self._tasks:
+                self.queue.add(key)
+                return
+            await asyncio.sleep(min(after or 1.0, 1.0))
+
+    def _desired(self, key: str) -> tuple[Obj | None, Obj | None]:
+        """What to run for `key` (the static pod when there is one) and the API's pod."""
+        api_pod = self.pods.get(key) if self._setup_done else None
+        static = self.static.get(key)
+        if static is None:
+            return (None if staticpods.is_mirror(api_pod) else api_pod), api_pod
+        pod = dict(static)
+        pod["status"] = (api_pod or {}).get("status") or {} if staticpods.mirror_matches(api_pod, static) else {}
+        return pod, api_pod
+
+    async def _sync_mirror(self, static: Obj, api_pod: Obj | None) -> None:
+        """Make the API's mirror pod match the static pod (create, or replace a stale one)."""
+        if staticpods.mirror_matches(api_pod, static):
+            return
+        meta = static["metadata"]
+        if api_pod is not None:
+            try:
+                await self.client.delete(("v1", "Pod"), meta["name"], meta["namespace"], grace_period_seconds=0)
+            except ApiError as exc:
+                if exc.code != 404:
+                    raise
+        try:
+            await self.client.create(staticpods.mirror_pod(static, self.node.name, self._node_uid))
+        except ApiError as exc:
+            if exc.code != 409:
+                raise
 
     async def stop(self, grace: float = 5.0) -> None:
         for t in self._loops:
@@ -242,8 +341,18 @@ class Kubelet(Controller):
     # ------------------------------------------------------------ pods
 
     async def reconcile(self, key: str) -> float | None:
-        pod = self.pods.get(key)
+        if key in self.static or key in self._static_locks:
+            lock = self._static_locks.setdefault(key, asyncio.Lock())
+            async with lock:
+                return await self._reconcile(key)
+        return await self._reconcile(key)
+
+    async def _reconcile(self, key: str) -> float | None:
+        pod, api_pod = self._desired(key)
         rec = self._by_key.get(key)
+        if pod is None and staticpods.is_mirror(api_pod):
+            assert api_pod is not None
+            await self._finish_deletion(api_pod)  # its manifest is gone: so is the mirror
         if pod is None:
             if rec is not None:
                 await self._kill(rec, 0)
@@ -280,6 +389,15 @@ class Kubelet(Controller):
                 await self._write_status(pod, rec)
                 return 2.0
         next_check = await self._sync_containers(pod, rec)
+        if key in self.static:
+            try:
+                await self._sync_mirror(pod, api_pod)
+                await self._write_status(pod, rec)
+            except (ApiError, OSError, asyncio.TimeoutError, aiohttp.ClientError) as exc:
+                # The API may not answer yet (it may be this very static pod, starting).
+                log.debug("%s: mirror pod %s not written yet: %s", self.name, key, exc)
+                return min(next_check or 1.0, 1.0)
+            return next_check
         await self._write_status(pod, rec)
         return next_check
 
@@ -391,6 +509,8 @@ class Kubelet(Controller):
         rec.retry_at[name] = 0
         rec.waiting.pop(name, None)
         if st.state == "exited" and st.reason == "StartError":
+            log.warning('%s: "Error syncing pod, skipping" err="failed to start container %s of pod %s: %s"',
+                        self.name, name, rec.key, st.message)
             self._event_once(pod, rec, f"start-{name}-{count}", "Failed",
                              f"Error: failed to start container \"{name}\": {st.message}", "Warning")
         else:
