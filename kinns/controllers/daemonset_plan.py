@@ -4,7 +4,9 @@ As upstream since 1.12: the controller does not pick nodes by itself; it
 creates one pod per eligible node, pinned by a required node affinity on
 `metadata.name`, with the tolerations every DaemonSet pod gets, and the
 scheduler binds it.  Eligibility is the scheduler's own taint and affinity
-test, so the two never disagree.
+test, so the two never disagree; a node that turns not-ready or unreachable
+gets no new daemon pod but keeps the one it has (they tolerate that
+NoExecute taint forever).
 """
 
 from __future__ import annotations
@@ -15,17 +17,40 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import podutil
-from .scheduling import matches_affinity, tolerates
+from .scheduling import matches_affinity
+from .taints import (DISK_PRESSURE, MEMORY_PRESSURE, NETWORK_UNAVAILABLE, NOT_READY, PID_PRESSURE,
+                     UNREACHABLE, UNSCHEDULABLE, tolerates)
 
-# Tolerations upstream adds to every DaemonSet pod.
+# Tolerations upstream adds to every DaemonSet pod (AddOrUpdateDaemonPodTolerations):
+# no limit on not-ready/unreachable, so node trouble never evicts a daemon.
 DAEMON_TOLERATIONS = [
-    {"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute"},
-    {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute"},
-    {"key": "node.kubernetes.io/disk-pressure", "operator": "Exists", "effect": "NoSchedule"},
-    {"key": "node.kubernetes.io/memory-pressure", "operator": "Exists", "effect": "NoSchedule"},
-    {"key": "node.kubernetes.io/pid-pressure", "operator": "Exists", "effect": "NoSchedule"},
-    {"key": "node.kubernetes.io/unschedulable", "operator": "Exists", "effect": "NoSchedule"},
+    {"key": NOT_READY, "operator": "Exists", "effect": "NoExecute"},
+    {"key": UNREACHABLE, "operator": "Exists", "effect": "NoExecute"},
+    {"key": DISK_PRESSURE, "operator": "Exists", "effect": "NoSchedule"},
+    {"key": MEMORY_PRESSURE, "operator": "Exists", "effect": "NoSchedule"},
+    {"key": PID_PRESSURE, "operator": "Exists", "effect": "NoSchedule"},
+    {"key": UNSCHEDULABLE, "operator": "Exists", "effect": "NoSchedule"},
 ]
+# ...and to those on the host network, which need no pod network to start.
+HOST_NETWORK_TOLERATIONS = [{"key": NETWORK_UNAVAILABLE, "operator": "Exists", "effect": "NoSchedule"}]
+
+
+def _same_toleration(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Upstream's MatchToleration: same key, operator, value and effect."""
+    return all(a.get(f, d) == b.get(f, d) for f, d in (("key", ""), ("operator", "Equal"), ("value", ""),
+                                                          ("effect", "")))
+
+
+def daemon_tolerations(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    """The pod spec's tolerations with the daemon ones added, each replacing a
+    template toleration it matches (one with a `tolerationSeconds`, say)."""
+    tolerations = [copy.deepcopy(t) for t in spec.get("tolerations") or []]
+    for want in DAEMON_TOLERATIONS + (HOST_NETWORK_TOLERATIONS if spec.get("hostNetwork") else []):
+        if any(_same_toleration(t, want) for t in tolerations):
+            tolerations = [copy.deepcopy(want) if _same_toleration(t, want) else t for t in tolerations]
+        else:
+            tolerations.append(copy.deepcopy(want))
+    return tolerations
 
 
 def daemon_pod(ds: dict[str, Any], node: str) -> dict[str, Any]:
@@ -33,11 +58,7 @@ def daemon_pod(ds: dict[str, Any], node: str) -> dict[str, Any]:
                                     extra_labels={"controller-revision-hash": template_generation(ds),
                                                   "pod-template-generation": template_generation(ds)})
     spec = pod["spec"]
-    tolerations = list(spec.get("tolerations") or [])
-    for t in DAEMON_TOLERATIONS:
-        if t not in tolerations:
-            tolerations.append(copy.deepcopy(t))
-    spec["tolerations"] = tolerations
+    spec["tolerations"] = daemon_tolerations(spec)
     affinity = spec.setdefault("affinity", {})
     affinity["nodeAffinity"] = {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
         {"matchFields": [{"key": "metadata.name", "operator": "In", "values": [node]}]}]}}
@@ -61,15 +82,22 @@ def node_of(pod: dict[str, Any]) -> str | None:
     return None
 
 
-def eligible(ds: dict[str, Any], node: dict[str, Any]) -> bool:
-    probe = {"spec": dict(ds["spec"]["template"].get("spec") or {})}
-    probe["spec"]["tolerations"] = list(probe["spec"].get("tolerations") or []) + DAEMON_TOLERATIONS
+def should_run(ds: dict[str, Any], node: dict[str, Any]) -> tuple[bool, bool]:
+    """(should run, may keep running) a daemon pod on `node` (upstream's NodeShouldRunDaemonPod).
+
+    A NoSchedule taint the daemon does not tolerate (a node gone not-ready or
+    unreachable, say) stops new pods but leaves running ones; an untolerated
+    NoExecute taint, a node name or affinity that does not match, removes them.
+    """
+    spec = ds["spec"]["template"].get("spec") or {}
+    if spec.get("nodeName") and spec["nodeName"] != node["metadata"]["name"]:
+        return False, False
+    probe = {"spec": {**spec, "tolerations": daemon_tolerations(spec)}}
     if not matches_affinity(probe, node):
-        return False
-    for taint in node.get("spec", {}).get("taints", []) or []:
-        if taint.get("effect") in ("NoSchedule", "NoExecute") and not tolerates(probe["spec"]["tolerations"], taint):
-            return False
-    return True
+        return False, False
+    untolerated = {t.get("effect") for t in node.get("spec", {}).get("taints", []) or []
+                   if t.get("effect") in ("NoSchedule", "NoExecute") and not tolerates(probe["spec"]["tolerations"], t)}
+    return not untolerated, "NoExecute" not in untolerated
 
 
 @dataclass
@@ -82,7 +110,10 @@ class DaemonPlan:
 def plan(ds: dict[str, Any], nodes: list[dict[str, Any]], pods: list[dict[str, Any]], now: dt.datetime) -> DaemonPlan:
     p = DaemonPlan()
     gen = template_generation(ds)
-    wanted = {n["metadata"]["name"] for n in nodes if eligible(ds, n)}
+    verdicts = {n["metadata"]["name"]: should_run(ds, n) for n in nodes}
+    wanted = {name for name, (run, _) in verdicts.items() if run}
+    # Pods stay where they may keep running, and on nodes already gone (the pod GC's).
+    unwanted = {name for name, (_, keep) in verdicts.items() if not keep}
     by_node: dict[str, list[dict[str, Any]]] = {}
     for pod in pods:
         if pod.get("metadata", {}).get("deletionTimestamp"):
@@ -104,7 +135,7 @@ def plan(ds: dict[str, Any], nodes: list[dict[str, Any]], pods: list[dict[str, A
         elif len(live) > 1:
             p.delete += [x["metadata"]["name"] for x in podutil.deletion_order(live)[:-1]]
     for name, here in by_node.items():
-        if name not in wanted:
+        if name in unwanted:
             p.delete += [x["metadata"]["name"] for x in here]
     min_ready = int(ds["spec"].get("minReadySeconds", 0))
     scheduled = [n for n in wanted if any(podutil.is_active(x) for x in by_node.get(n, []))]

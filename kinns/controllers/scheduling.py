@@ -1,7 +1,9 @@
 """Where a pod may run and where it should: the scheduler's decision, as data.
 
 Filters as upstream's default plugins, in the order a user reads them in
-the FailedScheduling message: NodeUnschedulable, NodeName, TaintToleration,
+the FailedScheduling message: NodeUnschedulable, NodeName, TaintToleration
+(a node that is not Ready is refused through its not-ready or unreachable
+taint, as upstream, not by a readiness check of its own),
 NodeAffinity (nodeSelector and required node affinity), NodeResourcesFit
 (cpu, memory, pods), NodePorts (hostPort clashes).  Scoring prefers the
 node with the fewest pods of the same owner, then the fewest pods overall,
@@ -16,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
 from .quantity import parse_cpu_millis, parse_bytes
+from .taints import NOT_READY, condition_taints, tolerates
 
 
 @dataclass
@@ -24,33 +27,26 @@ class Decision:
     message: str = ""   # why not, in upstream's words, when node is None
 
 
-def _node_ready(node: dict[str, Any]) -> bool:
-    for c in node.get("status", {}).get("conditions", []):
-        if c.get("type") == "Ready":
-            ready: bool = c.get("status") == "True"
-            return ready
-    return False
-
-
-def tolerates(tolerations: list[dict[str, Any]], taint: dict[str, Any]) -> bool:
-    for t in tolerations:
-        if t.get("effect") and t.get("effect") != taint.get("effect"):
-            continue
-        op = t.get("operator", "Equal")
-        if op == "Exists":
-            if not t.get("key") or t.get("key") == taint.get("key"):
-                return True
-        elif t.get("key") == taint.get("key") and t.get("value", "") == taint.get("value", ""):
-            return True
-    return False
+def node_taints(node: dict[str, Any]) -> list[dict[str, Any]]:
+    """The node's taints, plus the NoSchedule ones its conditions call for that the
+    node lifecycle controller has not written yet, so a pod is judged alike just
+    before and just after the controller catches up.  A node that never posted a
+    Ready condition counts as not ready."""
+    taints = list(node.get("spec", {}).get("taints") or [])
+    implied = condition_taints(node)
+    if not any(c.get("type") == "Ready" for c in node.get("status", {}).get("conditions") or []):
+        implied.append({"key": NOT_READY, "effect": "NoSchedule"})
+    for t in implied:
+        if not any(x.get("key") == t["key"] and x.get("effect") == t["effect"] for x in taints):
+            taints.append(t)
+    return taints
 
 
 def _untolerated(pod: dict[str, Any], node: dict[str, Any]) -> dict[str, Any] | None:
-    tolerations = pod.get("spec", {}).get("tolerations", [])
-    for taint in node.get("spec", {}).get("taints", []):
+    tolerations = pod.get("spec", {}).get("tolerations") or []
+    for taint in node_taints(node):
         if taint.get("effect") in ("NoSchedule", "NoExecute") and not tolerates(tolerations, taint):
-            untolerated: dict[str, Any] = taint
-            return untolerated
+            return taint
     return None
 
 
@@ -148,9 +144,6 @@ def schedule(pod: dict[str, Any], nodes: list[dict[str, Any]], pods: Iterable[di
     for node in nodes:
         name = node["metadata"]["name"]
         spec = node.get("spec", {})
-        if not _node_ready(node):
-            reasons["node(s) were not ready"] += 1  # upstream: the not-ready taint
-            continue
         if spec.get("unschedulable") and not tolerates(pod.get("spec", {}).get("tolerations", []),
                                                         {"key": "node.kubernetes.io/unschedulable",
                                                          "effect": "NoSchedule"}):

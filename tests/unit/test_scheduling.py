@@ -55,7 +55,26 @@ def test_insufficient_cpu_and_not_ready() -> None:
     nodes = [node("a", cpu="1"), node("b", ready=False)]
     big = pod("p", containers=[{"name": "c", "resources": {"requests": {"cpu": "1500m"}}}])
     d = schedule(big, nodes, [])
-    assert d.node is None and "1 Insufficient cpu" in d.message and "1 node(s) were not ready" in d.message
+    assert d.message == ("0/2 nodes are available: 1 Insufficient cpu, 1 node(s) had untolerated taint "
+                         "{node.kubernetes.io/not-ready: }. preemption: 0/2 nodes are available: "
+                         "2 Preemption is not helpful for scheduling.")
+
+
+def test_unreachable_node_is_refused_by_its_taint_written_or_not() -> None:
+    """Upstream's scheduler has no readiness check: the lifecycle controller's taint refuses the node."""
+    gone = node("kinns-worker", ready=False)
+    gone["status"]["conditions"][0]["status"] = "Unknown"
+    want = ("0/3 nodes are available: 1 node(s) didn't match Pod's node affinity/selector, 1 node(s) had "
+            "untolerated taint {node-role.kubernetes.io/control-plane: }, 1 node(s) had untolerated taint "
+            "{node.kubernetes.io/unreachable: }. preemption: 0/3 nodes are available: 3 Preemption is not "
+            "helpful for scheduling.")
+    p = pod("p", nodeSelector={"kubernetes.io/hostname": "kinns-worker"})
+    assert schedule(p, [NODES[0], gone, NODES[2]], []).message == want
+    tainted = {**gone, "spec": {"taints": [{"key": "node.kubernetes.io/unreachable", "effect": "NoSchedule"}]}}
+    assert schedule(p, [NODES[0], tainted, NODES[2]], []).message == want
+    tol = [{"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoSchedule"}]
+    assert schedule(pod("p", nodeSelector={"kubernetes.io/hostname": "kinns-worker"}, tolerations=tol),
+                    [NODES[0], tainted, NODES[2]], []).node == "kinns-worker"
 
 
 def test_node_affinity_match_fields() -> None:
