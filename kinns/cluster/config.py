@@ -34,6 +34,7 @@ class ClusterConfig:
     proxy_mode: str = "nftables"
     lb_pool: str = ""            # "first-last" addresses for LoadBalancers; default: top of the fabric /24
     fabric_subnet: str = ""
+    store: str = "sqlite"        # where the API server keeps objects: "sqlite" (embedded) or "etcd"
     extra: dict[str, str] = field(default_factory=dict)
     state_dir_override: str = field(default="", repr=False)
 
