@@ -129,9 +129,14 @@ class LeaseLock:
         """An Event on the Lease, `<identity> became leader` / `stopped leading`, as upstream records."""
         if self.lease is None or not self.event_component:
             return
-        involved = {"apiVersion": LEASE[0], "kind": LEASE[1], "metadata": self.lease.get("metadata") or {}}
-        self.client.emit_event(involved, "LeaderElection", f"{self.identity} {what}",
-                               component=self.event_component)
+        meta = self.lease.get("metadata") or {}
+        involved = {"apiVersion": LEASE[0], "kind": LEASE[1], "metadata": meta}
+        message = f"{self.identity} {what}"
+        self.client.emit_event(involved, "LeaderElection", message, component=self.event_component)
+        # What upstream's event broadcaster logs for every Event it records.
+        log.info("Event occurred", extra={"source": "event.go:389", "kv": {
+            "object": self.describe(), "fieldPath": "", "kind": LEASE[1], "apiVersion": LEASE[0], "type": "Normal",
+            "reason": "LeaderElection", "message": message}})
 
 
 @dataclass(frozen=True)
@@ -327,7 +332,8 @@ class LeaderElector:
         """Acquire, lead until the lease is lost, then stop leading and return.
 
         Cancellation (a clean shutdown) stops the leading work, releases the
-        lease if so configured, and propagates.
+        lease if so configured, and propagates.  If the leading work fails,
+        the lease is released and its exception raised here.
         """
         leading: asyncio.Task[None] | None = None
         try:
@@ -339,16 +345,18 @@ class LeaderElector:
             finally:
                 renewing.cancel()
                 await asyncio.gather(renewing, return_exceptions=True)
+            failure: BaseException | None = None
             if leading.done():
                 # The work ended on its own (it failed): hand the lease on at once.
-                exc = None if leading.cancelled() else leading.exception()
-                log.error("leading work ended: %s", _text(exc) if exc else "returned")
+                failure = None if leading.cancelled() else leading.exception()
                 if self.config.release_on_cancel:
                     await self.release()
             else:
                 # Lost the lease: stop leading fast (another leader may already act).
                 await _stop(leading, self.config.stop_grace)
             self.lock.record_event("stopped leading")
+            if failure is not None:
+                raise failure
         except asyncio.CancelledError:
             if leading is not None:
                 await _stop(leading, None)

@@ -265,7 +265,7 @@ def _named(entries: list[dict[str, Any]] | None, name: str, what: str) -> dict[s
 
 
 def load_kubeconfig(path: str | os.PathLike[str] | None = None, context: str | None = None) -> dict[str, Any]:
-    """Resolve one context of a kubeconfig to {server, ssl_context, token}."""
+    """Resolve one context of a kubeconfig to {server, ssl_context, token, ca_file, ca_data}."""
     if path is None:
         env = [p for p in os.environ.get("KUBECONFIG", "").split(os.pathsep) if p]
         path = env[0] if env else Path.home() / ".kube" / "config"
@@ -304,4 +304,7 @@ def load_kubeconfig(path: str | os.PathLike[str] | None = None, context: str | N
     token = user.get("token")
     if not token and user.get("tokenFile"):
         token = Path(file_of("tokenFile", user) or "").read_text().strip()
-    return {"server": server, "ssl_context": ssl_ctx, "token": token}
+    # The CA alone too: a client that authenticates by token must not also present the certificate.
+    return {"server": server, "ssl_context": ssl_ctx, "token": token,
+            "ca_file": file_of("certificate-authority", cluster),
+            "ca_data": data_of("certificate-authority-data", cluster)}

@@ -55,7 +55,7 @@ class ControlPlane:
         """Open the listeners, start the controllers, serve in-process calls."""
         if self.running:
             return
-        from ..controllers.manager import start_controllers
+        from ..controllers.manager import start_in_process
         self.api.serving = True
         if self.runner is None:
             self.runner = web.AppRunner(make_app(self.api), access_log=None,
@@ -67,7 +67,7 @@ class ControlPlane:
         self.sites = [site]
         if self.node is not None:
             await self._open_node_site()
-        self._stop_controllers = await start_controllers(self.api, self.cfg)
+        self._stop_controllers = await start_in_process(self.api.dispatch, self.cfg)
         self.running = True
         self._record("running")
 

@@ -1,18 +1,33 @@
-"""Starts the control-plane controllers inside the cluster daemon.
+"""Which controllers kube-controller-manager runs, with which identity, and how they start.
 
-Each controller talks to the API only through the client library, here over
-the in-process transport (no sockets), exactly as it would over HTTPS.  One
-informer factory is shared, so each kind is listed and watched once.
+`CONTROLLERS` is the table upstream keeps in
+cmd/kube-controller-manager/app/controllermanager.go: each controller's
+canonical name (what `--controllers` and the logs say), its old aliases,
+and the kube-system ServiceAccount it writes as under
+`--use-service-account-credentials` (upstream's names, which the bootstrap
+RBAC roles `system:controller:<account>` are made for).  Adding a controller
+is one line here.
+
+`start_controllers(builder, factory, cfg)` starts the enabled ones over
+any transport: `python -m kinns.controllers` gives it an HTTPS client and
+a ClientBuilder (see clientbuilder.py), the cluster daemon an in-process one
+(`start_in_process`, which also runs the scheduler, until the control plane
+runs as static pods).  One informer factory is shared, so each kind is
+listed and watched once per process.
 """
 
 from __future__ import annotations
 
-from typing import Awaitable, Callable
+import logging
+from dataclasses import dataclass, replace
+from typing import Awaitable, Callable, Iterable
 
-from ..api.server import ApiServer
 from ..client import Client, InformerFactory, InProcessTransport
+from ..client.transport import Dispatch
 from ..cluster.config import ClusterConfig
+from ..klog import info
 from .base import Controller
+from .clientbuilder import ClientBuilder, SimpleClientBuilder
 from .clusterroleaggregation import ClusterRoleAggregationController
 from .daemonset import DaemonSetController
 from .deployment import DeploymentController
@@ -28,34 +43,226 @@ from .serviceaccount import RootCACertPublisher, ServiceAccountsController
 from .servicelb import ServiceLBController
 from .statefulset import StatefulSetController
 
+log = logging.getLogger("kube-controller-manager")
 
-async def start_controllers(api: ApiServer, cfg: ClusterConfig) -> Callable[[], Awaitable[None]]:
-    client = Client(InProcessTransport(api.dispatch), user_agent="kinns-controller-manager")
-    factory = InformerFactory(client)
-    controllers: list[Controller] = [
-        GarbageCollector(client, factory),
-        NamespaceController(client, factory),
-        NodeIpamController(client, factory, cluster_cidr=cfg.cluster_cidr),
-        Scheduler(client, factory),
-        ReplicaSetController(client, factory),
-        DeploymentController(client, factory),
-        DaemonSetController(client, factory),
-        EndpointsController(client, factory),
-        StatefulSetController(client, factory),
-        PersistentVolumeBinder(client, factory),
-        LocalPathProvisioner(client, factory, state_dir=cfg.state_dir),
-        ServiceLBController.from_config(client, factory, cfg),
-        ServiceAccountsController(client, factory),
-        RootCACertPublisher(client, factory, ca_pem=(cfg.state_dir / "pki" / "ca.crt").read_text()),
-        ClusterRoleAggregationController(client, factory),
-    ]
-    for c in controllers:
+Stop = Callable[[], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class ControllerOptions:
+    """The kube-controller-manager flags controllers read (upstream's names, snake_cased)."""
+
+    cluster_cidr: str
+    service_cluster_ip_range: str
+    root_ca_pem: str
+    allocate_node_cidrs: bool = True
+    node_cidr_mask_size: int = 24
+    node_monitor_grace_period: float = 50.0
+
+    @classmethod
+    def from_config(cls, cfg: ClusterConfig) -> "ControllerOptions":
+        """The options a cluster's own settings imply (flags given explicitly replace them)."""
+        return cls(cluster_cidr=cfg.cluster_cidr, service_cluster_ip_range=cfg.service_cidr,
+                   root_ca_pem=(cfg.state_dir / "pki" / "ca.crt").read_text())
+
+
+@dataclass(frozen=True)
+class ControllerContext:
+    """What a controller's constructor may need besides its client and the informers."""
+
+    cfg: ClusterConfig
+    options: ControllerOptions
+
+
+Build = Callable[[Client, InformerFactory, ControllerContext], "Controller | None"]
+
+
+@dataclass(frozen=True)
+class ControllerSpec:
+    name: str                       # canonical, as upstream's names package
+    service_account: str            # the kube-system account it acts as
+    build: Build                    # None: not started with these options (upstream's "Skipping")
+    aliases: tuple[str, ...] = ()   # older names still accepted by --controllers
+    also: tuple[str, ...] = ()      # upstream controllers this kinns one does the work of
+    enabled_by_default: bool = True
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return (self.name, *self.aliases, *self.also)
+
+
+def _nodeipam(c: Client, f: InformerFactory, x: ControllerContext) -> Controller | None:
+    if not x.options.allocate_node_cidrs:
+        return None
+    return NodeIpamController(c, f, cluster_cidr=x.options.cluster_cidr, node_mask=x.options.node_cidr_mask_size)
+
+
+CONTROLLERS: list[ControllerSpec] = [
+    ControllerSpec("garbage-collector-controller", "generic-garbage-collector",
+                   lambda c, f, x: GarbageCollector(c, f), ("garbagecollector",)),
+    ControllerSpec("namespace-controller", "namespace-controller",
+                   lambda c, f, x: NamespaceController(c, f), ("namespace",)),
+    ControllerSpec("node-ipam-controller", "node-controller", _nodeipam, ("nodeipam",)),
+    ControllerSpec("replicaset-controller", "replicaset-controller",
+                   lambda c, f, x: ReplicaSetController(c, f), ("replicaset",)),
+    ControllerSpec("deployment-controller", "deployment-controller",
+                   lambda c, f, x: DeploymentController(c, f), ("deployment",)),
+    ControllerSpec("daemonset-controller", "daemon-set-controller",
+                   lambda c, f, x: DaemonSetController(c, f), ("daemonset",)),
+    ControllerSpec("endpoints-controller", "endpoint-controller",
+                   lambda c, f, x: EndpointsController(c, f), ("endpoint",),
+                   also=("endpointslice-controller", "endpointslice")),
+    ControllerSpec("statefulset-controller", "statefulset-controller",
+                   lambda c, f, x: StatefulSetController(c, f), ("statefulset",)),
+    ControllerSpec("persistentvolume-binder-controller", "persistent-volume-binder",
+                   lambda c, f, x: PersistentVolumeBinder(c, f), ("persistentvolume-binder",),
+                   also=("persistentvolumeclaim-protection-controller", "pvc-protection")),
+    # What kind ships as its own Deployment (rancher's local-path-provisioner).
+    ControllerSpec("local-path-provisioner", "local-path-provisioner",
+                   lambda c, f, x: LocalPathProvisioner(c, f, state_dir=x.cfg.state_dir)),
+    # Upstream's cloud service controller name; kinns's load balancer is the node fabric.
+    ControllerSpec("service-lb-controller", "service-controller",
+                   lambda c, f, x: ServiceLBController.from_config(c, f, x.cfg), ("service",)),
+    ControllerSpec("serviceaccount-controller", "service-account-controller",
+                   lambda c, f, x: ServiceAccountsController(c, f), ("serviceaccount",)),
+    ControllerSpec("root-ca-certificate-publisher-controller", "root-ca-cert-publisher",
+                   lambda c, f, x: RootCACertPublisher(c, f, ca_pem=x.options.root_ca_pem),
+                   ("root-ca-cert-publisher",)),
+    ControllerSpec("clusterrole-aggregation-controller", "clusterrole-aggregation-controller",
+                   lambda c, f, x: ClusterRoleAggregationController(c, f), ("clusterrole-aggregation",)),
+]
+
+# Upstream controllers kinns does not run: --controllers accepts their names
+# (kubeadm's `*,bootstrapsigner,tokencleaner` must not fail), and the log says so.
+NOT_IMPLEMENTED: dict[str, tuple[str, ...]] = {
+    "serviceaccount-token-controller": ("serviceaccount-token",),
+    "endpointslice-mirroring-controller": ("endpointslicemirroring",),
+    "replicationcontroller-controller": ("replicationcontroller",),
+    "pod-garbage-collector-controller": ("podgc",),
+    "resourcequota-controller": ("resourcequota",),
+    "job-controller": ("job",),
+    "cronjob-controller": ("cronjob",),
+    "horizontal-pod-autoscaler-controller": ("horizontalpodautoscaling",),
+    "disruption-controller": ("disruption",),
+    "certificatesigningrequest-signing-controller": ("csrsigning",),
+    "certificatesigningrequest-approving-controller": ("csrapproving",),
+    "certificatesigningrequest-cleaner-controller": ("csrcleaner",),
+    "ttl-controller": ("ttl",),
+    "bootstrap-signer-controller": ("bootstrapsigner",),
+    "token-cleaner-controller": ("tokencleaner",),
+    "node-lifecycle-controller": ("nodelifecycle",),
+    "taint-eviction-controller": (),
+    "persistentvolume-attach-detach-controller": ("attachdetach",),
+    "persistentvolume-expander-controller": ("persistentvolume-expander",),
+    "persistentvolume-protection-controller": ("pv-protection",),
+    "ttl-after-finished-controller": ("ttl-after-finished",),
+    "ephemeral-volume-controller": ("ephemeral-volume",),
+    "storageversion-garbage-collector-controller": ("storage-version-gc",),
+    "resourceclaim-controller": ("resource-claim-controller",),
+    "legacy-serviceaccount-token-cleaner-controller": ("legacy-service-account-token-cleaner",),
+    "validatingadmissionpolicy-status-controller": ("validatingadmissionpolicy-status",),
+    "service-cidr-controller": (),
+    "storage-version-migrator-controller": (),
+    "node-route-controller": ("route",),
+    "cloud-node-lifecycle-controller": ("cloud-node-lifecycle",),
+}
+# Off unless named (upstream's ControllersDisabledByDefault).
+DISABLED_BY_DEFAULT = frozenset({"bootstrap-signer-controller", "token-cleaner-controller"})
+
+
+def _canonical() -> dict[str, str]:
+    """Every accepted name → the canonical name it stands for."""
+    out: dict[str, str] = {}
+    for spec in CONTROLLERS:
+        for n in spec.names:
+            out[n] = spec.name
+    for name, aliases in NOT_IMPLEMENTED.items():
+        for n in (name, *aliases):
+            out.setdefault(n, name)
+    return out
+
+
+def validate_controllers(selection: Iterable[str]) -> list[str]:
+    """`--controllers` with aliases resolved; ValueError names an unknown controller, as upstream."""
+    known = _canonical()
+    out = []
+    for item in selection:
+        neg = item.startswith("-")
+        bare = item[1:] if neg else item
+        if bare == "*":
+            out.append(item)
+            continue
+        if bare not in known:
+            raise ValueError(f'"{bare}" is not in the list of known controllers')
+        out.append(("-" if neg else "") + known[bare])
+    return out
+
+
+def is_enabled(name: str, selection: list[str]) -> bool:
+    """Upstream's IsControllerEnabled: an explicit name or -name wins, else `*` enables the defaults."""
+    star = False
+    for item in selection:
+        if item == name:
+            return True
+        if item == "-" + name:
+            return False
+        star = star or item == "*"
+    return star and name not in DISABLED_BY_DEFAULT
+
+
+async def start_controllers(builder: ClientBuilder, factory: InformerFactory, cfg: ClusterConfig, *,
+                            options: ControllerOptions | None = None,
+                            selection: Iterable[str] = ("*",)) -> Stop:
+    """Start every enabled controller, each with the client `builder` gives its account."""
+    opts = options or ControllerOptions.from_config(cfg)
+    ctx = ControllerContext(replace(cfg, cluster_cidr=opts.cluster_cidr, service_cidr=opts.service_cluster_ip_range),
+                            opts)
+    chosen = validate_controllers(selection)
+    running: list[Controller] = []
+    for spec in CONTROLLERS:
+        if not is_enabled(spec.name, chosen):
+            log.info("Warning: controller is disabled", extra={"source": "controllermanager.go:775",
+                                                                "kv": {"controller": spec.name}})
+            continue
+        c = spec.build(await builder.client(spec.service_account), factory, ctx)
+        if c is None:
+            info(log, "controllermanager.go:782", "Skipping a controller", controller=spec.name)
+            continue
+        info(log, "controllermanager.go:763", "Starting controller", controller=spec.name)
         await c.start()
+        running.append(c)
+        info(log, "controllermanager.go:797", "Started controller", controller=spec.name)
+    for name in NOT_IMPLEMENTED:
+        if is_enabled(name, chosen):
+            log.warning("Skipping a controller kinns does not implement",
+                        extra={"source": "controllermanager.go:782", "kv": {"controller": name}})
 
     async def stop() -> None:
-        for c in controllers:
+        for c in reversed(running):
             await c.stop()
         await factory.stop()
+        await builder.close()
+
+    return stop
+
+
+async def start_scheduler(client: Client, factory: InformerFactory) -> Stop:
+    """The default scheduler on `client`, sharing `factory`'s informers."""
+    scheduler = Scheduler(client, factory)
+    await scheduler.start()
+    return scheduler.stop
+
+
+async def start_in_process(dispatch: Dispatch, cfg: ClusterConfig) -> Stop:
+    """Controllers and scheduler inside the cluster daemon, over the in-process transport."""
+    client = Client(InProcessTransport(dispatch), user_agent="kinns-controller-manager")
+    factory = InformerFactory(client)
+    stop_controllers = await start_controllers(SimpleClientBuilder(client), factory, cfg)
+    stop_scheduler = await start_scheduler(client, factory)
+
+    async def stop() -> None:
+        await stop_scheduler()
+        await stop_controllers()
         await client.close()
 
     return stop
