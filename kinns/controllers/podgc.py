@@ -31,7 +31,8 @@ from .taints import OUT_OF_SERVICE
 
 log = logging.getLogger(__name__)
 
-ORPHANED, OUT_OF_SERVICE, UNSCHEDULED = "orphaned", "terminating-out-of-service", "unscheduled-terminating"
+ORPHANED, TERMINATING_OUT_OF_SERVICE, UNSCHEDULED_TERMINATING = (
+    "orphaned", "terminating-out-of-service", "unscheduled-terminating")
 ORPHAN_CONDITION = {"type": "DisruptionTarget", "status": "True", "reason": "DeletionByPodGC",
                     "message": "PodGC: node no longer exists"}
 
@@ -41,12 +42,12 @@ def gc_reason(pod: Obj, node: Obj | None) -> str | None:
     meta, spec = pod.get("metadata") or {}, pod.get("spec") or {}
     terminating = bool(meta.get("deletionTimestamp"))
     if not spec.get("nodeName"):
-        return UNSCHEDULED if terminating else None
+        return UNSCHEDULED_TERMINATING if terminating else None
     if node is None:
         return ORPHANED
     if terminating and nh.ready_status(node) != "True" and any(
             t.get("key") == OUT_OF_SERVICE for t in (node.get("spec") or {}).get("taints") or []):
-        return OUT_OF_SERVICE
+        return TERMINATING_OUT_OF_SERVICE
     return None
 
 
