@@ -3,11 +3,21 @@
 Division of labour: `sandbox` writes what a pod's containers share,
 `images` decides what a container runs, `security` decides how it is
 fenced in (capabilities, user, the host paths it must not see), the zygote
-(`zygote.py`, a child process) forks, fences in and reaps containers and
-pumps their output into log files, `cgroups` tracks and limits their
-processes.  `Runtime` ties them together
-behind a small synchronous, thread-safe API; it keeps no state the kubelet
-cannot rebuild from the API, except log files.
+(`zygote.py`, the node's runtime daemon) forks, fences in and reaps
+containers and pumps their output into log files, `cgroups` tracks and
+limits their processes.  `Runtime` ties them together behind a small
+synchronous, thread-safe API.
+
+Containers outlive the process that holds a `Runtime`, as they outlive a
+kubelet: the zygote is a daemon of its own listening on
+`<state_dir>/zygote.sock`, and `Runtime(state_dir)` connects to the one
+that answers there (or starts one).  The container table (ids, pods, PIDs,
+states, exit codes, logs, cgroups) and the pods' PID-namespace holders are
+kept in `<state_dir>/containers.jsonl` (see `journal.py`) whenever they
+change, so a new `Runtime` on the same directory, in a new process, finds
+every container again with the same PIDs, and hears the exits that
+happened while nobody was connected.  `detach()` lets go and leaves the
+containers running; `close()` shuts the zygote down and they die.
 
 Lifecycle of one container run:
   start_container() → running (pid) → exited (exit code, signal, reason)
@@ -36,8 +46,8 @@ container's cgroups and namespaces (nsenter) with its user, groups,
 capabilities and no_new_privs (setpriv), and a terminal from the
 container's own devpts.  The runtime knows every container by its host PID.
 
-`cleanup(state_dir)` removes everything a runtime created (processes,
-cgroups, stray mounts) even if the daemon died by SIGKILL.
+`cleanup(state_dir)` removes everything a runtime created (the zygote,
+processes, cgroups, stray mounts) whether or not anything is connected.
 """
 
 from __future__ import annotations
@@ -56,13 +66,14 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from kinns.node import images, security
 from kinns.node.cgroups import Cgroups, Limits
 from kinns.node.envvars import expand
+from kinns.node.journal import Journal, Table
 from kinns.node.sandbox import Sandbox
 
 DEFAULT_POD_PIDS_LIMIT = 1024
@@ -111,6 +122,22 @@ class ContainerStatus:
     attachable: bool = False
     proc_security: security.ProcessSecurity = field(default_factory=security.ProcessSecurity)
     sigterm_ends: bool = False      # a stand-in whose real image exits on SIGTERM (see stop_container)
+
+    def to_json(self) -> dict[str, Any]:
+        """Everything a runtime in another process needs to drive this run."""
+        d = {f.name: getattr(self, f.name) for f in fields(self)}
+        d["proc_security"] = self.proc_security._asdict()
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "ContainerStatus":
+        d = dict(d)
+        sec = dict(d.pop("proc_security", None) or {})
+        sec["groups"] = tuple(sec.get("groups") or (0,))
+        if sec.get("caps") is not None:
+            sec["caps"] = tuple(sec["caps"])
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known}, proc_security=security.ProcessSecurity(**sec))
 
 
 class AttachHandle:
@@ -169,70 +196,70 @@ class ZygoteError(RuntimeError):
 
 
 class _ZygoteClient:
-    """Speaks the zygote's JSON-lines protocol; a reader thread dispatches
-    replies to waiting callers and exit events to the runtime."""
+    """One connection to the node's zygote, speaking its JSON-lines protocol;
+    a reader thread dispatches replies to waiting callers and exit events to
+    the runtime.  `lost` is called when the zygote itself went away (not
+    when we let go, nor when another runtime took our place)."""
 
-    def __init__(self, on_exit: Callable[[int, int, int, float], None], log_path: Path,
+    def __init__(self, sock: socket.socket, on_exit: Callable[[int, str, int, int, float], None],
                  on_lost: Callable[[], None] | None = None) -> None:
+        self.sock = sock
+        self._rfile = sock.makefile("rb")
         self._on_exit = on_exit
         self._on_lost = on_lost
         self.closing = False
+        self.replaced = False
         self.eof = False
         self._lock = threading.Lock()
         self._next = 0
         self._waiters: dict[int, tuple[threading.Event, list[dict[str, Any]]]] = {}
-        errlog = open(log_path, "ab")
-        env = dict(os.environ)
-        env["MALLOC_ARENA_MAX"] = "1"  # threads of built-in servers share one malloc arena
-        env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parents[2])] +
-                                            ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
-        # The last argument only reserves room: a built-in server shows its
-        # image's command line there (see zygote._set_cmdline).
-        self.proc = subprocess.Popen([sys.executable, "-S", "-m", "kinns.node.zygote", " " * _TITLE_ROOM],
-                                     stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=errlog, env=env, close_fds=True,
-                                     start_new_session=True)
-        errlog.close()
         self._reader = threading.Thread(target=self._read, name="kinns-zygote-reader", daemon=True)
         self._reader.start()
+        try:
+            self.pid = int(self.request("ping", timeout=10).get("pid") or 0)
+        except ZygoteError:
+            self.detach()
+            raise
 
     def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            msg = json.loads(line)
-            if msg.get("ev") == "exit":
-                self._on_exit(msg["pid"], msg["code"], msg["signal"], msg["time"])
-                continue
-            with self._lock:
-                w = self._waiters.pop(msg["id"], None)
-            if w:
-                w[1].append(msg)
-                w[0].set()
+        try:
+            for line in self._rfile:
+                msg = json.loads(line)
+                ev = msg.get("ev")
+                if ev == "exit":
+                    self._on_exit(msg["pid"], str(msg.get("tag") or ""), msg["code"], msg["signal"], msg["time"])
+                    continue
+                if ev == "replaced":
+                    self.replaced = True
+                    continue
+                with self._lock:
+                    w = self._waiters.pop(msg.get("id"), None)
+                if w:
+                    w[1].append(msg)
+                    w[0].set()
+        except (OSError, ValueError):
+            pass
         with self._lock:
             self.eof = True
             for ev, box in self._waiters.values():
                 box.append({"error": "zygote exited"})
                 ev.set()
             self._waiters.clear()
-        if self._on_lost and not self.closing:
+        if self._on_lost and not self.closing and not self.replaced:
             self._on_lost()
 
     def request(self, op: str, timeout: float = 30, **kw: Any) -> dict[str, Any]:
         ev: threading.Event = threading.Event()
         box: list[dict[str, Any]] = []
         with self._lock:
-            # A dying zygote may close its stdout before its stdin (its files
-            # are released one by one): after EOF nothing would ever answer.
             if self.eof:
                 raise ZygoteError("zygote is gone")
             self._next += 1
             rid = self._next
             self._waiters[rid] = (ev, box)
-            assert self.proc.stdin is not None
             try:
-                self.proc.stdin.write((json.dumps({"op": op, "id": rid, **kw}) + "\n").encode())
-                self.proc.stdin.flush()
-            except (BrokenPipeError, ValueError) as e:
+                self.sock.sendall((json.dumps({"op": op, "id": rid, **kw}) + "\n").encode())
+            except OSError as e:
                 self._waiters.pop(rid, None)
                 raise ZygoteError(f"zygote is gone: {e}") from e
         if not ev.wait(timeout):
@@ -240,22 +267,94 @@ class _ZygoteClient:
         return box[0]
 
     def alive(self) -> bool:
-        return not self.eof and self.proc.poll() is None and self._reader.is_alive()
+        return not self.eof and self._reader.is_alive()
 
-    def close(self) -> None:
+    def detach(self) -> None:
+        """Let go of the zygote; it and its containers go on."""
         self.closing = True
         try:
-            if self.proc.stdin:
-                self.proc.stdin.close()
+            self.sock.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
+        if threading.current_thread() is not self._reader:
+            self._reader.join(10)
+        self._rfile.close()
+        self.sock.close()
+
+    def shutdown(self) -> None:
+        """Have the zygote kill every container and exit, and wait for it."""
+        self.closing = True
+        if not self.replaced:
+            try:
+                self.request("shutdown", timeout=10)
+            except ZygoteError:
+                pass
+            if self.pid and not _gone(self.pid, 10):
+                try:
+                    os.kill(self.pid, signal.SIGKILL)
+                except OSError:
+                    pass
+                _gone(self.pid, 5)
+        self.detach()
+
+
+def _gone(pid: int, timeout: float) -> bool:
+    """Wait for a process that is not our child to end (or turn zombie)."""
+    deadline = time.monotonic() + timeout
+    while True:
         try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        if self.proc.stdout:
-            self.proc.stdout.close()
+            state = Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            return True
+        if state in (b"Z", b"X"):
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+
+
+def _connect_unix(path: Path) -> socket.socket:
+    """Connect to a Unix socket, also when its path is longer than a socket
+    address allows (through an O_PATH descriptor of the socket file)."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        if len(os.fsencode(str(path))) < 100:
+            s.connect(str(path))
+        else:
+            fd = os.open(path, os.O_PATH)
+            try:
+                s.connect(f"/proc/self/fd/{fd}")
+            finally:
+                os.close(fd)
+    except OSError:
+        s.close()
+        raise
+    return s
+
+
+def _start_zygote(state_dir: Path) -> None:
+    """Start the node's zygote daemon; returns once its socket listens."""
+    log_path = state_dir / "zygote.log"
+    env = dict(os.environ)
+    env["MALLOC_ARENA_MAX"] = "1"  # threads of built-in servers share one malloc arena
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parents[2])] +
+                                        ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+    with open(log_path, "ab") as errlog:
+        # The last argument only reserves room: a built-in server shows its
+        # image's command line there (see zygote._set_cmdline).
+        starter = subprocess.Popen(
+            [sys.executable, "-S", "-m", "kinns.node.zygote", "--listen", str(state_dir / "zygote.sock"),
+             "--pid-file", str(state_dir / "zygote.pid"), " " * _TITLE_ROOM],
+            stdin=subprocess.DEVNULL, stdout=errlog, stderr=errlog, env=env, close_fds=True,
+            start_new_session=True)
+    try:
+        code = starter.wait(60)
+    except subprocess.TimeoutExpired:
+        starter.kill()
+        starter.wait()
+        code = -9
+    if code != 0:
+        raise ZygoteError(f"the zygote did not start (exit status {code}); see {log_path}")
 
 
 def default_cgroup_parent(state_dir: Path) -> str:
@@ -290,13 +389,108 @@ class Runtime:
         self._pod_lock = threading.Lock()            # pod cgroups
         self._holder_lock = threading.Lock()         # makes holders one at a time (held across a zygote request)
         (self.state_dir / "runtime.json").write_text(json.dumps({"cgroup_parent": self.cgroup_parent}))
+        self._journal = Journal(self.state_dir / "containers.jsonl", self._table)
+        self._restore(self._journal.load())
         self._zygote_lock = threading.Lock()
-        self._zygote = self._start_zygote()
+        self._detached = False
+        self._zygote, fresh = self._connect()
+        self._adopt(fresh)
 
-    def _start_zygote(self) -> _ZygoteClient:
-        z = _ZygoteClient(self._exited, self.state_dir / "zygote.log", self._zygote_lost)
-        (self.state_dir / "zygote.pid").write_text(str(z.proc.pid))
-        return z
+    # -- the zygote and the table on disk ------------------------------------------
+    def _connect(self) -> tuple[_ZygoteClient, bool]:
+        """Connect to the node's zygote, starting it when none answers (one
+        runtime at a time decides, under a lock file); True if started."""
+        home = self.state_dir.absolute()
+        with open(home / "zygote.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            fresh = False
+            try:
+                sock = _connect_unix(home / "zygote.sock")
+            except OSError:
+                _start_zygote(home)
+                fresh = True
+                sock = _connect_unix(home / "zygote.sock")
+            return _ZygoteClient(sock, self._exited, self._zygote_lost), fresh
+
+    def _table(self) -> Table:
+        """What the journal keeps: every container run, the pods with a
+        cgroup, the pods' PID-namespace holders."""
+        return {"container": {cid: st.to_json() for cid, st in list(self._containers.items())},
+                "pod": {uid: True for uid in list(self._pods)},
+                "holder": {uid: pid for uid, pid in list(self._holders.items())}}
+
+    def _save(self, st: ContainerStatus) -> None:
+        self._journal.put("container", st.id, st.to_json())
+
+    def _restore(self, table: Table) -> None:
+        for cid, d in table.get("container", {}).items():
+            st = ContainerStatus.from_json(d)
+            self._containers[cid] = st
+            if st.state == "running" and st.pid:
+                self._by_pid[st.pid] = cid
+        self._pods.update(table.get("pod", {}))
+        self._holders.update({uid: int(pid) for uid, pid in table.get("holder", {}).items()})
+        self._holder_pids.update(self._holders.values())
+
+    def _adopt(self, fresh: bool) -> None:
+        """Square the table from disk with the zygote's live children.
+
+        Exits the zygote kept for us have been delivered by now (they come
+        before the `list` reply).  A container still marked running that is
+        not among the children ended unseen: with a fresh zygote, because
+        the old one died (taking it along); else its exit was lost.  A child
+        the table does not know was started by a runtime that died before
+        recording it: nobody will ever drive it, so it is killed, as the
+        kubelet's garbage collector removes unknown containers."""
+        try:
+            reply = self._zygote.request("list")
+        except ZygoteError:
+            return
+        live = {int(c["pid"]): c for c in reply.get("children", [])}
+        now = time.time()
+        lost: list[ContainerStatus] = []
+        with self._lock:
+            for st in self._containers.values():
+                child = live.get(st.pid)
+                if st.state != "running" or (child is not None and child.get("tag") == st.id):
+                    continue
+                self._by_pid.pop(st.pid, None)
+                st.state, st.exit_code, st.signal, st.finished_at = "exited", 137, 0, now
+                if fresh:
+                    st.reason, st.message = "Error", "the kinns runtime's zygote process died"
+                else:
+                    st.reason = "ContainerStatusUnknown"
+                    st.message = "The container could not be located when the pod was terminated"
+                lost.append(st)
+                self._save(st)
+            self._lock.notify_all()
+            known = {st.id: st.pid for st in self._containers.values() if st.state == "running"}
+        with self._holder_lock:
+            for uid, pid in list(self._holders.items()):
+                if live.get(pid, {}).get("tag") != f"holder/{uid}":
+                    self._drop_holder(uid)
+            known.update({f"holder/{uid}": pid for uid, pid in self._holders.items()})
+        for pid, child in live.items():
+            if known.get(str(child.get("tag") or "")) != pid:
+                self._kill_orphan(pid, child.get("cgroups") or [])
+        for st in lost:
+            self._after_exit(st)
+
+    def _kill_orphan(self, pid: int, procs: list[str]) -> None:
+        marker = f"/{self.cgroup_parent}/"
+        for p in procs[:1]:
+            if marker in p:
+                self.cgroups.remove(os.path.dirname(p.split(marker, 1)[1]), timeout=1.0)
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+
+    def _drop_holder(self, uid: str) -> None:
+        pid = self._holders.pop(uid, None)
+        if pid is not None:
+            self._holder_pids.discard(pid)
+            self._journal.put("holder", uid, None)
 
     def _zygote_lost(self) -> None:
         """The zygote died under us (it never should): its containers died
@@ -304,24 +498,32 @@ class Runtime:
         start brings up a new zygote."""
         now = time.time()
         with self._pod_lock:
-            self._pods.clear()  # the pods' IPC namespaces went with it
-        self._holders.clear()
-        self._holder_pids.clear()
+            for uid in self._pods:  # the pods' IPC namespaces went with it
+                self._journal.put("pod", uid, None)
+            self._pods.clear()
+        with self._holder_lock:
+            for uid in list(self._holders):
+                self._drop_holder(uid)
         with self._lock:
             lost = [c for c in self._containers.values() if c.state == "running"]
             for st in lost:
                 self._by_pid.pop(st.pid, None)
                 st.state, st.exit_code, st.signal, st.finished_at = "exited", 137, signal.SIGKILL, now
                 st.reason, st.message = "Error", "the kinns runtime's zygote process died"
+                self._save(st)
             self._lock.notify_all()
         for st in lost:
             self._after_exit(st)
 
     def _zygote_client(self) -> _ZygoteClient:
         with self._zygote_lock:
+            if self._detached:
+                raise ZygoteError("this runtime was detached from its zygote")
             if not self._zygote.alive():
+                if self._zygote.replaced:
+                    raise ZygoteError("another runtime took over this node's zygote")
                 self._zygote.closing = True
-                self._zygote = self._start_zygote()
+                self._zygote, _ = self._connect()
             return self._zygote
 
     # -- containers -----------------------------------------------------------
@@ -383,7 +585,7 @@ class Runtime:
             "stdin": bool(container.get("stdin")), "stdin_once": bool(container.get("stdinOnce")),
             "attach": f"kinns-attach/{cid}" if container.get("stdin") else "",
             "security": sec.to_spec(), "view": self._view_spec,
-            "ipc": "" if sandbox.host_ipc else sandbox.uid,
+            "ipc": "" if sandbox.host_ipc else sandbox.uid, "tag": cid,
         }
         if beh.builtin:
             spec["builtin"], spec["args"] = beh.builtin, beh.args
@@ -414,6 +616,7 @@ class Runtime:
                 self._lock.notify_all()
             elif pid in self._early_exits:
                 self._finish(st, *self._early_exits.pop(pid))
+            self._save(st)
         if st.state == "exited":
             self._after_exit(st)
         return st
@@ -426,6 +629,7 @@ class Runtime:
             if sandbox.uid not in self._pods:
                 self.cgroups.create(f"pod{sandbox.uid}", Limits(pids=self.pod_pids_limit or None))
                 self._pods.add(sandbox.uid)
+                self._journal.put("pod", sandbox.uid, True)
 
     def _pid_namespace(self, sandbox: Sandbox) -> str:
         """Where a container's processes live: the node's PID namespace
@@ -441,29 +645,33 @@ class Runtime:
                 return f"/proc/{pid}/ns/pid"
             spec = {"init": True, "pidns": "new", "ipc": "" if sandbox.host_ipc else sandbox.uid,
                     "cgroups": self.cgroups.create(f"pod{sandbox.uid}/sandbox"), "scratch": str(self.scratch),
-                    "log": ""}
+                    "log": "", "tag": f"holder/{sandbox.uid}"}
             reply = self._zygote_client().request("spawn", spec=spec)
             if "error" in reply or not reply.get("pid"):
                 raise ZygoteError(f"cannot start the pod's sandbox process: {reply.get('error')}")
             self._holders[sandbox.uid] = reply["pid"]
             self._holder_pids.add(reply["pid"])
+            self._journal.put("holder", sandbox.uid, reply["pid"])
             return f"/proc/{reply['pid']}/ns/pid"
 
-    def _exited(self, pid: int, code: int, sig: int, when: float) -> None:
-        """Called by the zygote reader thread for each container exit."""
+    def _exited(self, pid: int, tag: str, code: int, sig: int, when: float) -> None:
+        """Called by the zygote reader thread for each container exit, also
+        for exits replayed on connect that this runtime may know already:
+        `tag` (the container ID) says whose exit it is."""
         # (no lock: _pid_namespace waits for a reply this thread delivers)
-        if pid in self._holder_pids:
+        if tag.startswith("holder/") or (not tag and pid in self._holder_pids):
             self._holder_pids.discard(pid)
             return
         with self._lock:
-            cid = self._by_pid.pop(pid, None)
-            if cid is None:
+            st = self._containers.get(tag) if tag else self._containers.get(self._by_pid.get(pid, ""))
+            if st is None or st.state == "exited":  # forgotten, or a StartError already recorded
+                return
+            if st.pid != pid:  # the spawn reply is not taken yet: start_container finishes it
                 self._early_exits[pid] = (code, sig, when)
                 return
-            st = self._containers[cid]
-            if st.state == "exited":  # a StartError already recorded
-                return
+            self._by_pid.pop(pid, None)
             self._finish(st, code, sig, when)
+            self._save(st)
         self._after_exit(st)
 
     def _finish(self, st: ContainerStatus, code: int, sig: int, when: float) -> None:
@@ -533,6 +741,7 @@ class Runtime:
             if st is None or st.state != "exited":
                 return
             del self._containers[container_id]
+            self._journal.put("container", container_id, None)
 
     # -- pods -------------------------------------------------------------------
     def stop_pod(self, sandbox: Sandbox, grace_period: float = 30.0) -> None:
@@ -545,9 +754,11 @@ class Runtime:
             t.join()
         self.cgroups.remove(f"pod{sandbox.uid}")  # the sandbox holder too
         with self._holder_lock:
-            self._holders.pop(sandbox.uid, None)
+            self._drop_holder(sandbox.uid)
         with self._pod_lock:
-            self._pods.discard(sandbox.uid)
+            if sandbox.uid in self._pods:
+                self._pods.discard(sandbox.uid)
+                self._journal.put("pod", sandbox.uid, None)
 
     def remove_pod(self, sandbox: Sandbox) -> None:
         """Stop (no grace) and forget the pod, and delete its directory."""
@@ -555,6 +766,7 @@ class Runtime:
         with self._lock:
             for cid in [c.id for c in self._containers.values() if c.pod_uid == sandbox.uid]:
                 del self._containers[cid]
+                self._journal.put("container", cid, None)
         try:
             self._zygote_client().request("forget", pod=sandbox.uid)  # its IPC namespace
         except ZygoteError:
@@ -628,14 +840,25 @@ class Runtime:
         return ExecResult(code if code >= 0 else 128 - code, out, err)
 
     # -- shutdown -------------------------------------------------------------------
+    def detach(self) -> None:
+        """Let go of the zygote and leave every container running (a kubelet
+        that stops): a new `Runtime` on this state directory takes over."""
+        with self._zygote_lock:
+            self._detached = True
+            self._zygote.detach()
+        self._journal.close()
+
     def close(self) -> None:
         """Kill every container and the zygote, remove cgroups."""
-        self._zygote.close()
+        with self._zygote_lock:
+            self._detached = True
+            if self._zygote.replaced:  # they are another runtime's now
+                self._zygote.detach()
+                self._journal.close()
+                return
+            self._zygote.shutdown()
         self.cgroups.remove("")
-        try:
-            (self.state_dir / "zygote.pid").unlink()
-        except FileNotFoundError:
-            pass
+        self._journal.remove()
 
     def __enter__(self) -> "Runtime":
         return self
@@ -754,31 +977,60 @@ def _last_cap() -> int:
 
 
 def cleanup(state_dir: Path) -> list[str]:
-    """Remove what a runtime under `state_dir` left on the host, even after the
-    daemon was SIGKILLed: the zygote, container processes, kinns cgroups and
-    any mount below the state directory.  Returns what it removed."""
+    """Remove what runtimes under `state_dir` left on the host, whether or
+    not anything is connected to them: their zygote daemons, container
+    processes, kinns cgroups and any mount below the state directory.  A
+    runtime directory per node below `state_dir` (`<state_dir>/<node>/`) is
+    cleaned up too.  Returns what it removed."""
     state_dir = Path(state_dir)
     done: list[str] = []
-    try:
-        parent = json.loads((state_dir / "runtime.json").read_text())["cgroup_parent"]
-    except (OSError, ValueError, KeyError):
-        parent = default_cgroup_parent(state_dir)
-    try:
-        zpid = int((state_dir / "zygote.pid").read_text())
-        if b"kinns.node.zygote" in Path(f"/proc/{zpid}/cmdline").read_bytes():
+    for zpid in sorted(_zygotes_under(state_dir)):
+        try:
             os.kill(zpid, signal.SIGKILL)
             done.append(f"zygote {zpid}")
-    except (OSError, ValueError):
-        pass
-    cg = Cgroups(parent)
-    if cg.pids():
-        done.append(f"processes {sorted(cg.pids())}")
-    if cg.dirs(""):
-        cg.remove("")
-        done.append(f"cgroup {parent}")
+        except OSError:
+            pass
+    for home in [state_dir, *sorted(p.parent for p in state_dir.glob("*/runtime.json"))]:
+        try:
+            parent = json.loads((home / "runtime.json").read_text())["cgroup_parent"]
+        except (OSError, ValueError, KeyError):
+            parent = default_cgroup_parent(home)
+        cg = Cgroups(parent)
+        if cg.pids():
+            done.append(f"processes {sorted(cg.pids())}")
+        if cg.dirs(""):
+            cg.remove("")
+            done.append(f"cgroup {parent}")
     prefix = str(state_dir.resolve()) + "/"
     mounts = [line.split()[1] for line in Path("/proc/self/mounts").read_text().splitlines()]
     for m in sorted((m for m in mounts if m.startswith(prefix)), key=len, reverse=True):
         if subprocess.run(["umount", "-l", m], capture_output=True).returncode == 0:
             done.append(f"mount {m}")
     return done
+
+
+def _zygotes_under(state_dir: Path) -> set[int]:
+    """Zygote daemons serving a socket below `state_dir`: named by their
+    pid files, and found by their command line (a pid file may be missing
+    if the daemon died young, or stale)."""
+    prefixes = {os.fsencode(str(d).rstrip("/") + "/") for d in (state_dir.absolute(), state_dir.resolve())}
+    found: set[int] = set()
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"kinns.node.zygote" in argv and "--listen".encode() in argv:
+            sock = argv[argv.index(b"--listen") + 1] if argv.index(b"--listen") + 1 < len(argv) else b""
+            if any(sock.startswith(p) for p in prefixes):
+                found.add(int(pid))
+    for pid_file in [state_dir / "zygote.pid", *state_dir.glob("*/zygote.pid")]:
+        try:
+            zpid = int(pid_file.read_text())
+            if b"kinns.node.zygote" in Path(f"/proc/{zpid}/cmdline").read_bytes():
+                found.add(zpid)
+        except (OSError, ValueError):
+            pass
+    return found

@@ -2,13 +2,31 @@
 
 Why: starting a Python interpreter per container costs ~10 MB and ~30 ms;
 forking a process that already imported everything costs a few hundred kB
-of dirtied pages and well under a millisecond.  The zygote is started by
-`Runtime` (`python -m kinns.node.zygote`), imports only what containers
-need, calls `gc.freeze()` so forked children do not dirty the shared heap,
-and then serves JSON lines on stdin/stdout:
+of dirtied pages and well under a millisecond.  The zygote imports only
+what containers need, calls `gc.freeze()` so forked children do not dirty
+the shared heap, and serves JSON lines on a Unix socket.
+
+It is the node's runtime daemon (what containerd is on a kind node), not a
+child of the kubelet: `Runtime` starts it detached (`python -m
+kinns.node.zygote --listen <state>/zygote.sock --pid-file ...`; it forks
+into a session of its own once the socket listens) and connects to it, and
+a kubelet that dies or restarts leaves it, and so every container, running.
+One client at a time: a new connection replaces the old one (told so with
+`{"ev": "replaced"}`).  A client that goes away kills nothing.
 
   → {"op": "spawn", "id": 1, "spec": {...}}     ← {"id": 1, "pid": 1234} | {"id": 1, "error": "..."}
-  ← {"ev": "exit", "pid": 1234, "code": 0, "signal": 0, "time": 1.7e9}
+  ← {"ev": "exit", "pid": 1234, "tag": "<container id>", "code": 0, "signal": 0, "time": 1.7e9}
+  → {"op": "list", "id": 2}      ← {"id": 2, "children": [{"pid", "tag", "cgroups"}], "ipc": [pod uid]}
+  → {"op": "ping" | "forget" | "shutdown", "id": 3, ...}
+
+`tag` is what the client named the child in its spec (a container ID, or
+`holder/<pod uid>` for a pod's PID-namespace holder), so a client that
+reconnects can tell which exit is whose even when PIDs were reused.  Exit
+events that happen while no client is connected are kept and delivered on
+the next connect, after the last few that were sent to the previous client
+(which may have died before reading them); the client ignores the ones it
+already knew.  `list` says which children are alive, `shutdown` kills every
+container (their cgroups) and exits, as SIGTERM does.
 
 A spawned child is a fenced-in container, as runc would make it (what to
 fence with is decided by `security.py`; the child only carries it out):
@@ -39,11 +57,12 @@ console socket does): the child opens the pty and sends the master back to
 the zygote over a socketpair.
 
 The zygote also reaps children (it is a child subreaper, so orphans of a
-container come back to it), pumps each container's stdout/stderr into a
-log file in the CRI format (`<RFC3339Nano> stdout F <line>`), and, when its
-stdin closes because the daemon died, kills every container's cgroup and
-exits.  Nothing host-visible is mounted: every mount lives in the
-container's own mount namespace and disappears with its last process.
+container come back to it) and pumps each container's stdout/stderr into a
+log file in the CRI format (`<RFC3339Nano> stdout F <line>`).  Children
+carry PDEATHSIG towards the zygote, so a zygote that dies takes its
+containers with it, as containers die with their shim.  Nothing
+host-visible is mounted: every mount lives in the container's own mount
+namespace and disappears with its last process.
 """
 
 from __future__ import annotations
@@ -64,6 +83,7 @@ import termios
 import sys
 import time
 import traceback
+from collections import deque
 from typing import Any
 
 from kinns.node import builtin_servers, security
@@ -479,14 +499,24 @@ def _cri_time(ns: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec)) + f".{rest:09d}Z"
 
 
-class Zygote:
-    """The event loop: requests on stdin, SIGCHLD, log pipes, error pipes."""
+# Exit events sent to a client are kept this long, to replay to the next
+# one: the previous client may have died before reading them.
+RECENT_EXITS = 512
+# A client that does not read for this long is dropped (its events are kept).
+SEND_TIMEOUT = 10.0
 
-    def __init__(self) -> None:
+
+class Zygote:
+    """The event loop: the client's requests, SIGCHLD, log pipes, error pipes."""
+
+    def __init__(self, listener: socket.socket) -> None:
         self.sel = selectors.DefaultSelector()
-        self.out = os.dup(1)
-        os.dup2(2, 1)  # stray prints must not corrupt the protocol
+        self.listener = listener
+        self.client: socket.socket | None = None
         self.inbuf = b""
+        self.held: list[dict[str, Any]] = []     # exit events that found no client
+        self.recent: deque[dict[str, Any]] = deque(maxlen=RECENT_EXITS)  # exit events sent
+        self.tags: dict[int, str] = {}           # pid -> what the client called it
         self.pending: dict[int, tuple[int, int, bytes]] = {}  # errpipe fd -> (req id, pid, data)
         self.logs: dict[int, tuple[str, str, bytearray]] = {}  # pipe fd -> (log path, stream, partial)
         self.pipes_of: dict[int, list[int]] = {}  # pid -> its log pipe fds
@@ -502,15 +532,61 @@ class Zygote:
         os.set_blocking(rfd, False)
         os.set_blocking(wfd, False)
         signal.set_wakeup_fd(wfd)
-        signal.signal(signal.SIGCHLD, lambda s, f: None)
-        self.sel.register(rfd, selectors.EVENT_READ, "sigchld")
-        self.sel.register(0, selectors.EVENT_READ, "stdin")
+        for sig in (signal.SIGCHLD, signal.SIGTERM):
+            signal.signal(sig, lambda s, f: None)   # the wake-up pipe says which
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        self.sel.register(rfd, selectors.EVENT_READ, "signal")
+        self.sel.register(listener, selectors.EVENT_READ, "listen")
 
     def send(self, msg: dict[str, Any]) -> None:
-        data = (json.dumps(msg) + "\n").encode()
-        while data:
-            n = os.write(self.out, data)
-            data = data[n:]
+        """To the client; an exit event with no client to take it is kept
+        for the next one, a reply is dropped (its asker is gone)."""
+        is_event = "ev" in msg
+        if self.client is None:
+            if is_event:
+                self.held.append(msg)
+            return
+        try:
+            self.client.sendall((json.dumps(msg) + "\n").encode())
+        except OSError:  # gone, or not reading: drop it, keep the event
+            self.drop_client()
+            if is_event:
+                self.held.append(msg)
+            return
+        if is_event:
+            self.recent.append(msg)
+
+    # -- the client -------------------------------------------------------------
+    def on_listen(self) -> None:
+        """A new client replaces the old one, then hears the exits it may
+        have missed."""
+        try:
+            conn, _ = self.listener.accept()
+        except OSError:
+            return
+        if self.client is not None:
+            try:
+                self.client.sendall(b'{"ev": "replaced"}\n')
+            except OSError:
+                pass
+            self.drop_client()
+        conn.settimeout(SEND_TIMEOUT)
+        self.client = conn
+        self.inbuf = b""
+        self.sel.register(conn, selectors.EVENT_READ, "client")
+        missed = list(self.recent) + self.held
+        self.held = []
+        self.recent.clear()
+        for msg in missed:
+            self.send(msg)
+
+    def drop_client(self) -> None:
+        if self.client is None:
+            return
+        self.sel.unregister(self.client)
+        self.client.close()
+        self.client = None
+        self.inbuf = b""
 
     # -- namespaces -----------------------------------------------------------
     def pod_ipc(self, key: str) -> int:
@@ -593,6 +669,7 @@ class Zygote:
         elif in_w is not None:
             os.close(in_w)
         self.started.add(pid)
+        self.tags[pid] = str(spec.get("tag") or "")
         self.cgroups[pid] = spec.get("cgroups", [])
         self.pipes_of[pid] = []
         for pipe, stream in ((out_r, "stdout"), (err_r, "stderr")):
@@ -785,6 +862,7 @@ class Zygote:
                 continue
             self.started.discard(pid)
             self.cgroups.pop(pid, None)
+            tag = self.tags.pop(pid, "")
             if pid in self.terminals:
                 self.on_terminal(pid)
             self.close_attach(pid)
@@ -800,32 +878,47 @@ class Zygote:
             elif os.WIFSIGNALED(status):
                 sig = os.WTERMSIG(status)
                 code = 128 + sig
-            self.send({"ev": "exit", "pid": pid, "code": code, "signal": sig, "time": time.time()})
+            self.send({"ev": "exit", "pid": pid, "tag": tag, "code": code, "signal": sig, "time": time.time()})
 
     # -- main loop ----------------------------------------------------------
-    def on_stdin(self) -> bool:
-        chunk = os.read(0, 1 << 20)
-        if not chunk:
-            return False
+    def on_client(self) -> bool:
+        """Requests from the client; False once it asked to shut down."""
+        assert self.client is not None
+        try:
+            chunk = self.client.recv(1 << 20)
+        except (BlockingIOError, socket.timeout):
+            return True
+        except OSError:
+            chunk = b""
+        if not chunk:  # the kubelet went away: its containers stay
+            self.drop_client()
+            return True
         self.inbuf += chunk
-        while b"\n" in self.inbuf:
+        while b"\n" in self.inbuf and self.client is not None:
             line, self.inbuf = self.inbuf.split(b"\n", 1)
             if not line.strip():
                 continue
             req = json.loads(line)
-            if req.get("op") == "spawn":
+            op = req.get("op")
+            if op == "spawn":
                 self.spawn(req["id"], req["spec"])
-            elif req.get("op") == "ping":
+            elif op == "ping":
                 self.send({"id": req["id"], "pid": os.getpid()})
-            elif req.get("op") == "forget":
+            elif op == "forget":
                 self.forget(req["pod"])
                 self.send({"id": req["id"]})
-            elif req.get("op") == "exit":
+            elif op == "list":
+                self.send({"id": req["id"], "ipc": sorted(self.ipc),
+                           "children": [{"pid": pid, "tag": self.tags.get(pid, ""), "cgroups": self.cgroups.get(pid, [])}
+                                        for pid in sorted(self.started)]})
+            elif op == "shutdown":
+                self.shutdown()
+                self.send({"id": req["id"]})
                 return False
         return True
 
     def shutdown(self) -> None:
-        """The daemon is gone: take every container with us."""
+        """Take every container with us (`shutdown`, SIGTERM)."""
         for pid, procs in list(self.cgroups.items()):
             for p in procs:
                 kill = os.path.join(os.path.dirname(p), "cgroup.kill")
@@ -845,16 +938,21 @@ class Zygote:
             while True:
                 for key, _ in self.sel.select():
                     kind = key.data
-                    if kind == "stdin":
-                        if not self.on_stdin():
+                    if kind == "client":
+                        if self.client is not None and not self.on_client():
                             return
-                    elif kind == "sigchld":
+                    elif kind == "signal":
+                        got = b""
                         try:
-                            while os.read(key.fd, 512):
-                                pass
+                            while chunk := os.read(key.fd, 512):
+                                got += chunk
                         except BlockingIOError:
                             pass
                         self.reap()
+                        if signal.SIGTERM in got:
+                            return
+                    elif kind == "listen":
+                        self.on_listen()
                     elif kind == "log":
                         if key.fd in self.logs:
                             self.pump(key.fd)
@@ -880,24 +978,77 @@ def _private_mount_table() -> None:
     /run/netns mounts, and copying them made each start cost ~6 ms.  So the
     zygote moves to its own mount namespace (a slave of the host's, so
     volumes mounted later still show up) and detaches /run/netns there;
-    network namespaces are then opened through the daemon's root
-    (/proc/<daemon pid>/root/run/netns/...), which resolves in the host's
-    mount namespace."""
+    network namespaces are then opened through a descriptor of the host
+    mount namespace's root, kept open from before the move
+    (/proc/self/fd/<n>/run/netns/..., which resolves in the host's mount
+    table; a forked child inherits the descriptor)."""
     global HOST_ROOT
+    host_root = os.open("/", os.O_RDONLY | os.O_DIRECTORY)
     try:
         _check(_libc.unshare(CLONE_NEWNS), "unshare")
         _mount("none", "/", None, MS_REC | MS_SLAVE)
     except OSError as e:
+        os.close(host_root)
         sys.stderr.write(f"zygote: keeping the host mount table: {e}\n")
         return
-    HOST_ROOT = f"/proc/{os.getppid()}/root"
+    HOST_ROOT = f"/proc/self/fd/{host_root}"
     # (a bind mount of the same file system, so os.path.ismount cannot tell)
     for _ in range(16):
         if _libc.umount2(b"/run/netns", MNT_DETACH) != 0:
             break
 
 
-def main() -> None:
+def _listen(path: str) -> socket.socket:
+    """The runtime socket, bound by its name in its directory (a state
+    directory may be deeper than a socket address allows)."""
+    directory, name = os.path.split(os.path.abspath(path))
+    cwd = os.open(".", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.chdir(directory)
+        try:
+            os.unlink(name)   # left by a zygote that was SIGKILLed (the runtime holds a lock while it starts us)
+        except FileNotFoundError:
+            pass
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.bind(name)
+        os.chmod(name, 0o600)
+    finally:
+        os.fchdir(cwd)
+        os.close(cwd)
+    sock.listen(8)
+    return sock
+
+
+def _write_pid_file(path: str) -> None:
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w") as f:
+        f.write(str(os.getpid()))
+    os.replace(tmp, path)
+
+
+def _remove_own_files(sock_path: str, pid_file: str) -> None:
+    """On a clean exit: the socket and pid file, unless a newer zygote owns them."""
+    try:
+        with open(pid_file) as f:
+            mine = f.read().strip() == str(os.getpid())
+        if mine:
+            os.unlink(sock_path)
+            os.unlink(pid_file)
+    except OSError:
+        pass
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`--listen SOCK --pid-file FILE`: bind, then fork into the daemon and
+    let the starter go (it waits for our exit, then connects)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    sock_path = args[args.index("--listen") + 1]
+    pid_file = args[args.index("--pid-file") + 1]
+    listener = _listen(sock_path)
+    if os.fork():
+        os._exit(0)
+    os.setsid()
+    os.chdir("/")
     _private_mount_table()
     _libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     try:
@@ -905,10 +1056,14 @@ def main() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     except (ValueError, OSError):
         pass
-    z = Zygote()
+    z = Zygote(listener)
+    _write_pid_file(pid_file)
     gc.collect()
     gc.freeze()
-    z.run()
+    try:
+        z.run()
+    finally:
+        _remove_own_files(sock_path, pid_file)
 
 
 if __name__ == "__main__":

@@ -292,38 +292,132 @@ def test_memory_limit_oom_killed(rt: Runtime, sandbox: Sandbox) -> None:
     assert st.reason == "OOMKilled"
 
 
-def test_daemon_sigkill_leaves_nothing(tmp_path: Path, netns: tuple[str, str]) -> None:
-    sd = tmp_path / "crash"
-    script = textwrap.dedent(f"""
-        import sys, time
-        from pathlib import Path
-        from kinns.node.runtime import Runtime
-        from kinns.node.sandbox import create_sandbox
-        rt = Runtime(Path({str(sd)!r}))
-        pod = {{"metadata": {{"name": "p", "namespace": "default", "uid": "crash1"}}, "spec": {{}}}}
-        sb = create_sandbox(Path({str(sd)!r}), pod, netns="/run/netns/{netns[0]}", pod_ip="{POD_IP}")
-        rt.start_container(sb, {{"name": "a", "image": "busybox", "command": ["sh", "-c", "sleep 1000 & sleep 1000"]}})
-        rt.start_container(sb, {{"name": "b", "image": "nginx", "ports": [{{"containerPort": 8099}}]}})
-        print("ready", flush=True)
-        time.sleep(1000)
-    """)
-    p = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
-                         cwd=str(Path(__file__).resolve().parents[2]))
-    assert p.stdout is not None and p.stdout.readline().strip() == "ready"
-    parent = json.loads((sd / "runtime.json").read_text())["cgroup_parent"]
-    cg = Cgroups(parent)
-    pids = cg.pids()
-    assert len(pids) >= 3
-    p.kill()
+_STARTER = textwrap.dedent("""
+    import json, sys, time
+    from pathlib import Path
+    from kinns.node.runtime import Runtime
+    from kinns.node.sandbox import create_sandbox
+    sd, netns, ip, how = Path(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+    rt = Runtime(sd)
+    pod = {"metadata": {"name": "p", "namespace": "default", "uid": "away1"}, "spec": {}}
+    sb = create_sandbox(sd, pod, netns=netns, pod_ip=ip)
+    runs = {
+        "a": rt.start_container(sb, {"name": "a", "image": "busybox", "command": ["sh", "-c", "sleep 1000 & sleep 1000"]}),
+        "web": rt.start_container(sb, {"name": "web", "image": "nginx", "ports": [{"containerPort": 8099}]}),
+        "short": rt.start_container(sb, {"name": "short", "image": "busybox",
+                                         "command": ["sh", "-c", "sleep 1; echo bye; exit 3"]}),
+        "in": rt.start_container(sb, {"name": "in", "image": "busybox", "command": ["sh"], "stdin": True}),
+    }
+    print(json.dumps({k: [st.id, st.pid] for k, st in runs.items()}), flush=True)
+    if how == "detach":
+        rt.detach()
+        sys.exit(0)
+    time.sleep(1000)
+""")
+
+
+@pytest.mark.parametrize("how", ["sigkill", "detach"])
+def test_containers_outlive_their_runtime(how: str, tmp_path: Path, netns: tuple[str, str]) -> None:
+    """A runtime's process that dies (a kubelet SIGKILLed) or lets go leaves
+    its containers running; a new Runtime on the same directory finds them
+    with the same PIDs, hears the exit that happened meanwhile, and can
+    still exec, attach and stop; close() then takes everything down."""
+    sd = tmp_path / "away"
+    p = subprocess.Popen([sys.executable, "-c", _STARTER, str(sd), f"/run/netns/{netns[0]}", POD_IP, how],
+                         stdout=subprocess.PIPE, text=True, cwd=str(Path(__file__).resolve().parents[2]))
+    assert p.stdout is not None
+    runs = {k: (cid, pid) for k, (cid, pid) in json.loads(p.stdout.readline()).items()}
+    if how == "sigkill":
+        p.kill()
     p.wait()
     p.stdout.close()
-    deadline = time.time() + 5
-    while time.time() < deadline and any(Path(f"/proc/{x}").exists() for x in pids):
-        time.sleep(0.05)
-    assert not any(Path(f"/proc/{x}").exists() for x in pids), "containers outlived their daemon"
-    cleanup(sd)
+    cg = Cgroups(json.loads((sd / "runtime.json").read_text())["cgroup_parent"])
+    before = cg.pids()
+    time.sleep(1.5)  # "short" exits while nobody is connected
+    alive = {k for k, (_, pid) in runs.items() if Path(f"/proc/{pid}").exists()}
+    assert {"a", "web", "in"} <= alive
+    assert curl(netns, f"http://{POD_IP}:8099/").strip() == f"p {POD_IP}"
+    heard: list[tuple[str, int | None]] = []
+    rt = Runtime(sd, on_exit=lambda st: heard.append((st.name, st.exit_code)))
+    try:
+        for name in ("a", "web", "in"):
+            cid, pid = runs[name]
+            st = rt.status(cid)
+            assert (st.state, st.pid, st.name, st.pod_uid) == ("running", pid, name, "away1")
+        short = rt.status(runs["short"][0])
+        assert (short.state, short.exit_code, short.reason) == ("exited", 3, "Error")
+        assert heard == [("short", 3)]
+        assert "".join(read_log(Path(short.log_path))) == "bye\n"
+        assert rt.exec_sync(runs["a"][0], ["hostname"]).stdout == b"p\n"
+        h = rt.attach(runs["in"][0])
+        h.write(b"echo still-attached; exit 5\n")
+        assert rt.wait(runs["in"][0], 5) == 5
+        h.close()
+        assert "still-attached" in "".join(read_log(Path(rt.status(runs["in"][0]).log_path)))
+        assert rt.stop_container(runs["web"][0], 30).state == "exited"
+        deadline = time.time() + 5
+        while ("web", 137) not in heard:  # the callback comes just after the status
+            assert time.time() < deadline, heard
+            time.sleep(0.01)
+    finally:
+        rt.close()
+    time.sleep(0.1)
+    assert not [x for x in before if Path(f"/proc/{x}/cmdline").exists() and Path(f"/proc/{x}/cmdline").read_bytes()]
     assert cleanup(sd) == []
     assert not cg.dirs("")
+
+
+def test_cleanup_kills_a_detached_zygote(tmp_path: Path, netns: tuple[str, str]) -> None:
+    """`kinns down` with nobody connected: cleanup() finds the zygote daemon
+    and takes it and every container down."""
+    sd = tmp_path / "left"
+    rt = Runtime(sd)
+    zygote = rt._zygote.pid
+    sb = create_sandbox(sd, make_pod("left"), netns=f"/run/netns/{netns[0]}", pod_ip=POD_IP)
+    st = rt.start_container(sb, {"name": "a", "image": "busybox", "command": ["sh", "-c", "sleep 1000 & sleep 1000"]})
+    deadline = time.time() + 5
+    while len(pids := rt.cgroups.pids(st.cgroup)) < 2:
+        assert time.time() < deadline
+        time.sleep(0.02)
+    rt.detach()
+    refused = rt.start_container(sb, {"name": "b", "image": "busybox", "command": ["true"]})
+    assert refused.reason == "StartError" and "detached" in refused.message
+    assert Path(f"/proc/{st.pid}").exists()
+    removed = cleanup(sd)
+    assert f"zygote {zygote}" in removed and any(r.startswith("cgroup ") for r in removed)
+    time.sleep(0.1)
+    assert not [x for x in pids | {zygote} if Path(f"/proc/{x}/cmdline").exists()
+                and Path(f"/proc/{x}/cmdline").read_bytes()]
+    assert cleanup(sd) == []
+
+
+def test_one_runtime_at_a_time(tmp_path: Path, netns: tuple[str, str]) -> None:
+    """A second Runtime on the same directory takes the zygote over: the
+    first one stops driving it but kills nothing; a container nobody
+    recorded (its runtime died between the spawn and the record) is killed."""
+    sd = tmp_path / "two"
+    first = Runtime(sd)
+    sb = create_sandbox(sd, make_pod("two"), netns=f"/run/netns/{netns[0]}", pod_ip=POD_IP)
+    kept = first.start_container(sb, {"name": "kept", "image": "busybox", "command": ["sleep", "1000"]})
+    lost = first.start_container(sb, {"name": "unrecorded", "image": "busybox", "command": ["sleep", "1000"]})
+    first._journal.put("container", lost.id, None)   # as if its runtime died before writing it down
+    second = Runtime(sd)
+    try:
+        assert second.status(kept.id).pid == kept.pid and second.status(kept.id).state == "running"
+        deadline = time.time() + 5
+        while Path(f"/proc/{lost.pid}/cmdline").exists() and Path(f"/proc/{lost.pid}/cmdline").read_bytes():
+            assert time.time() < deadline, "the unrecorded container was not killed"
+            time.sleep(0.05)
+        time.sleep(0.2)
+        assert first.status(kept.id).state == "running"   # the replaced runtime did not declare it dead
+        st = first.start_container(sb, {"name": "late", "image": "busybox", "command": ["true"]})
+        assert st.reason == "StartError" and "another runtime" in st.message
+        first.close()   # not the zygote's owner any more: kills nothing
+        assert Path(f"/proc/{kept.pid}/cmdline").read_bytes().startswith(b"sleep")
+        assert second.stop_container(kept.id, 0).exit_code == 137
+    finally:
+        second.close()
+    assert cleanup(sd) == []
 
 
 @pytest.mark.parametrize("container,expect", [
@@ -382,7 +476,7 @@ def test_attach_stdin_and_tty(rt: Runtime, sandbox: Sandbox) -> None:
 
 def test_zygote_crash_is_reported_and_recovered(rt: Runtime, sandbox: Sandbox) -> None:
     st = rt.start_container(sandbox, {"name": "victim", "image": "busybox", "command": ["sleep", "1000"]})
-    os.kill(rt._zygote.proc.pid, signal.SIGKILL)
+    os.kill(rt._zygote.pid, signal.SIGKILL)
     assert rt.wait(st.id, 5) == 137
     assert "zygote" in st.message
     again = rt.start_container(sandbox, {"name": "after", "image": "busybox", "command": ["sh", "-c", "exit 3"]})
