@@ -53,7 +53,8 @@ from ..api.errors import ApiError
 from ..api.request import Request
 from ..net import netns
 from .streams import (_FLAG_FIN, _GOAWAY, _HEADERS, _PING, _RST_STREAM, _SYN_REPLY, _SYN_STREAM,
-                      SPDY_DICTIONARY, _RawFeed, error_text, parse_spdy_headers, read_spdy_frames)
+                      SPDY_DICTIONARY, _RawFeed, error_text, kubelet_pod, parse_spdy_headers,
+                      read_spdy_frames)
 
 if TYPE_CHECKING:
     from .kubelet import Kubelet
@@ -586,7 +587,7 @@ class PortForwardServer:
         if m is None:
             raise ApiError(404, "NotFound", "404 page not found")
         ns, name = m.groups()
-        pod = self.kubelet.pods.get(f"{ns}/{name}")
+        pod = kubelet_pod(self.kubelet, ns, name)
         if pod is None:
             raise ApiError(404, "NotFound", "pod does not exist")
         phase = (pod.get("status") or {}).get("phase")

@@ -49,7 +49,7 @@ from ..cluster.certs import KUBELET_CLIENT_GROUP, kubelet_serving_cert, paths
 from ..net import netns
 from . import logs
 from .portforward import PortForwardServer
-from .streams import StreamServer, error_text
+from .streams import StreamServer, error_text, kubelet_pod
 
 if TYPE_CHECKING:
     from .kubelet import Kubelet
@@ -245,7 +245,10 @@ class KubeletServer:
         return _text(200, "ok")
 
     async def _pods(self, request: web.Request) -> web.StreamResponse:
-        doc = {"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": self.kubelet.pods.list()}
+        static = self.kubelet.static
+        from_api = [p for p in self.kubelet.pods.list()
+                   if f'{p["metadata"]["namespace"]}/{p["metadata"]["name"]}' not in static]
+        doc = {"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": from_api + list(static.values())}
         return web.Response(body=orjson.dumps(doc), content_type="application/json")
 
     async def _stream(self, request: web.Request) -> web.StreamResponse:
@@ -258,7 +261,7 @@ class KubeletServer:
                     previous: bool) -> tuple[Path | None, Callable[[], bool]]:
         """The log file a request means and a test for "that run has ended"
         (the file is None while the pod has no sandbox yet)."""
-        pod = self.kubelet.pods.get(f"{ns}/{name}")
+        pod = kubelet_pod(self.kubelet, ns, name)
         if pod is None:
             raise ApiError(404, "NotFound", f'pod "{name}" does not exist')
         if container not in [c["name"] for c in (pod.get("spec") or {}).get("containers", [])]:

@@ -112,6 +112,14 @@ async def read_spdy_frames(feed: "_RawFeed", on_control: Callable[[int, int, byt
             on_data(word & 0x7FFFFFFF, flags, payload)
 
 
+def kubelet_pod(kubelet: "Kubelet", namespace: str, name: str) -> dict[str, Any] | None:
+    """The pod as this kubelet runs it (upstream's GetPodByName): a static
+    pod's own object, whose UID the kubelet's records use (its mirror in the
+    API has another), else the API's pod bound to this node."""
+    key = f"{namespace}/{name}"
+    return kubelet.static.get(key) or kubelet.pods.get(key)
+
+
 # --------------------------------------------------------------------------- options
 
 @dataclass
@@ -556,7 +564,7 @@ class StreamServer:
     def _prepare(self, req: Request) -> tuple[StreamOptions, "PodRecord", "ContainerStatus"]:
         """Everything that can fail before the upgrade: options, pod, container."""
         opts = parse_options(req)
-        pod = self.kubelet.pods.get(f"{opts.namespace}/{opts.pod}")
+        pod = kubelet_pod(self.kubelet, opts.namespace, opts.pod)
         if pod is None:
             raise ApiError(404, "NotFound", "pod does not exist")
         phase = (pod.get("status") or {}).get("phase")
