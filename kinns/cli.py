@@ -41,17 +41,8 @@ def _fail(msg: str) -> NoReturn:
 
 def _pid(cfg: ClusterConfig) -> int | None:
     """The daemon's pid if it is alive."""
-    f = cfg.state_dir / "daemon.pid"
-    try:
-        pid = int(f.read_text())
-        os.kill(pid, 0)
-    except (OSError, ValueError):
-        return None
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return None
-    return pid if b"kinns.cluster.daemon" in cmdline else None
+    from .cluster.lifecycle import daemon_pid
+    return daemon_pid(cfg)
 
 
 def _running(name: str) -> ClusterConfig:
@@ -154,8 +145,12 @@ def main() -> None:
 @click.option("--lb-pool", default="", help="LoadBalancer addresses, FIRST-LAST in the fabric subnet "
               "(default: the top of it, .200-.254 of a /24)")
 @click.option("--wait", default=60.0, show_default=True, help="seconds to wait for the cluster to be ready")
+@click.option("--store", type=click.Choice(["sqlite", "etcd"]), default="sqlite", show_default=True,
+              help="where the API server keeps objects: embedded SQLite, or etcd as a static pod")
+@click.option("--node-monitor-grace-period", default="", metavar="DURATION",
+              help="kube-controller-manager's --node-monitor-grace-period (default 50s)")
 def up(name: str, nodes: int, overlay: str, proxy_mode: str, pod_subnet: str, fabric_subnet: str,
-       lb_pool: str, wait: float) -> None:
+       lb_pool: str, wait: float, store: str, node_monitor_grace_period: str) -> None:
     """Start a cluster and merge its kubeconfig context kinns-NAME."""
     err = validate_name(name) or _check_sizes(nodes, pod_subnet) or _check_proxy_mode(proxy_mode)
     if err:
@@ -164,8 +159,15 @@ def up(name: str, nodes: int, overlay: str, proxy_mode: str, pod_subnet: str, fa
     if old is not None and _pid(old) is not None:
         _fail(f'cluster "{name}" is already running (context kinns-{name}); '
               f"use another --name, or `kinns down --name {name}` first")
+    if old is not None and (old.state_dir / "kubeconfigs").is_dir():
+        # A stopped (or crashed, or rebooted-away) cluster: bring it back as it was.
+        console.print(f"Cluster [bold]{name}[/bold] exists and is stopped: starting it with its saved settings "
+                      f"(as `kinns start --name {name}`; `kinns down --name {name}` first for a new one)",
+                      highlight=False)
+        _start_and_wait(old, wait, "started")
+        return
     cfg = ClusterConfig(name=name, nodes=nodes, overlay=overlay, proxy_mode=proxy_mode,
-                        cluster_cidr=pod_subnet, fabric_subnet=fabric_subnet)
+                        cluster_cidr=pod_subnet, fabric_subnet=fabric_subnet, store=store)
     if old is not None:
         cfg.api_port = old.api_port
         cfg.fabric_subnet = cfg.fabric_subnet or old.fabric_subnet
@@ -184,16 +186,20 @@ def up(name: str, nodes: int, overlay: str, proxy_mode: str, pod_subnet: str, fa
         _fail(err)
     cfg.lb_pool = lb_pool
     cfg.api_port = cfg.api_port or _free_port(cfg.api_host)
+    if node_monitor_grace_period:
+        cfg.extra["node-monitor-grace-period"] = node_monitor_grace_period
     cfg.save()
-    start = time.monotonic()
+    _start_and_wait(cfg, wait, "up")
+
+
+def _start_and_wait(cfg: ClusterConfig, wait: float, verb: str) -> None:
+    """Launch the daemon, wait for `ready` (API answering, every node's network set), merge the context."""
+    from .cluster.lifecycle import start_daemon
     from .cluster.progress import latest, reset
+    name = cfg.name
+    start = time.monotonic()
     reset(cfg.state_dir)
-    log = open(cfg.state_dir / "daemon.log", "ab")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "kinns.cluster.daemon", name],
-        stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
-    )
-    (cfg.state_dir / "daemon.pid").write_text(str(proc.pid))
+    proc = start_daemon(cfg)
     with console.status(f"Starting cluster [bold]{name}[/bold] …") as status:
         while True:
             if proc.poll() is not None:
@@ -202,16 +208,17 @@ def up(name: str, nodes: int, overlay: str, proxy_mode: str, pod_subnet: str, fa
             if (cfg.state_dir / "ready").exists() and _api_ready(cfg):
                 break
             if time.monotonic() - start > wait:
-                _fail(f"the API did not become ready within {wait:.0f}s; see {cfg.state_dir / 'daemon.log'}")
-            status.update(f"Starting cluster [bold]{name}[/bold] ({nodes} nodes) … {latest(cfg.state_dir)}")
+                _fail(f"the cluster was not ready within {wait:.0f}s; see {cfg.state_dir / 'daemon.log'} "
+                      f"and {cfg.state_dir / 'logs'}")
+            status.update(f"Starting cluster [bold]{name}[/bold] ({cfg.nodes} nodes) … {latest(cfg.state_dir)}")
             time.sleep(0.05)
     certs = cert_paths(cfg.state_dir / "pki")
     conf = kubeconfig.build(name, cfg.server_url, certs)
     kubeconfig.write_own(cfg.state_dir / "kubeconfig", conf)
     path = kubeconfig.merge_into_user(conf)
     elapsed = time.monotonic() - start
-    console.print(f"[green]✓[/green] Cluster [bold]{name}[/bold] is up in {elapsed:.2f}s: {nodes} nodes Ready "
-                  f"(API {cfg.server_url}, context kinns-{name} in {path})", highlight=False)
+    console.print(f"[green]✓[/green] Cluster [bold]{name}[/bold] is {verb} in {elapsed:.2f}s: {cfg.nodes} nodes "
+                  f"Ready (API {cfg.server_url}, context kinns-{name} in {path})", highlight=False)
 
 
 @main.command()
@@ -221,71 +228,193 @@ def down(name: str) -> None:
     cfg = ClusterConfig.load(name)
     if cfg is None:
         _fail(f'no cluster named "{name}" exists (nothing to remove)')
-    pid = _pid(cfg)
-    if pid is not None:
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and _pid(cfg) is not None:
-            time.sleep(0.05)
-        if _pid(cfg) is not None:
-            os.kill(pid, signal.SIGKILL)
+    from .cluster.lifecycle import stop_daemon
     from .cluster.teardown import teardown
+    stop_daemon(cfg, timeout=10)
     teardown(cfg)
     kubeconfig.remove_from_user(name)
     console.print(f"[green]✓[/green] Cluster [bold]{name}[/bold] removed", highlight=False)
 
 
-@main.command()
-@NAME_OPTION
-def status(name: str) -> None:
-    """Say whether a cluster runs, and where its API is."""
+def _existing(name: str) -> ClusterConfig:
     cfg = ClusterConfig.load(name)
     if cfg is None:
         _fail(f'no cluster named "{name}" exists; start one with `kinns up --name {name}`')
+    return cfg
+
+
+@main.command()
+@NAME_OPTION
+def stop(name: str) -> None:
+    """Stop every process of a cluster and keep its state (`kinns start` brings it back)."""
+    from .cluster.lifecycle import stop_cluster
+    cfg = _existing(name)
+    start = time.monotonic()
+    stop_cluster(cfg)
+    console.print(f"[green]✓[/green] Cluster [bold]{name}[/bold] stopped in {time.monotonic() - start:.2f}s; "
+                  f"its state is kept in {cfg.state_dir} (`kinns start --name {name}`)", highlight=False)
+
+
+@main.command()
+@NAME_OPTION
+@click.option("--wait", default=60.0, show_default=True, help="seconds to wait for the cluster to be ready")
+def start(name: str, wait: float) -> None:
+    """Start a stopped (or crashed, or rebooted-away) cluster with every object it had."""
+    cfg = _existing(name)
+    if _pid(cfg) is not None:
+        _fail(f'cluster "{name}" is already running; `kinns stop --name {name}` first to restart it')
+    _start_and_wait(cfg, wait, "started")
+
+
+@main.group("node")
+def node_group() -> None:
+    """Take a node down as if its machine died, and bring it back."""
+
+
+@node_group.command("stop")
+@NAME_OPTION
+@click.argument("node")
+def node_stop(name: str, node: str) -> None:
+    """Kill NODE's kubelet and containers and cut its link: its addresses stop answering."""
+    from .cluster.lifecycle import LifecycleError, stop_node
+    cfg = _running(name)
+    try:
+        stop_node(cfg, node)
+    except LifecycleError as exc:
+        _fail(str(exc))
+    console.print(f"[green]✓[/green] Node [bold]{node}[/bold] stopped: its kubelet and pods are gone and its "
+                  "address does not answer; the node lifecycle controller marks it NotReady after "
+                  "--node-monitor-grace-period", highlight=False)
+
+
+@node_group.command("start")
+@NAME_OPTION
+@click.argument("node")
+def node_start(name: str, node: str) -> None:
+    """Power NODE back on: its link comes up and its kubelet starts again."""
+    from .cluster.lifecycle import LifecycleError, start_node
+    cfg = _running(name)
+    try:
+        start_node(cfg, node)
+    except LifecycleError as exc:
+        _fail(str(exc))
+    console.print(f"[green]✓[/green] Node [bold]{node}[/bold] started", highlight=False)
+
+
+def _node_rows(cfg: ClusterConfig) -> list[dict[str, str]]:
+    """Nodes as the API reports them (empty when it does not answer)."""
+    try:
+        data = _api_get(cfg, "/api/v1/nodes")
+    except OSError:
+        return []
+    rows = []
+    for n in data.get("items", []):
+        ready = next((c for c in n.get("status", {}).get("conditions", []) if c.get("type") == "Ready"), {})
+        status = {"True": "Ready", "False": "NotReady"}.get(ready.get("status", ""), "Unknown")
+        ip = next((a["address"] for a in n.get("status", {}).get("addresses", []) if a.get("type") == "InternalIP"), "")
+        rows.append({"name": n["metadata"]["name"], "status": status, "internalIP": ip,
+                     "podCIDR": n.get("spec", {}).get("podCIDR", "")})
+    return rows
+
+
+def _api_get(cfg: ClusterConfig, path: str) -> dict[str, object]:
+    certs = cert_paths(cfg.state_dir / "pki")
+    ctx = ssl.create_default_context(cafile=str(certs.ca_cert))
+    ctx.load_cert_chain(str(certs.admin_cert), str(certs.admin_key))
+    with urllib.request.urlopen(f"{cfg.server_url}{path}", context=ctx, timeout=2) as r:
+        return json.loads(r.read())  # type: ignore[no-any-return]
+
+
+@main.command()
+@NAME_OPTION
+@click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def status(name: str, output: str) -> None:
+    """Show a cluster: its API, nodes, and every component process with its node and state."""
+    from .cluster.lifecycle import components_json
+    from .cluster.manifests import API_PORT
+    from .net.fabric import Fabric
+    cfg = _existing(name)
     pid = _pid(cfg)
-    state = "running" if pid and _api_ready(cfg) else "stopped"
-    if pid and state == "stopped" and _control_plane_state(cfg) == "stopped":
-        state = "control-plane-stopped"
-    click.echo(json.dumps({"name": name, "state": state, "pid": pid, "api": cfg.server_url,
-                           "proxyMode": cfg.proxy_mode, "controlPlane": _control_plane_state(cfg),
-                           "context": f"kinns-{name}", "stateDir": str(cfg.state_dir)}, indent=2))
+    api = bool(pid) and _api_ready(cfg)
+    state = "running" if api else ("stopped" if not pid else "control-plane-stopped")
+    cp = Fabric.plan(cfg.name, cfg.fabric_subnet, cfg.nodes, cfg.cluster_cidr)[0] if cfg.fabric_subnet else None
+    comps = components_json(cfg)
+    nodes = _node_rows(cfg) if api else []
+    doc = {"name": name, "state": state, "pid": pid, "api": cfg.server_url,
+           "apiInCluster": f"https://{cp.ip}:{API_PORT}" if cp else "", "proxyMode": cfg.proxy_mode,
+           "store": cfg.store, "overlay": cfg.overlay, "controlPlane": _control_plane_state(cfg),
+           "context": f"kinns-{name}", "stateDir": str(cfg.state_dir), "nodes": nodes, "components": comps}
+    if output == "json":
+        click.echo(json.dumps(doc, indent=2))
+    else:
+        click.echo(f"Cluster {name}: {state}" + (f" (daemon pid {pid})" if pid else ""))
+        click.echo(f"API:     {cfg.server_url} on the host, {doc['apiInCluster']} in the cluster "
+                   f"(context kinns-{name})")
+        click.echo(f"Network: {cfg.overlay} overlay, kube-proxy {cfg.proxy_mode} mode; store: {cfg.store}")
+        if nodes:
+            click.echo("")
+            click.echo(_table(["NODE", "STATUS", "INTERNAL-IP", "POD-CIDR"],
+                              [[n["name"], n["status"], n["internalIP"], n["podCIDR"]] for n in nodes]))
+        click.echo("")
+        click.echo(_table(["COMPONENT", "NODE", "PID", "STATE"],
+                          [[str(c["name"]), str(c["node"]), str(c["pid"] or "-"), str(c["state"])] for c in comps]))
     if state != "running":
         raise SystemExit(1)
 
 
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    """Columns as kubectl prints them: left-aligned, three spaces apart."""
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    return "\n".join("   ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() for r in [header, *rows])
+
+
 @main.group("control-plane")
 def control_plane() -> None:
-    """Stop or start the API server and controllers alone.
+    """Stop or start the API server, controller-manager and scheduler.
 
-    Nodes, pods, kube-proxy and the rules it wrote keep running, as on a
-    real cluster whose control-plane node is down: Services keep answering.
+    As on a kubeadm node: their static pod manifests move out of (stop) or
+    back into (start) /etc/kubernetes/manifests, and the control-plane
+    node's kubelet stops or starts them.  Nodes, pods, kube-proxy and the
+    rules it wrote keep running: Services keep answering.
     """
 
 
 def _control_plane_state(cfg: ClusterConfig) -> str:
-    try:
-        return (cfg.state_dir / "control-plane").read_text().strip()
-    except OSError:
+    from .cluster.manifests import manifest_dir, stopped_dir
+    from .net.fabric import Fabric
+    if not cfg.fabric_subnet:
         return "unknown"
+    cp = Fabric.plan(cfg.name, cfg.fabric_subnet, cfg.nodes, cfg.cluster_cidr)[0].name
+    if (manifest_dir(cfg, cp) / "kube-apiserver.yaml").exists():
+        return "running"
+    return "stopped" if (stopped_dir(cfg, cp) / "kube-apiserver.yaml").exists() else "unknown"
 
 
-def _signal_control_plane(name: str, sig: signal.Signals, want: str) -> None:
+def _move_manifests(name: str, want: str) -> None:
+    from .cluster.manifests import manifest_dir, stopped_dir
+    from .net.fabric import Fabric
     cfg = _running(name)
-    pid = _pid(cfg)
-    assert pid is not None
-    os.kill(pid, sig)
+    cp = Fabric.plan(cfg.name, cfg.fabric_subnet, cfg.nodes, cfg.cluster_cidr)[0].name
+    src, dst = (manifest_dir(cfg, cp), stopped_dir(cfg, cp))
+    if want == "running":
+        src, dst = dst, src
+    dst.mkdir(parents=True, exist_ok=True)
+    for stem in ("kube-apiserver", "kube-controller-manager", "kube-scheduler"):
+        if (src / f"{stem}.yaml").exists():
+            (src / f"{stem}.yaml").rename(dst / f"{stem}.yaml")
     deadline = time.monotonic() + 30
-    while _control_plane_state(cfg) != want or _api_ready(cfg) != (want == "running"):
+    while _api_ready(cfg) != (want == "running"):
         if time.monotonic() > deadline:
-            _fail(f"the control plane did not become {want} within 30s; see {cfg.state_dir / 'daemon.log'}")
+            _fail(f"the control plane did not become {want} within 30s; see "
+                  f"{cfg.state_dir / 'logs' / f'kubelet-{cp}.log'}")
         time.sleep(0.05)
 
 
 @control_plane.command("stop")
 @NAME_OPTION
 def control_plane_stop(name: str) -> None:
-    """Close the API server's listeners and stop the controllers."""
-    _signal_control_plane(name, signal.SIGUSR1, "stopped")
+    """Move the control plane's manifests out of /etc/kubernetes/manifests: the kubelet stops them."""
+    _move_manifests(name, "stopped")
     console.print(f"[green]✓[/green] Control plane of [bold]{name}[/bold] stopped: the API does not answer; "
                   "pods, kube-proxy and Services keep running", highlight=False)
 
@@ -293,8 +422,8 @@ def control_plane_stop(name: str) -> None:
 @control_plane.command("start")
 @NAME_OPTION
 def control_plane_start(name: str) -> None:
-    """Serve the API again and restart the controllers."""
-    _signal_control_plane(name, signal.SIGUSR2, "running")
+    """Move the manifests back: the kubelet starts the API server, controller-manager and scheduler."""
+    _move_manifests(name, "running")
     console.print(f"[green]✓[/green] Control plane of [bold]{name}[/bold] running", highlight=False)
 
 

@@ -95,7 +95,12 @@ class KubeletService:
         self.task = asyncio.ensure_future(self._keep_running())
 
     async def _keep_running(self) -> None:
+        from .lifecycle import node_stopped_marker
+        off = node_stopped_marker(self.cfg, self.node.name)
         while not self.stopping:
+            if off.exists():  # `kinns node stop`: the machine is off until `kinns node start`
+                await asyncio.sleep(0.2)
+                continue
             with open(self.log_path, "ab") as out:
                 self.proc = await asyncio.create_subprocess_exec(
                     *kubelet_argv(self.cfg, self.node, self.control_plane), stdin=asyncio.subprocess.DEVNULL,

@@ -3,7 +3,8 @@
 A node is its network namespace plus what the control-plane node's files
 say: entering one runs the command in the node's netns, with its own
 hostname and a private mount namespace in which the node's files (such as
-/etc/kubernetes/manifests) are layered over the host's /etc, read-only.
+/etc/kubernetes/manifests) are layered over the host's /etc.
+/etc/kubernetes is the node's own and writable, as on a kubeadm node.
 The host is untouched.  A pod is entered through its running container
 process (found by its cgroup), with the container's namespaces, root and
 working directory, as `kubectl exec` would.
@@ -23,7 +24,11 @@ from .certs import paths as cert_paths
 from .config import ClusterConfig
 from .manifests import node_etc
 
-_NODE_SCRIPT = 'mount -t overlay kinns-node-etc -o "lowerdir=$KINNS_ETC:/etc" /etc && hostname "$KINNS_NODE" && exec "$@"'
+# The node's files over the host's /etc, read-only, except /etc/kubernetes, which is
+# the node's own and writable: moving a static pod manifest out of it stops the component.
+_NODE_SCRIPT = ('mount -t overlay kinns-node-etc -o "lowerdir=$KINNS_ETC:/etc" /etc && '
+                'if [ -d "$KINNS_ETC/kubernetes" ]; then mount --bind "$KINNS_ETC/kubernetes" /etc/kubernetes; fi && '
+                'hostname "$KINNS_NODE" && exec "$@"')
 
 
 class ExecError(Exception):
@@ -65,7 +70,7 @@ def pod_command(cfg: ClusterConfig, namespace: str, pod: str, container: str | N
     st = statuses.get(name)
     if st is None or "running" not in (st.get("state") or {}):
         raise ExecError(f'container "{name}" in pod "{pod}" is not running')
-    runtime_dir = cfg.state_dir / "runtime"
+    runtime_dir = cfg.state_dir / "runtime" / obj["spec"].get("nodeName", "")
     parent = json.loads((runtime_dir / "runtime.json").read_text())["cgroup_parent"]
     pids = sorted(Cgroups(parent).pids(f"pod{obj['metadata']['uid']}/{name}-{st.get('restartCount', 0)}"))
     if not pids:

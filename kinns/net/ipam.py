@@ -131,8 +131,9 @@ class HostLocalStore:
         """ip -> (container id, ifname)."""
         return self._scan()
 
-    def allocate(self, container_id: str, ifname: str, rng: Range) -> Allocation:
-        """Reserve the next free IP of `rng` for (container, ifname).
+    def allocate(self, container_id: str, ifname: str, rng: Range, prefer: str | None = None) -> Allocation:
+        """Reserve the next free IP of `rng` for (container, ifname), or `prefer` if it is free
+        (host-local's requested IP, used to give a pod back its address after a reboot).
 
         A second allocation for the same pair is refused, like host-local,
         because it means ADD ran twice without DEL."""
@@ -151,8 +152,10 @@ class HostLocalStore:
             except (FileNotFoundError, ValueError):
                 last = hi
             size = hi - lo + 1
-            for k in range(1, size + 1):
-                cand = lo + (last - lo + k) % size
+            first = int(ipaddress.IPv4Address(prefer)) if prefer else None
+            order = ([first] if first is not None and lo <= first <= hi else []) + \
+                [lo + (last - lo + k) % size for k in range(1, size + 1)]
+            for cand in order:
                 if cand in skip:
                     continue
                 ip = str(ipaddress.IPv4Address(cand))

@@ -159,7 +159,7 @@ class PodNetwork:
             self._bridge_info = self.ensure_bridge()
         return self._bridge_info
 
-    def add(self, pod_netns: str, container_id: str, ifname: str = "eth0") -> dict[str, Any]:
+    def add(self, pod_netns: str, container_id: str, ifname: str = "eth0", prefer: str | None = None) -> dict[str, Any]:
         """Attach the pod; fails (code 100) if `ifname` exists in the pod.
 
         Only the node side (the cached bridge and node socket) is done under
@@ -178,7 +178,7 @@ class PodNetwork:
             if pod.batch(rtnl.get_link(ifname), check=False)[0][0] == 0:
                 raise CniError(100, f"interface {ifname} already exists in {sandbox}")
             try:
-                alloc = self.store.allocate(container_id, ifname, self.cfg.range)
+                alloc = self.store.allocate(container_id, ifname, self.cfg.range, prefer=prefer)
             except IpamError as e:
                 raise CniError(e.code, str(e)) from None
             veth = desired.veth_name(container_id, ifname)
@@ -375,9 +375,17 @@ def setup_pod(node: NodeNet, pod_uid: str, *, state_dir: str | Path, mode: str =
             return PodAttachment(name, netns.path(name), have[0], {})
         if attached or have:
             pn.delete(name, pod_uid, "eth0")       # half-done earlier: start over
+    # After a reboot (or `kinns stop`) the namespace is gone but the address
+    # record on disk says which IP the pod had: it gets that one back.
+    prefer = None
+    if not netns.exists(name):
+        prefer = next(iter(pn.store.find(pod_uid, "eth0")), None)
+        if prefer is not None:
+            with pn._lock:
+                pn.store.release(pod_uid, "eth0")
     netns.create(name)
     try:
-        res = pn.add(name, pod_uid, "eth0")
+        res = pn.add(name, pod_uid, "eth0", prefer=prefer)
     except BaseException:
         netns.delete(name)
         raise
