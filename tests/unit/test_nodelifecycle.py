@@ -48,8 +48,11 @@ def lease(renew: str) -> Obj:
 
 
 def pod(name: str = "p", node_name: str = "w1", tolerations: list[Obj] | None = None, ready: bool = True,
-        **meta: Any) -> Obj:
-    return {"metadata": {"name": name, "namespace": "default", **meta},
+        deleting: bool = False) -> Obj:
+    meta: Obj = {"name": name, "namespace": "default"}
+    if deleting:
+        meta["deletionTimestamp"] = ts()
+    return {"metadata": meta,
             "spec": {"nodeName": node_name, "containers": [{"name": "c"}], "tolerations": tolerations or []},
             "status": {"phase": "Running", "conditions": [
                 {"type": "Initialized", "status": "True"},
@@ -261,12 +264,11 @@ def test_daemon_pods_stay_on_an_unreachable_node_but_none_is_added() -> None:
 # ------------------------------------------------------------------ pod GC
 
 def test_pod_gc_verdicts() -> None:
-    terminating = {"deletionTimestamp": ts()}
     oos = {"key": "node.kubernetes.io/out-of-service", "value": "nodeshutdown", "effect": "NoExecute"}
     assert gc_reason(pod(), node()) is None
     assert gc_reason(pod(), None) == ORPHANED
-    assert gc_reason(pod(**terminating), node(ready="Unknown")) is None        # waits for its kubelet
-    assert gc_reason(pod(**terminating), node(ready="Unknown", taints=[oos])) == TERMINATING_OUT_OF_SERVICE
-    assert gc_reason(pod(**terminating), node(taints=[oos])) is None           # Ready: the kubelet finishes it
-    assert gc_reason(pod(node_name="", **terminating), None) == UNSCHEDULED_TERMINATING
+    assert gc_reason(pod(deleting=True), node(ready="Unknown")) is None        # waits for its kubelet
+    assert gc_reason(pod(deleting=True), node(ready="Unknown", taints=[oos])) == TERMINATING_OUT_OF_SERVICE
+    assert gc_reason(pod(deleting=True), node(taints=[oos])) is None           # Ready: the kubelet finishes it
+    assert gc_reason(pod(node_name="", deleting=True), None) == UNSCHEDULED_TERMINATING
     assert gc_reason(pod(node_name=""), None) is None
