@@ -26,6 +26,7 @@ from ..client import Client, InformerFactory, InProcessTransport
 from ..client.transport import Dispatch
 from ..cluster.config import ClusterConfig
 from ..klog import info
+from .app import duration
 from .base import Controller
 from .clientbuilder import ClientBuilder, SimpleClientBuilder
 from .clusterroleaggregation import ClusterRoleAggregationController
@@ -35,6 +36,8 @@ from .endpoints import EndpointsController
 from .gc import GarbageCollector
 from .namespace import NamespaceController
 from .nodeipam import NodeIpamController
+from .nodelifecycle import NodeLifecycleController
+from .podgc import PodGCController
 from .provisioner import LocalPathProvisioner
 from .pvbinder import PersistentVolumeBinder
 from .replicaset import ReplicaSetController
@@ -42,6 +45,7 @@ from .scheduler import Scheduler
 from .serviceaccount import RootCACertPublisher, ServiceAccountsController
 from .servicelb import ServiceLBController
 from .statefulset import StatefulSetController
+from .tainteviction import TaintEvictionController
 
 log = logging.getLogger("kube-controller-manager")
 
@@ -62,8 +66,10 @@ class ControllerOptions:
     @classmethod
     def from_config(cls, cfg: ClusterConfig) -> "ControllerOptions":
         """The options a cluster's own settings imply (flags given explicitly replace them)."""
+        grace = cfg.extra.get("node-monitor-grace-period", "50s")   # a Go duration, as the flag
         return cls(cluster_cidr=cfg.cluster_cidr, service_cluster_ip_range=cfg.service_cidr,
-                   root_ca_pem=(cfg.state_dir / "pki" / "ca.crt").read_text())
+                   root_ca_pem=(cfg.state_dir / "pki" / "ca.crt").read_text(),
+                   node_monitor_grace_period=duration(grace))
 
 
 @dataclass(frozen=True)
@@ -103,6 +109,12 @@ CONTROLLERS: list[ControllerSpec] = [
     ControllerSpec("namespace-controller", "namespace-controller",
                    lambda c, f, x: NamespaceController(c, f), ("namespace",)),
     ControllerSpec("node-ipam-controller", "node-controller", _nodeipam, ("nodeipam",)),
+    ControllerSpec("node-lifecycle-controller", "node-controller", lambda c, f, x: NodeLifecycleController(
+        c, f, grace=x.options.node_monitor_grace_period), ("nodelifecycle",)),
+    # Upstream's taint-eviction controller writes with the node controller's role too.
+    ControllerSpec("taint-eviction-controller", "node-controller", lambda c, f, x: TaintEvictionController(c, f)),
+    ControllerSpec("pod-garbage-collector-controller", "pod-garbage-collector",
+                   lambda c, f, x: PodGCController(c, f), ("podgc",)),
     ControllerSpec("replicaset-controller", "replicaset-controller",
                    lambda c, f, x: ReplicaSetController(c, f), ("replicaset",)),
     ControllerSpec("deployment-controller", "deployment-controller",
@@ -138,7 +150,6 @@ NOT_IMPLEMENTED: dict[str, tuple[str, ...]] = {
     "serviceaccount-token-controller": ("serviceaccount-token",),
     "endpointslice-mirroring-controller": ("endpointslicemirroring",),
     "replicationcontroller-controller": ("replicationcontroller",),
-    "pod-garbage-collector-controller": ("podgc",),
     "resourcequota-controller": ("resourcequota",),
     "job-controller": ("job",),
     "cronjob-controller": ("cronjob",),
@@ -150,8 +161,6 @@ NOT_IMPLEMENTED: dict[str, tuple[str, ...]] = {
     "ttl-controller": ("ttl",),
     "bootstrap-signer-controller": ("bootstrapsigner",),
     "token-cleaner-controller": ("tokencleaner",),
-    "node-lifecycle-controller": ("nodelifecycle",),
-    "taint-eviction-controller": (),
     "persistentvolume-attach-detach-controller": ("attachdetach",),
     "persistentvolume-expander-controller": ("persistentvolume-expander",),
     "persistentvolume-protection-controller": ("pv-protection",),

@@ -109,11 +109,13 @@ class PodGCController(Controller):
         status = pod.get("status") or {}
         try:
             if status.get("phase") not in ("Succeeded", "Failed"):
-                new = {**status, "phase": "Failed"}
+                # A patch, not a PUT: upstream's role for the pod GC allows only `patch pods/status`.
+                change: Obj = {"phase": "Failed"}
                 if cond is not None:
-                    new["conditions"] = nh.with_condition(status.get("conditions") or [], {
+                    change["conditions"] = nh.with_condition(status.get("conditions") or [], {
                         **cond, "lastProbeTime": None, "lastTransitionTime": nh.format_time(nh.utcnow())})
-                await self.client.update_status({**pod, "status": new})
+                await self.client.patch(("v1", "Pod"), meta["name"], {"status": change}, meta["namespace"],
+                                        subresource="status")
             await self.client.delete(("v1", "Pod"), meta["name"], meta["namespace"], grace_period_seconds=0,
                                      preconditions={"uid": meta.get("uid", "")})
         except ApiError as exc:
