@@ -59,7 +59,7 @@ def _store(url: str, state: Path, cfg: ClusterConfig):  # type: ignore[no-untype
         path = url[len("sqlite://"):] if url else "state.db"
         return SqliteStore(Path(path) if path.startswith("/") else state / path)
     from .store.factory import open_store  # etcd (see kinns/api/store/etcd.py)
-    return open_store(cfg)
+    return open_store(cfg, url)
 
 
 async def run(args: argparse.Namespace) -> int:

@@ -1,18 +1,18 @@
-"""etcd for `kinns up --store etcd`: its command line, and a launcher for now.
+"""etcd for `kinns up --store etcd`: its command line, and a host launcher.
 
-`etcd_argv` builds the command line kubeadm writes into the static pod
-`/etc/kubernetes/manifests/etcd.yaml` (`kubeadm_etcd_argv` with kubeadm's
-ports: clients on 2379 at 127.0.0.1 and the node's address, peers on 2380,
-metrics on 127.0.0.1:2381), with the data under the cluster's state
-directory instead of /var/lib/etcd.  Plain HTTP for now; `EtcdTLS` adds
-kubeadm's certificate flags when the cluster has an etcd CA.
+`etcd_argv(cfg, node, ip)` is the command kubeadm writes into the static
+pod `/etc/kubernetes/manifests/etcd.yaml` (manifests.py runs it as the pod
+`etcd-<node>`): clients on 2379 at 127.0.0.1 and the node's address, peers
+on 2380, metrics on 127.0.0.1:2381, kubeadm's flags, with the data under
+the cluster's state directory instead of /var/lib/etcd.  Plain HTTP for
+now; `EtcdTLS` adds kubeadm's certificate flags once the cluster has an
+etcd CA.  `etcd_command` is the general form both build on.
 
-Until the control-plane node's kubelet runs it as the pod `etcd-<node>`,
 `EtcdServer` runs the same binary as a detached host process on free
-loopback ports: `start()` waits for `/health`, records the client URL in
-the state directory (`client_url()` reads it back for the API server),
-and `stop()` ends it; `stop_stale()` finds an etcd left by a SIGKILLed
-daemon by its `--data-dir`, so `kinns down` can remove it.
+loopback ports (tests, and tools that want an etcd without a node):
+`start()` waits for `/health` and records the client URL in the state
+directory (`client_url()` reads it back), `stop()` ends it, and
+`stop_stale()` finds one left behind by its `--data-dir`.
 """
 
 from __future__ import annotations
@@ -28,7 +28,10 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
+
+if TYPE_CHECKING:
+    from .config import ClusterConfig
 
 CLIENT_PORT = 2379
 PEER_PORT = 2380
@@ -50,9 +53,9 @@ class EtcdTLS:
     peer_key_file: Path
 
 
-def etcd_argv(name: str, data_dir: Path, *, listen_client_urls: Sequence[str],
-              advertise_client_urls: Sequence[str], peer_url: str, metrics_urls: Sequence[str] = (),
-              tls: EtcdTLS | None = None, binary: str = "etcd") -> list[str]:
+def etcd_command(name: str, data_dir: Path, *, listen_client_urls: Sequence[str],
+                 advertise_client_urls: Sequence[str], peer_url: str, metrics_urls: Sequence[str] = (),
+                 tls: EtcdTLS | None = None, binary: str = "etcd") -> list[str]:
     """One member of a new single-member cluster, flags as kubeadm sets them."""
     argv = [
         binary,
@@ -77,11 +80,11 @@ def etcd_argv(name: str, data_dir: Path, *, listen_client_urls: Sequence[str],
     return argv
 
 
-def kubeadm_etcd_argv(node_name: str, node_ip: str, data_dir: Path, tls: EtcdTLS | None = None) -> list[str]:
+def etcd_argv(cfg: "ClusterConfig", node_name: str, node_ip: str, tls: EtcdTLS | None = None) -> list[str]:
     """The static pod `etcd-<node>`'s command, on the node's address with kubeadm's ports."""
     scheme = "https" if tls else "http"
-    return etcd_argv(
-        node_name, data_dir,
+    return etcd_command(
+        node_name, cfg.state_dir / "etcd",
         listen_client_urls=[f"{scheme}://127.0.0.1:{CLIENT_PORT}", f"{scheme}://{node_ip}:{CLIENT_PORT}"],
         advertise_client_urls=[f"{scheme}://{node_ip}:{CLIENT_PORT}"],
         peer_url=f"{scheme}://{node_ip}:{PEER_PORT}",
@@ -187,7 +190,7 @@ class EtcdServer:
         self.data_dir.chmod(0o700)   # etcd insists on it
         self.url = f"http://{self.host}:{_free_port(self.host)}"
         peer = f"http://{self.host}:{_free_port(self.host)}"
-        argv = etcd_argv(self.name, self.data_dir, listen_client_urls=[self.url],
+        argv = etcd_command(self.name, self.data_dir, listen_client_urls=[self.url],
                          advertise_client_urls=[self.url], peer_url=peer, binary=binary)
         with open(self.state_dir / "etcd.log", "ab") as log:
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,

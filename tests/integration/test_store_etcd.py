@@ -28,7 +28,7 @@ from kinns.api.store.base import ConflictError, ExistsError, NotFoundError, TooO
 from kinns.api.store.etcd import COMPACT_REV_KEY, EtcdStore
 from kinns.api.store.etcd_gateway import EtcdError, EtcdGateway, b64, unb64
 from kinns.api.store.sqlite import SqliteStore
-from kinns.cluster.etcd import EtcdServer, _free_port, etcd_argv, healthy
+from kinns.cluster.etcd import EtcdServer, _free_port, etcd_command, healthy
 
 needs_etcd = pytest.mark.skipif(shutil.which("etcd") is None,
                                 reason="the etcd binary is missing (Debian: apt-get install etcd-server)")
@@ -340,7 +340,7 @@ def test_the_compactor_compacts_one_interval_behind(etcd: str) -> None:
 def test_etcd_killed_and_restarted_loses_no_acknowledged_write(tmp_path: Path) -> None:
     client, peer = _free_port("127.0.0.1"), _free_port("127.0.0.1")
     url = f"http://127.0.0.1:{client}"
-    argv = etcd_argv("kill-test", tmp_path / "etcd", listen_client_urls=[url], advertise_client_urls=[url],
+    argv = etcd_command("kill-test", tmp_path / "etcd", listen_client_urls=[url], advertise_client_urls=[url],
                      peer_url=f"http://127.0.0.1:{peer}", binary=shutil.which("etcd") or "etcd")
     (tmp_path / "etcd").mkdir(mode=0o700)
 

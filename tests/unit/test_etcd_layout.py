@@ -8,7 +8,8 @@ import pytest
 
 from kinns.api.store.etcd_gateway import prefix_end
 from kinns.api.store.etcd_keys import KeyLayout
-from kinns.cluster.etcd import EtcdTLS, kubeadm_etcd_argv
+from kinns.cluster.config import ClusterConfig
+from kinns.cluster.etcd import EtcdTLS, etcd_argv
 
 CASES = [
     # (store key, apiVersion, etcd key) as `etcdctl get /registry --prefix --keys-only` shows them
@@ -51,7 +52,8 @@ def test_ranges_and_keys_that_hold_no_object() -> None:
 
 
 def test_kubeadm_etcd_command_line() -> None:
-    argv = kubeadm_etcd_argv("kinns-control-plane", "172.18.0.2", Path("/state/etcd"))
+    cfg = ClusterConfig(name="c", state_dir_override="/state")
+    argv = etcd_argv(cfg, "kinns-control-plane", "172.18.0.2")
     assert argv[0] == "etcd"
     flags = dict(a.removeprefix("--").split("=", 1) for a in argv[1:])
     assert flags["name"] == "kinns-control-plane" and flags["data-dir"] == "/state/etcd"
@@ -62,7 +64,7 @@ def test_kubeadm_etcd_command_line() -> None:
     assert flags["listen-metrics-urls"] == "http://127.0.0.1:2381"
     assert flags["snapshot-count"] == "10000" and "cert-file" not in flags
     pki = Path("/etc/kubernetes/pki/etcd")
-    tls = kubeadm_etcd_argv("cp", "172.18.0.2", Path("/d"), EtcdTLS(pki / "server.crt", pki / "server.key",
+    tls = etcd_argv(cfg, "cp", "172.18.0.2", EtcdTLS(pki / "server.crt", pki / "server.key",
                                                                    pki / "ca.crt", pki / "peer.crt", pki / "peer.key"))
     tflags = dict(a.removeprefix("--").split("=", 1) for a in tls[1:])
     assert tflags["listen-client-urls"].startswith("https://127.0.0.1:2379")
