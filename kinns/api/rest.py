@@ -217,7 +217,10 @@ class ResourceHandlers:
                         wait = min(wait, deadline - loop.time())
                         if wait <= 0:
                             return
-                    ev = await watcher.next(wait)
+                    try:
+                        ev = await watcher.next(wait)
+                    except StopAsyncIteration:   # the store ended it (re-list, shutdown): the client re-watches
+                        return
                     if ev is None:
                         if bookmarks and (deadline is None or deadline > loop.time()):
                             yield {"type": "BOOKMARK", "object": {
