@@ -10,7 +10,8 @@ and annotated `rbac.authorization.kubernetes.io/autoupdate: "true"`:
 aggregated `admin`/`edit`/`view` and their `system:aggregate-to-*` parts;
 `system:node-proxier` for the user `system:kube-proxy`;
 `system:kube-controller-manager` / `system:kube-scheduler` for the
-same-named users; `system:node` with no subjects (the Node authorizer
+same-named users; the controllers' `system:controller:*` roles
+(controllerpolicy.py); `system:node` with no subjects (the Node authorizer
 grants kubelets their access).  kubeadm then adds its own: the
 `kubeadm:cluster-admins` group binding, `kubeadm:node-proxier` for the
 kube-proxy ServiceAccount, and CoreDNS's `system:coredns` role bound to
@@ -186,8 +187,13 @@ def _kube_controller_manager() -> list[Obj]:
 
 
 def _cluster_role(name: str, rules: list[Obj] | None = None, *, labels: dict[str, str] | None = None,
-                  aggregate_from: str | None = None) -> Obj:
-    meta: Obj = {"name": name, "labels": {**LABELS, **(labels or {})}, "annotations": dict(AUTOUPDATE)}
+                  aggregate_from: str | None = None, default: bool = True) -> Obj:
+    """A ClusterRole; `default` ones carry the bootstrapping label and auto-update annotation."""
+    meta: Obj = {"name": name}
+    if default:
+        meta["labels"], meta["annotations"] = {**LABELS, **(labels or {})}, dict(AUTOUPDATE)
+    elif labels:
+        meta["labels"] = dict(labels)
     out: Obj = {"apiVersion": f"{rbac.GROUP}/v1", "kind": "ClusterRole", "metadata": meta}
     if aggregate_from is not None:
         out["aggregationRule"] = {"clusterRoleSelectors": [{"matchLabels": {AGGREGATE_TO + aggregate_from: "true"}}]}
@@ -322,6 +328,9 @@ def kubeadm_objects() -> list[tuple[str, Obj]]:
 
 def objects() -> list[tuple[str, Obj]]:
     """Every bootstrap RBAC object as (collection path, object), roles before bindings."""
-    out: list[tuple[str, Obj]] = [(f"/apis/{rbac.GROUP}/v1/clusterroles", r) for r in cluster_roles()]
-    out += [(f"/apis/{rbac.GROUP}/v1/clusterrolebindings", b) for b in cluster_role_bindings()]
+    from .controllerpolicy import controller_role_bindings, controller_roles  # it builds on this module
+    out: list[tuple[str, Obj]] = [(f"/apis/{rbac.GROUP}/v1/clusterroles", r)
+                                  for r in cluster_roles() + controller_roles()]
+    out += [(f"/apis/{rbac.GROUP}/v1/clusterrolebindings", b)
+            for b in cluster_role_bindings() + controller_role_bindings()]
     return out + kubeadm_objects()

@@ -72,9 +72,11 @@ class DeploymentController(Controller):
             except ApiError as exc:
                 if exc.code != 404:
                     raise
-        if p.revision and (d["metadata"].get("annotations") or {}).get(REVISION) != p.revision:
-            d = await self.client.patch(("apps/v1", "Deployment"), d["metadata"]["name"],
-                                        {"metadata": {"annotations": {REVISION: p.revision}}}, ns)
+        annotations = d["metadata"].get("annotations") or {}
+        if p.revision and annotations.get(REVISION) != p.revision:
+            # An update, as upstream's: system:controller:deployment-controller may not patch Deployments.
+            d = await self.client.update({**d, "metadata": {**d["metadata"],
+                                                            "annotations": {**annotations, REVISION: p.revision}}})
         if d.get("status") != p.status:
             await self.client.update_status({**d, "status": p.status})
         return None

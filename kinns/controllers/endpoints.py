@@ -20,7 +20,8 @@ from typing import Any
 
 from ..api.errors import ApiError
 from ..api.selectors import LabelSelector
-from ..client.client import Obj, object_key
+from ..client.client import Client, Obj, object_key
+from ..client.informer import InformerFactory
 from . import podutil
 from .base import Controller
 
@@ -145,6 +146,13 @@ class EndpointsController(Controller):
     name = "endpoints-controller"
     workers = 2
 
+    def __init__(self, client: Client, factory: InformerFactory | None = None, *,
+                 slice_client: Client | None = None) -> None:
+        super().__init__(client, factory)
+        # Upstream runs two controllers with two identities (endpoint-controller,
+        # endpointslice-controller); this one writes slices with the second.
+        self.slice_client = slice_client or client
+
     def setup(self) -> None:
         self.services = self.factory.informer("v1", "Service")
         self.pods = self.factory.informer("v1", "Pod")
@@ -222,9 +230,9 @@ class EndpointsController(Controller):
                 cur = have[i]
                 if all(cur.get(k) == v for k, v in content.items()):
                     continue
-                await self.client.update({**cur, **content})
+                await self.slice_client.update({**cur, **content})
             else:
-                created = await self.client.create({
+                created = await self.slice_client.create({
                     "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
                     "metadata": {"generateName": f"{meta['name']}-", "namespace": meta["namespace"],
                                  "labels": labels,
@@ -235,8 +243,8 @@ class EndpointsController(Controller):
                 self._created.setdefault(object_key(svc), []).append(created["metadata"]["name"])
         for extra in have[len(want):]:
             try:
-                await self.client.delete(("discovery.k8s.io/v1", "EndpointSlice"), extra["metadata"]["name"],
-                                         meta["namespace"])
+                await self.slice_client.delete(("discovery.k8s.io/v1", "EndpointSlice"),
+                                               extra["metadata"]["name"], meta["namespace"])
             except ApiError as exc:
                 if exc.code != 404:
                     raise

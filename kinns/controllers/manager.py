@@ -19,7 +19,7 @@ listed and watched once per process.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Awaitable, Callable, Iterable
 
 from ..client import Client, InformerFactory, InProcessTransport
@@ -78,6 +78,8 @@ class ControllerContext:
 
     cfg: ClusterConfig
     options: ControllerOptions
+    # Clients of the spec's `extra_accounts`, by account name.
+    clients: dict[str, Client] = field(default_factory=dict)
 
 
 Build = Callable[[Client, InformerFactory, ControllerContext], "Controller | None"]
@@ -90,6 +92,7 @@ class ControllerSpec:
     build: Build                    # None: not started with these options (upstream's "Skipping")
     aliases: tuple[str, ...] = ()   # older names still accepted by --controllers
     also: tuple[str, ...] = ()      # upstream controllers this kinns one does the work of
+    extra_accounts: tuple[str, ...] = ()  # their accounts, where it writes as them
     enabled_by_default: bool = True
 
     @property
@@ -122,8 +125,9 @@ CONTROLLERS: list[ControllerSpec] = [
     ControllerSpec("daemonset-controller", "daemon-set-controller",
                    lambda c, f, x: DaemonSetController(c, f), ("daemonset",)),
     ControllerSpec("endpoints-controller", "endpoint-controller",
-                   lambda c, f, x: EndpointsController(c, f), ("endpoint",),
-                   also=("endpointslice-controller", "endpointslice")),
+                   lambda c, f, x: EndpointsController(c, f, slice_client=x.clients["endpointslice-controller"]),
+                   ("endpoint",), also=("endpointslice-controller", "endpointslice"),
+                   extra_accounts=("endpointslice-controller",)),
     ControllerSpec("statefulset-controller", "statefulset-controller",
                    lambda c, f, x: StatefulSetController(c, f), ("statefulset",)),
     ControllerSpec("persistentvolume-binder-controller", "persistent-volume-binder",
@@ -133,7 +137,7 @@ CONTROLLERS: list[ControllerSpec] = [
     ControllerSpec("local-path-provisioner", "local-path-provisioner",
                    lambda c, f, x: LocalPathProvisioner(c, f, state_dir=x.cfg.state_dir)),
     # Upstream's cloud service controller name; kinns's load balancer is the node fabric.
-    ControllerSpec("service-lb-controller", "service-controller",
+    ControllerSpec("service-lb-controller", "service-lb-controller",
                    lambda c, f, x: ServiceLBController.from_config(c, f, x.cfg), ("service",)),
     ControllerSpec("serviceaccount-controller", "service-account-controller",
                    lambda c, f, x: ServiceAccountsController(c, f), ("serviceaccount",)),
@@ -233,7 +237,8 @@ async def start_controllers(builder: ClientBuilder, factory: InformerFactory, cf
             log.info("Warning: controller is disabled", extra={"source": "controllermanager.go:775",
                                                                 "kv": {"controller": spec.name}})
             continue
-        c = spec.build(await builder.client(spec.service_account), factory, ctx)
+        extra = {a: await builder.client(a) for a in spec.extra_accounts}
+        c = spec.build(await builder.client(spec.service_account), factory, replace(ctx, clients=extra))
         if c is None:
             info(log, "controllermanager.go:782", "Skipping a controller", controller=spec.name)
             continue

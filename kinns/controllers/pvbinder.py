@@ -365,9 +365,9 @@ class PersistentVolumeBinder(Controller):
             prov = str(sc["provisioner"])
             ann = _annotations(pvc)
             if ann.get(ANN_STORAGE_PROVISIONER) != prov or ann.get(ANN_BETA_STORAGE_PROVISIONER) != prov:
-                await self.client.patch(("v1", "PersistentVolumeClaim"), pvc["metadata"]["name"], {
-                    "metadata": {"annotations": {ANN_STORAGE_PROVISIONER: prov, ANN_BETA_STORAGE_PROVISIONER: prov}}},
-                    pvc["metadata"]["namespace"])
+                # Updates, as upstream's binder (its role may update claims, not patch them).
+                await self.client.update({**pvc, "metadata": {**pvc["metadata"], "annotations": {
+                    **ann, ANN_STORAGE_PROVISIONER: prov, ANN_BETA_STORAGE_PROVISIONER: prov}}})
             self._tell(pvc, "ExternalProvisioning",
                        f"Waiting for a volume to be created either by the external provisioner '{prov}' or "
                        "manually by the system administrator. If volume creation is delayed, please verify that "
@@ -399,8 +399,7 @@ class PersistentVolumeBinder(Controller):
 
     async def _set_default_class(self, pvc: Obj, default: str) -> Obj:
         try:
-            return await self.client.patch(("v1", "PersistentVolumeClaim"), pvc["metadata"]["name"],
-                                           {"spec": {"storageClassName": default}}, pvc["metadata"]["namespace"])
+            return await self.client.update({**pvc, "spec": {**_spec(pvc), "storageClassName": default}})
         except ApiError as exc:
             if exc.code in (403, 422):
                 log.info("%s: the API server does not let claims take the default class later (%s); "
