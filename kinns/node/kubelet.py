@@ -34,6 +34,7 @@ from ..controllers.base import Controller
 from ..net import overlay, pod_network, portmap
 from ..net.desired import NodeNet, vtep_mac
 from . import images, nodeinfo, staticpods, volumes
+from .checkpoint import PodCheckpoints
 from .downward import resource_value
 from .envvars import container_env, pod_fields, service_env
 from .podstatus import ContainerView, pod_status, ts
@@ -115,6 +116,8 @@ class Kubelet(Controller):
         self._loop: asyncio.AbstractEventLoop | None = None
         # Projected ServiceAccount tokens of this node's pods, renewed with the heartbeat.
         self.tokens = volumes.TokenManager()
+        # What this kubelet runs, on disk, for the kubelet that comes after it (see checkpoint.py).
+        self.checkpoints = PodCheckpoints(self, state_dir / "kubelet" / node.name / "checkpoints", _io)
         # Static pods (--pod-manifest-path) by key; they run whether or not the API answers.
         self.manifest_dir = manifest_dir
         self.static: dict[str, Obj] = {}
@@ -148,6 +151,7 @@ class Kubelet(Controller):
 
     async def start(self, sync_timeout: float | None = 30.0) -> None:
         self._loop = asyncio.get_running_loop()
+        self.checkpoints.restore()  # pods whose containers outlived the previous kubelet
         if self.manifest_dir is not None:
             # Static pods first, without the API: one of them may be the API server.
             if not self._setup_done:
@@ -403,6 +407,7 @@ class Kubelet(Controller):
 
     async def _create_sandbox(self, pod: Obj, rec: PodRecord) -> None:
         rec.attached_ip, rec.sandbox = await _io(self._sandbox_io, self.node, pod, rec.uid)
+        await self.checkpoints.save(rec)  # before any container starts: a next kubelet must find them
 
     def _sandbox_io(self, node: NodeNet, pod: Obj, uid: str) -> tuple[str, Sandbox]:
         """In the node I/O pool: the pod's network namespace and address, then
@@ -525,6 +530,7 @@ class Kubelet(Controller):
         self.client.emit_event(pod, reason, message, type=type, component="kubelet", host=self.node.name)
 
     async def _write_status(self, pod: Obj, rec: PodRecord) -> None:
+        await self.checkpoints.save(rec, pod)
         views = []
         for c in (pod.get("spec") or {}).get("containers", []):
             name = c["name"]
@@ -558,6 +564,7 @@ class Kubelet(Controller):
                 await _io(pod_network.teardown_pod, self.node, rec.uid,
                                         state_dir=self.state_dir / "cni", mode=self.overlay_mode)
             await _io(remove_sandbox_dir, rec.sandbox)
+        self.checkpoints.forget(rec.uid)
         self.records.pop(rec.uid, None)
         if self._by_key.get(rec.key) is rec:
             del self._by_key[rec.key]

@@ -98,17 +98,19 @@ class Prober:
         return st is not None and st.started
 
     def watch(self, uid: str, pod: dict[str, Any], container: dict[str, Any], run: ContainerStatus,
-              pod_ip: str, changed: Callable[[], None]) -> None:
-        """Start the probes of a new container run (replacing the previous run's)."""
+              pod_ip: str, changed: Callable[[], None], *, ready: bool = False, started: bool = False) -> None:
+        """Start the probes of a new container run (replacing the previous run's).
+        `ready`/`started` carry a run's results over a kubelet restart."""
         key = (uid, container["name"])
         self._cancel(key)
-        st = _State(ready="readinessProbe" not in container, started="startupProbe" not in container)
+        st = _State(ready=ready or "readinessProbe" not in container,
+                    started=started or "startupProbe" not in container)
         self._states[key] = st
         if run.state != "running":
             return
         loop = asyncio.get_running_loop()
         for kind in ("startupProbe", "readinessProbe", "livenessProbe"):
-            if kind in container:
+            if kind in container and not (kind == "startupProbe" and started):  # a started run stays started
                 st.tasks.append(loop.create_task(self._loop(kind, st, pod, container, run, pod_ip, changed)))
 
     async def _run_once(self, probe: dict[str, Any], container: dict[str, Any], run: ContainerStatus,
