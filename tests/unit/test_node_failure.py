@@ -175,6 +175,9 @@ def test_silent_node_goes_unknown_gets_tainted_and_its_pods_go(tmp_path: Path) -
         await running_pod(client, "brief", "w1", "10.244.1.6",
                           tolerations=[{"key": UNREACHABLE, "operator": "Exists", "effect": "NoExecute",
                                         "tolerationSeconds": 2}])
+        await running_pod(client, "patient", "w1", "10.244.1.8",
+                          tolerations=[{"key": UNREACHABLE, "operator": "Exists", "effect": "NoExecute",
+                                        "tolerationSeconds": 60}])
         await running_pod(client, "daemon", "w1", "10.244.1.7",
                           tolerations=[{"key": UNREACHABLE, "operator": "Exists", "effect": "NoExecute"},
                                        {"key": NOT_READY, "operator": "Exists", "effect": "NoExecute"}])
@@ -234,7 +237,7 @@ def test_silent_node_goes_unknown_gets_tainted_and_its_pods_go(tmp_path: Path) -
             assert cond(brief, "DisruptionTarget")["reason"] == "DeletionByTaintManager"
             assert [e["message"] for e in await events(client, "TaintManagerEviction")] == \
                 ["Marking for deletion Pod default/brief"]
-            for name in ("web-1", "daemon"):   # 300 s and forever: still there, not deleting
+            for name in ("web-1", "patient", "daemon"):   # 300 s, 60 s, forever: still there, not deleting
                 p = await client.get(("v1", "Pod"), name, "default")
                 assert not p["metadata"].get("deletionTimestamp"), name
 
@@ -244,6 +247,10 @@ def test_silent_node_goes_unknown_gets_tainted_and_its_pods_go(tmp_path: Path) -
                 n = await client.get(NODE, "w1")
                 return n if cond(n, "Ready")["status"] == "True" and taints(n) == [] else None
             await eventually(healthy, timeout=3, what="w1 Ready and untainted")
+            async def cancelled() -> bool:
+                return "Cancelling deletion of Pod default/patient" in [
+                    e["message"] for e in await events(client, "TaintManagerEviction")]
+            await eventually(cancelled, timeout=3, what="patient's eviction cancelled")
             await asyncio.sleep(GRACE + 0.5)
             assert taints(await client.get(NODE, "w1")) == []
 
@@ -251,7 +258,7 @@ def test_silent_node_goes_unknown_gets_tainted_and_its_pods_go(tmp_path: Path) -
             await client.delete(NODE, "w1")
             async def gone() -> bool:
                 return all([await get(client, ("v1", "Pod"), n, "default") is None
-                            for n in ("web-1", "brief", "daemon")])
+                            for n in ("web-1", "brief", "patient", "daemon")])
             await eventually(gone, timeout=5, what="w1's pods force-deleted")
             assert await get(client, ("v1", "Pod"), "web-2", "default") is not None
             async def only_web2() -> bool:
