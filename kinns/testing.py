@@ -142,6 +142,7 @@ def find_leaks(name: str, state_root: Path) -> list[str]:
     """Anything on the host that still carries the cluster's name."""
     leaks: list[str] = []
     tag = f"kinns-{name}"
+    state = str(state_root / name) + "/"
     netns_dir = Path("/run/netns")
     if netns_dir.exists():
         leaks += [f"netns {n.name}" for n in netns_dir.iterdir() if n.name.startswith(tag + "-") or n.name == tag]
@@ -158,6 +159,8 @@ def find_leaks(name: str, state_root: Path) -> list[str]:
             continue
         if b"kinns.cluster.daemon" in cmd and name.encode() in cmd:
             leaks.append(f"process {pid}")
+        elif any(state.encode() in a for a in cmd):   # kubelets, zygotes, control-plane pods
+            leaks.append(f"process {pid} ({cmd[2].decode(errors='replace') if len(cmd) > 2 else cmd[0]!r})")
         elif b"kinns.proxy" in cmd:
             try:
                 environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")

@@ -87,9 +87,10 @@ def stop_daemon(cfg: ClusterConfig, timeout: float = 15.0) -> None:
 def stop_cluster(cfg: ClusterConfig) -> list[str]:
     """`kinns stop`: every process and namespace goes, the state stays."""
     from ..net import cleanup as net_cleanup
-    from .teardown import stop_runtimes
+    from .teardown import remove_cluster_cgroup, stop_runtimes
     stop_daemon(cfg)
     removed = stop_runtimes(cfg.state_dir)
+    removed += remove_cluster_cgroup(cfg)
     removed += net_cleanup.teardown(cfg.name)
     (cfg.state_dir / "ready").unlink(missing_ok=True)
     return removed

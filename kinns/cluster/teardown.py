@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ..net import cleanup as net_cleanup
 from ..node import runtime
+from ..node.cgroups import Cgroups
 from .config import ClusterConfig
 
 
@@ -47,8 +48,18 @@ def stop_runtimes(state_dir: Path) -> list[str]:
     return removed
 
 
+def remove_cluster_cgroup(cfg: ClusterConfig) -> list[str]:
+    """The cluster's cgroup `kinns/<name>`, parent of every node's (anything left in it is killed)."""
+    cg = Cgroups(f"kinns/{cfg.name}")
+    if not cg.dirs(""):
+        return []
+    cg.remove("")
+    return [f"cgroup kinns/{cfg.name}"]
+
+
 def teardown(cfg: ClusterConfig) -> list[str]:
     removed = stop_runtimes(cfg.state_dir)
+    removed += remove_cluster_cgroup(cfg)
     removed += net_cleanup.teardown(cfg.name)
     shutil.rmtree(cfg.state_dir, ignore_errors=True)
     return removed
