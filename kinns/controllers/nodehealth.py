@@ -258,9 +258,10 @@ class TokenBucket:
         self._next = float("-inf")
 
     def set_rate(self, qps: float) -> None:
+        """A new rate starts with a full bucket, as upstream's SwapLimiter."""
         if qps != self.qps:
             self.qps = qps
-            self._next = float("-inf") if qps > 0 else self._next
+            self._next = float("-inf")
 
     def try_take(self, now: float) -> bool:
         if self.qps <= 0 or now < self._next:
