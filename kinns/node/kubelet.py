@@ -394,6 +394,8 @@ class Kubelet(Controller):
                 return 2.0
         next_check = await self._sync_containers(pod, rec)
         if key in self.static:
+            if not self._node_uid:
+                return min(next_check or 0.5, 0.5)  # the mirror pod's owner, our Node, is not registered yet
             try:
                 await self._sync_mirror(pod, api_pod)
                 await self._write_status(pod, rec)
