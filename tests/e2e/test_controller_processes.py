@@ -1,13 +1,14 @@
-"""kube-controller-manager and kube-scheduler as processes: HTTPS, own identity, Lease leader election.
+"""kube-controller-manager and kube-scheduler as processes: HTTPS, own identities, Lease leader election.
 
-Each process is started from the host with the kubeconfig the cluster
-wrote for it (`<state>/kubeconfigs/controller-manager.conf`, whose server
-is the control-plane node's https://<ip>:6443), exactly the command line a
-static pod runs.  While the daemon still runs its own controllers
-in-process, the controller-manager processes here run one idempotent
-controller only (`--controllers=root-ca-cert-publisher`), so the two never
-fight over anything; what is checked is the leader election a user sees
-with `kubectl get lease -n kube-system`.
+The cluster runs both as static pods of the control-plane node.  The test
+adds standby replicas the way a second control-plane node would: the same
+command line as the static pod's manifest (`python -m kinns.controllers`
+with the manifest's flags: its kubeconfig, whose server is the node's
+https://<ip>:6443, and --use-service-account-credentials), started from the
+host.  What is checked is what a user sees: `kubectl get lease -n
+kube-system`, `kubectl logs` of the static pods, and controllers that keep
+working across hand-overs (a release when the manifest is moved out, a
+lease running out after a SIGKILL).
 """
 
 from __future__ import annotations
@@ -21,12 +22,17 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
+import yaml
 
+from kinns.cluster.config import ClusterConfig
+from kinns.cluster.manifests import manifest_dir
 from kinns.testing import ClusterHandle, wait_for
 
+KCM = "kube-controller-manager"
 
-class Component:
-    """One component process whose stderr (its klog lines) goes to a file."""
+
+class Standby:
+    """A component process started from the host; its klog lines go to a file."""
 
     def __init__(self, module: str, args: list[str], log: Path, env: dict[str, str]) -> None:
         self.log = log
@@ -38,7 +44,7 @@ class Component:
         return self.log.read_text(errors="replace")
 
     def identity(self) -> str:
-        """The holder identity this process announced ("<id> became leader"), else ""."""
+        """The holder identity it announced ("<identity> became leader"), else ""."""
         for line in self.text().splitlines():
             if "LeaderElection" in line and "became leader" in line:
                 return line.split('message="', 1)[1].split(" became leader", 1)[0]
@@ -48,17 +54,38 @@ class Component:
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
         try:
-            return self.proc.wait(timeout=20)
+            return self.proc.wait(timeout=30)
         finally:
             self._out.close()
 
 
 @pytest.fixture()
-def components(cluster: ClusterHandle) -> Iterator[list[Component]]:
-    started: list[Component] = []
+def standbys() -> Iterator[list[Standby]]:
+    started: list[Standby] = []
     yield started
-    for c in started:
-        c.stop()
+    for s in started:
+        s.stop()
+
+
+def _cp(cluster: ClusterHandle) -> str:
+    return f"{cluster.name}-control-plane"
+
+
+def _manifest(cluster: ClusterHandle, stem: str) -> Path:
+    return manifest_dir(ClusterConfig.load_from(cluster.state_dir), _cp(cluster)) / f"{stem}.yaml"
+
+
+def _flags(cluster: ClusterHandle, stem: str) -> list[str]:
+    """The static pod's flags, from its manifest."""
+    command: list[str] = yaml.safe_load(_manifest(cluster, stem).read_text())["spec"]["containers"][0]["command"]
+    return command[1:]
+
+
+def _standby(cluster: ClusterHandle, standbys: list[Standby], flags: list[str], tag: str) -> Standby:
+    """A kube-controller-manager replica with the static pod's flags."""
+    s = Standby("kinns.controllers", flags, cluster.state_dir / f"{KCM}-{tag}.log", cluster.env())
+    standbys.append(s)
+    return s
 
 
 def _lease(cluster: ClusterHandle, name: str) -> dict[str, Any]:
@@ -66,59 +93,78 @@ def _lease(cluster: ClusterHandle, name: str) -> dict[str, Any]:
     return json.loads(r.stdout)["spec"] if r.returncode == 0 else {}
 
 
-def _kcm(cluster: ClusterHandle, components: list[Component], tag: str) -> Component:
-    conf = cluster.state_dir / "kubeconfigs" / "controller-manager.conf"
-    c = Component("kinns.controllers", [f"--kubeconfig={conf}", f"--state-dir={cluster.state_dir}",
-                                        "--controllers=root-ca-cert-publisher", "--leader-elect=true"],
-                  cluster.state_dir / f"kcm-{tag}.log", cluster.env())
-    components.append(c)
-    return c
+def _static_log(cluster: ClusterHandle, component: str) -> str:
+    r = cluster.kubectl("logs", "-n", "kube-system", f"{component}-{_cp(cluster)}", check=False)
+    return r.stdout
 
 
-def test_controller_manager_leads_and_a_second_one_takes_over_after_a_kill(
-        cluster: ClusterHandle, components: list[Component]) -> None:
-    a = _kcm(cluster, components, "a")
-    wait_for(lambda: "successfully acquired lease kube-system/kube-controller-manager" in a.text(), timeout=30)
-    held = _lease(cluster, "kube-controller-manager")
-    assert held["holderIdentity"] == a.identity() and held["leaseDurationSeconds"] == 15
-    transitions = held.get("leaseTransitions", 0)
-    assert "Started controller" in a.text() and 'controller="root-ca-certificate-publisher-controller"' in a.text()
+@pytest.mark.parametrize("component", [KCM, "kube-scheduler"])
+def test_static_pod_holds_its_lease(cluster: ClusterHandle, component: str) -> None:
+    wait_for(lambda: f"successfully acquired lease kube-system/{component}" in _static_log(cluster, component),
+             timeout=60)
+    first = _lease(cluster, component)
+    assert first["holderIdentity"].startswith(f"{_cp(cluster)}_"), first
+    assert first["leaseDurationSeconds"] == 15
+    time.sleep(2.5)
+    later = _lease(cluster, component)
+    assert later["holderIdentity"] == first["holderIdentity"] and later["renewTime"] > first["renewTime"]
+    assert later["acquireTime"] == first["acquireTime"]
 
-    b = _kcm(cluster, components, "b")
-    wait_for(lambda: "attempting to acquire leader lease kube-system/kube-controller-manager" in b.text(),
-             timeout=30)
-    time.sleep(4)  # two renewals: b stays a candidate
+
+def test_standby_takes_over_on_release_and_after_a_kill(cluster: ClusterHandle, standbys: list[Standby]) -> None:
+    wait_for(lambda: _lease(cluster, KCM).get("holderIdentity"), timeout=60)
+    static = _lease(cluster, KCM)
+    flags = _flags(cluster, KCM)
+    b = _standby(cluster, standbys, flags, "b")
+    wait_for(lambda: f"attempting to acquire leader lease kube-system/{KCM}" in b.text(), timeout=30)
+    time.sleep(4)   # two renewals by the static pod: b stays a candidate
     assert "successfully acquired" not in b.text() and b.proc.poll() is None
-    assert _lease(cluster, "kube-controller-manager")["holderIdentity"] == a.identity()
+    assert _lease(cluster, KCM)["holderIdentity"] == static["holderIdentity"]
 
-    a.stop(signal.SIGKILL)      # no release: b must wait the lease out
-    killed = time.monotonic()
-    wait_for(lambda: "successfully acquired lease" in b.text(), timeout=25, interval=0.2)
-    took = time.monotonic() - killed
-    assert took <= 15 + 2 * 2 + 1, f"took over after {took:.1f}s"
-    spec = _lease(cluster, "kube-controller-manager")
-    assert spec["holderIdentity"] == b.identity() != a.identity()
-    assert spec["leaseTransitions"] == transitions + 1
+    # Moving the manifest out stops the static pod cleanly: it releases, b takes over at once.
+    manifest = _manifest(cluster, KCM)
+    parked = cluster.state_dir / f"{KCM}.yaml.parked"
+    manifest.rename(parked)
+    try:
+        wait_for(lambda: "successfully acquired lease" in b.text(), timeout=30, interval=0.2)
+        spec = _lease(cluster, KCM)
+        assert spec["holderIdentity"] == b.identity()
+        assert spec["leaseTransitions"] == static.get("leaseTransitions", 0) + 1
+        released = time.monotonic()
 
-    # A clean stop releases at once and exits 0.
-    assert b.stop(signal.SIGTERM) == 0
-    assert "Requested to terminate, exiting" in b.text()
-    assert _lease(cluster, "kube-controller-manager")["holderIdentity"] == ""
+        # b's controllers act with their own ServiceAccounts: a Deployment gets its ReplicaSet and pods.
+        cluster.kubectl("create", "deployment", "lease-web", "--image=registry.k8s.io/pause:3.10", "--replicas=2")
+        wait_for(lambda: len(json.loads(cluster.kubectl("get", "pods", "-l", "app=lease-web", "-o", "json")
+                                        .stdout)["items"]) == 2, timeout=60)
+        sa = json.loads(cluster.kubectl("get", "sa", "-n", "kube-system", "-o", "json").stdout)["items"]
+        assert {"replicaset-controller", "deployment-controller"} <= {s["metadata"]["name"] for s in sa}
+        assert "forbidden" not in b.text(), [ln for ln in b.text().splitlines() if "forbidden" in ln][:3]
+
+        # A killed leader cannot release: the next candidate waits the 15 s lease out.
+        c = _standby(cluster, standbys, flags, "c")
+        wait_for(lambda: "attempting to acquire leader lease" in c.text(), timeout=30)
+        assert time.monotonic() - released < 30
+        b.stop(signal.SIGKILL)
+        killed = time.monotonic()
+        wait_for(lambda: "successfully acquired lease" in c.text(), timeout=30, interval=0.2)
+        took = time.monotonic() - killed
+        assert 8 <= took <= 15 + 2 * 2 + 2, f"took over {took:.1f}s after the kill"
+        spec = _lease(cluster, KCM)
+        assert spec["holderIdentity"] == c.identity() != b.identity()
+        assert spec["leaseTransitions"] == static.get("leaseTransitions", 0) + 2
+
+        # A clean stop releases the lease and exits 0.
+        assert c.stop(signal.SIGTERM) == 0
+        assert "Requested to terminate, exiting" in c.text()
+        assert _lease(cluster, KCM)["holderIdentity"] == ""
+    finally:
+        parked.rename(manifest)
+        cluster.kubectl("delete", "deployment", "lease-web", "--ignore-not-found", check=False)
+    # The static pod comes back and leads again.
+    wait_for(lambda: _lease(cluster, KCM).get("holderIdentity", "").startswith(f"{_cp(cluster)}_"), timeout=60)
 
 
-def test_scheduler_process_takes_its_own_lease(cluster: ClusterHandle, components: list[Component]) -> None:
-    conf = cluster.state_dir / "kubeconfigs" / "scheduler.conf"
-    s = Component("kinns.controllers.scheduler_main", [f"--kubeconfig={conf}"],
-                  cluster.state_dir / "scheduler.log", cluster.env())
-    components.append(s)
-    wait_for(lambda: "successfully acquired lease kube-system/kube-scheduler" in s.text(), timeout=30)
-    assert _lease(cluster, "kube-scheduler")["holderIdentity"] == s.identity()
-    assert '"Starting Kubernetes Scheduler" version="v1.' in s.text()
-    assert s.stop(signal.SIGTERM) == 0
-    assert _lease(cluster, "kube-scheduler")["holderIdentity"] == ""
-
-
-def test_bad_flags_are_refused_as_upstream(cluster: ClusterHandle) -> None:
+def test_unknown_controller_is_refused_as_upstream(cluster: ClusterHandle) -> None:
     conf = cluster.state_dir / "kubeconfigs" / "controller-manager.conf"
     r = subprocess.run([sys.executable, "-m", "kinns.controllers", f"--kubeconfig={conf}",
                         f"--state-dir={cluster.state_dir}", "--controllers=*,nosuch"],
