@@ -34,6 +34,9 @@ from .server import ApiServer
 
 log = logging.getLogger(__name__)
 
+# How often a stream with nothing to send checks that its client is still there.
+CLIENT_CHECK_SECONDS = 1.0
+
 def make_app(api: ApiServer) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY + 1024 * 1024)
 
@@ -111,6 +114,17 @@ def _json(status: int, obj: object, content_type: str = "application/json",
     return r
 
 
+async def _cancel_when_gone(request: web.Request, streaming: asyncio.Task[Any] | None) -> None:
+    """Cancel a streaming handler once its client has gone.  aiohttp does not
+    cancel handlers, and a stream learns of the loss only when it writes: a
+    quiet `logs -f` would hold its kubelet connection (and a watch its
+    watcher) until the next line came, maybe never."""
+    while request.transport is not None and not request.transport.is_closing():
+        await asyncio.sleep(CLIENT_CHECK_SECONDS)
+    if streaming is not None:
+        streaming.cancel()
+
+
 async def _stream(request: web.Request, resp: Response) -> web.StreamResponse:
     out = web.StreamResponse(status=200)
     out.headers["Content-Type"] = resp.content_type
@@ -118,12 +132,14 @@ async def _stream(request: web.Request, resp: Response) -> web.StreamResponse:
     await out.prepare(request)
     stream: Any = resp.stream if resp.stream is not None else resp.raw_stream
     raw = resp.stream is None
+    watcher = asyncio.create_task(_cancel_when_gone(request, asyncio.current_task()))
     try:
         async for item in stream:
             await out.write(item if raw else orjson.dumps(item) + b"\n")
     except (ConnectionResetError, asyncio.CancelledError):
         pass
     finally:
+        watcher.cancel()
         aclose = getattr(stream, "aclose", None)
         if aclose is not None:
             await aclose()

@@ -274,6 +274,10 @@ class KubeletServer:
                                f'previous terminated container "{container}" in pod "{name}" not found')
             count -= 1
         run = rec.runs.get(container)
+        if run is None and not previous:
+            reason = rec.waiting.get(container, ("ContainerCreating", ""))[0]
+            raise ApiError(400, "BadRequest",
+                           f'container "{container}" in pod "{name}" is waiting to start: {reason}')
         runtime = self.kubelet.runtime
 
         def finished() -> bool:
