@@ -361,15 +361,20 @@ def test_etcd_killed_and_restarted_loses_no_acknowledged_write(tmp_path: Path) -
             w = s.watch("configmaps", None, s.revision)
             proc.send_signal(signal.SIGKILL)
             proc.wait()
+            # A write while etcd is down waits for it (the request was never sent) ...
+            during = asyncio.create_task(s.create(("configmaps", "default", "during"), cm("during")))
+            await asyncio.sleep(0.3)
+            assert not during.done()
             proc = await asyncio.to_thread(start)
-            after = await s.create(("configmaps", "default", "after"), cm("after"))
-            ev = await asyncio.wait_for(w.__anext__(), 10)   # the same watch goes on, no gap
-            assert (ev.type, ev.revision) == ("ADDED", rv(after))
+            written = [await during, await s.create(("configmaps", "default", "after"), cm("after"))]
+            # ... and the same watch goes on, without a gap.
+            evs = [await asyncio.wait_for(w.__anext__(), 10) for _ in written]
+            assert [(e.type, e.revision) for e in evs] == [("ADDED", rv(o)) for o in written]
             w.stop()
             await s.close()
             s2 = EtcdStore(url, compaction_interval=0)
             assert {o["metadata"]["name"]: rv(o) for o in s2.list("configmaps")} == \
-                {**{o["metadata"]["name"]: rv(o) for o in acked}, "after": rv(after)}
+                {o["metadata"]["name"]: rv(o) for o in acked + written}
             await s2.close()
         run(go())
     finally:

@@ -96,7 +96,7 @@ class EtcdStore:
     # -- start-up ----------------------------------------------------------
 
     async def _first_list(self, connect_timeout: float) -> tuple[builtins.list[dict[str, Any]], int]:
-        gw = EtcdGateway(self.endpoint, ssl_context=self._ssl)
+        gw = EtcdGateway(self.endpoint, ssl_context=self._ssl, unavailable_wait=0)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + connect_timeout
         try:

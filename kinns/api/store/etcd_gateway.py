@@ -74,10 +74,14 @@ class EtcdGateway:
     lazily, inside the event loop that uses it."""
 
     def __init__(self, endpoint: str, *, ssl_context: ssl.SSLContext | None = None,
-                 request_timeout: float = 30.0) -> None:
+                 request_timeout: float = 30.0, unavailable_wait: float = 20.0) -> None:
         self.endpoint = endpoint.rstrip("/")
         self._ssl: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
         self._timeout = request_timeout
+        # How long a request waits for an etcd that refuses connections (restarting,
+        # as after a SIGKILL its kubelet starts it again), like a gRPC client
+        # waiting for its connection; only requests that were never sent retry.
+        self._unavailable_wait = unavailable_wait
         self._session: aiohttp.ClientSession | None = None
 
     def _http(self) -> aiohttp.ClientSession:
@@ -93,14 +97,29 @@ class EtcdGateway:
 
     async def call(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         """POST /v3/<path>; the decoded answer, or EtcdError."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._unavailable_wait
+        delay = 0.05
+        while True:
+            try:
+                return await self._call_once(path, body)
+            except EtcdUnavailable:
+                if loop.time() + delay > deadline:
+                    raise
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
+
+    async def _call_once(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         try:
             async with self._http().post(f"{self.endpoint}/v3/{path}", data=orjson.dumps(body),
                                          timeout=aiohttp.ClientTimeout(total=self._timeout)) as resp:
                 raw = await resp.read()
-        except aiohttp.ClientConnectorError as exc:
-            raise EtcdUnavailable(self.endpoint, exc) from exc
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except aiohttp.ClientError as exc:
+            if _never_sent(exc):
+                raise EtcdUnavailable(self.endpoint, exc) from exc
             # Sent, but the answer was lost: the outcome is unknown to us.
+            raise EtcdError(UNAVAILABLE, f"{self.endpoint}/v3/{path}: {exc!r}") from exc
+        except asyncio.TimeoutError as exc:
             raise EtcdError(UNAVAILABLE, f"{self.endpoint}/v3/{path}: {exc!r}") from exc
         try:
             out: dict[str, Any] = orjson.loads(raw)
@@ -167,6 +186,15 @@ class EtcdGateway:
                     yield _watch_message(bytes(buf))
         except aiohttp.ClientConnectorError as exc:
             raise EtcdUnavailable(self.endpoint, exc) from exc
+
+
+def _never_sent(exc: aiohttp.ClientError) -> bool:
+    """Whether etcd cannot have acted on the request: no connection, or a pooled
+    connection found closed (etcd restarted) before the whole body was written,
+    so a JSON body it would need was never complete."""
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return True
+    return isinstance(exc, aiohttp.ClientOSError) and str(exc.strerror or "").startswith("Can not write request body")
 
 
 def _watch_message(line: bytes) -> dict[str, Any]:
