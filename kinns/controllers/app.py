@@ -39,6 +39,8 @@ _UNIT = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, 
 
 def duration(text: str) -> float:
     """A Go duration flag value ("15s", "1m30s", "500ms") in seconds."""
+    if text == "0":
+        return 0.0
     parts = _DURATION.findall(text)
     if not parts or "".join(n + u for n, u in parts) != text:
         raise argparse.ArgumentTypeError(f'time: invalid duration "{text}"')
