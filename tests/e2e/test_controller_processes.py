@@ -148,7 +148,8 @@ def test_standby_takes_over_on_release_and_after_a_kill(cluster: ClusterHandle, 
         killed = time.monotonic()
         wait_for(lambda: "successfully acquired lease" in c.text(), timeout=30, interval=0.2)
         took = time.monotonic() - killed
-        assert 8 <= took <= 15 + 2 * 2 + 2, f"took over {took:.1f}s after the kill"
+        # 15 s from the last renewal c saw, then c's next jittered retry (at most 2 s * 2.2), plus slack.
+        assert 8 <= took <= 15 + 2 * 2.2 + 4, f"took over {took:.1f}s after the kill"
         spec = _lease(cluster, KCM)
         assert spec["holderIdentity"] == c.identity() != b.identity()
         assert spec["leaseTransitions"] == static.get("leaseTransitions", 0) + 2
