@@ -246,10 +246,10 @@ async def start_controllers(builder: ClientBuilder, factory: InformerFactory, cf
         await c.start()
         running.append(c)
         info(log, "controllermanager.go:797", "Started controller", controller=spec.name)
-    for name in NOT_IMPLEMENTED:
-        if is_enabled(name, chosen):
-            log.warning("Skipping a controller kinns does not implement",
-                        extra={"source": "controllermanager.go:782", "kv": {"controller": name}})
+    missing = [name for name in NOT_IMPLEMENTED if is_enabled(name, chosen)]
+    if missing:
+        log.warning("Skipping controllers kinns does not implement",
+                    extra={"source": "controllermanager.go:782", "kv": {"controllers": missing}})
 
     async def stop() -> None:
         for c in reversed(running):
