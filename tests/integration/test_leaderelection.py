@@ -178,3 +178,15 @@ def test_config_checks_match_upstream() -> None:
         LeaderElectionConfig(lease_duration=10, renew_deadline=10)
     with pytest.raises(ValueError, match="renewDeadline must be greater than retryPeriod"):
         LeaderElectionConfig(renew_deadline=2, retry_period=2)
+
+
+def test_failing_work_releases_the_lease_and_raises(tmp_path: Path) -> None:
+    async def body(client: Client) -> None:
+        async def broken() -> None:
+            raise RuntimeError("error starting controllers: boom")
+        elector = LeaderElector(LeaseLock(client, NS, NAME, "cp-a_1"), FAST, on_started_leading=broken)
+        with pytest.raises(RuntimeError, match="boom"):
+            await asyncio.wait_for(elector.run(), 5)
+        spec = await _lease(client)
+        assert spec["holderIdentity"] == "" and spec["leaseDurationSeconds"] == 1
+    run_with_api(tmp_path, body)
