@@ -455,11 +455,11 @@ class Runtime:
                 if st.state != "running" or (child is not None and child.get("tag") == st.id):
                     continue
                 self._by_pid.pop(st.pid, None)
-                st.state, st.exit_code, st.signal, st.finished_at = "exited", 137, 0, now
-                if fresh:
-                    st.reason, st.message = "Error", "the kinns runtime's zygote process died"
+                st.state, st.signal, st.finished_at = "exited", 0, now
+                if fresh:  # as containerd reports containers after a reboot
+                    st.exit_code, st.reason, st.message = 255, "Unknown", ""
                 else:
-                    st.reason = "ContainerStatusUnknown"
+                    st.exit_code, st.reason = 137, "ContainerStatusUnknown"
                     st.message = "The container could not be located when the pod was terminated"
                 lost.append(st)
                 self._save(st)

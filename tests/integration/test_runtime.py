@@ -420,6 +420,34 @@ def test_one_runtime_at_a_time(tmp_path: Path, netns: tuple[str, str]) -> None:
     assert cleanup(sd) == []
 
 
+def test_containers_lost_with_the_zygote_while_detached(tmp_path: Path, netns: tuple[str, str]) -> None:
+    """A power cut while no kubelet was connected (the zygote and its
+    containers gone): the next Runtime reports them ended, exit 255
+    reason Unknown as containerd does after a reboot, and starts anew."""
+    sd = tmp_path / "cut"
+    rt = Runtime(sd)
+    sb = create_sandbox(sd, make_pod("cut"), netns=f"/run/netns/{netns[0]}", pod_ip=POD_IP)
+    st = rt.start_container(sb, {"name": "a", "image": "busybox", "command": ["sleep", "1000"]})
+    zygote = rt._zygote.pid
+    rt.detach()
+    os.kill(zygote, signal.SIGKILL)
+    deadline = time.time() + 5
+    while Path(f"/proc/{st.pid}/cmdline").exists() and Path(f"/proc/{st.pid}/cmdline").read_bytes():
+        assert time.time() < deadline
+        time.sleep(0.02)
+    heard: list[str] = []
+    again = Runtime(sd, on_exit=lambda s: heard.append(s.id))
+    try:
+        old = again.status(st.id)
+        assert (old.state, old.exit_code, old.reason) == ("exited", 255, "Unknown") and heard == [st.id]
+        new = again.start_container(sb, {"name": "a", "image": "busybox", "command": ["sh", "-c", "exit 4"]},
+                                    restart_count=1)
+        assert again.wait(new.id, 5) == 4 and again._zygote.pid != zygote
+    finally:
+        again.close()
+    assert cleanup(sd) == []
+
+
 @pytest.mark.parametrize("container,expect", [
     ({"image": "nginx"}, ("argv", "httpd", 80)),
     ({"image": "nginxinc/nginx-unprivileged:1.25"}, ("argv", "httpd", 8080)),
