@@ -493,9 +493,20 @@ class Runtime:
             self._journal.put("holder", uid, None)
 
     def _zygote_lost(self) -> None:
-        """The zygote died under us (it never should): its containers died
-        with it (they carry PDEATHSIG), so record them as killed; the next
-        start brings up a new zygote."""
+        """The connection ended without our asking.  If the zygote lives, it
+        dropped us (we left its messages unread too long): connect again,
+        and it replays what we missed.  Else it died under us (it never
+        should): its containers died with it (they carry PDEATHSIG), so
+        record them as killed; the next start brings up a new zygote."""
+        gone = self._zygote
+        if gone.pid and not _gone(gone.pid, 2.0):
+            with self._zygote_lock:
+                if self._zygote is gone and not self._detached:
+                    try:
+                        self._zygote, _ = self._connect()
+                    except (OSError, ZygoteError):
+                        pass
+            return
         now = time.time()
         with self._pod_lock:
             for uid in self._pods:  # the pods' IPC namespaces went with it

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -418,6 +419,23 @@ def test_one_runtime_at_a_time(tmp_path: Path, netns: tuple[str, str]) -> None:
     finally:
         second.close()
     assert cleanup(sd) == []
+
+
+def test_a_dropped_connection_is_made_again(rt: Runtime, sandbox: Sandbox) -> None:
+    """The zygote drops a client that does not read (it must not block every
+    container's logs): the runtime connects again and misses no exit, and
+    declares nothing dead."""
+    long = rt.start_container(sandbox, {"name": "long", "image": "busybox", "command": ["sleep", "1000"]})
+    short = rt.start_container(sandbox, {"name": "short", "image": "busybox", "command": ["sh", "-c", "exit 6"]})
+    old = rt._zygote
+    old.sock.shutdown(socket.SHUT_RD)   # what a dropped connection looks like from here
+    assert rt.wait(short.id, 5) == 6
+    deadline = time.time() + 5
+    while rt._zygote is old:
+        assert time.time() < deadline
+        time.sleep(0.02)
+    assert rt.status(long.id).state == "running" and rt._zygote.pid == old.pid
+    assert rt.stop_container(long.id, 0).exit_code == 137
 
 
 def test_containers_lost_with_the_zygote_while_detached(tmp_path: Path, netns: tuple[str, str]) -> None:
