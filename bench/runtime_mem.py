@@ -110,7 +110,7 @@ def run(a: argparse.Namespace, names: list[str]) -> None:
         time.sleep(a.idle)
         procs = rt.cgroups.pids()
         containers_kb = sum(pss_kb(p) for p in procs)
-        zygote_kb = pss_kb(rt._zygote.proc.pid)
+        zygote_kb = pss_kb(rt._zygote.pid)
         total = containers_kb + zygote_kb
         print(f"pods: {a.n} ({a.image})  processes: {len(procs)}  answer of last pod: {check!r}")
         print(f"all Ready (TCP probe answered) after {t_ready:.2f}s  rate: {a.n / t_ready:.0f} pods/s to Ready")
