@@ -4,8 +4,9 @@ Clusters live under a per-run state root and kubeconfig, so tests never
 touch /var/lib/kinns or ~/.kube/config, and a leak check runs when each
 cluster goes down.
 
-`KINNS_TEST_STORE=etcd` runs the module clusters on etcd (`kinns up --store
-etcd`, as CI does once per store); the default is the embedded SQLite.
+`KINNS_TEST_STORE=etcd` runs every cluster of the run on etcd (`kinns up
+--store etcd`, as CI does once per store; `ClusterHandle.up` adds the flag);
+the default is the embedded SQLite.
 """
 
 from __future__ import annotations
@@ -23,12 +24,6 @@ if TEST_STORE not in ("sqlite", "etcd"):
     raise pytest.UsageError(f"KINNS_TEST_STORE={TEST_STORE!r}: use sqlite or etcd")
 
 
-@pytest.fixture(scope="session")
-def store_args() -> list[str]:
-    """`kinns up` arguments for the store this run tests (pass them to handles made by hand)."""
-    return ["--store", TEST_STORE] if TEST_STORE != "sqlite" else []
-
-
 def pytest_report_header() -> str:
     return f"kinns store: {TEST_STORE}"
 
@@ -42,9 +37,9 @@ def state_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def cluster(state_root: Path, store_args: list[str]) -> Iterator[ClusterHandle]:
+def cluster(state_root: Path) -> Iterator[ClusterHandle]:
     """A running cluster shared by the tests of one module."""
-    c = ClusterHandle(new_cluster_name(), state_root, extra_args=list(store_args))
+    c = ClusterHandle(new_cluster_name(), state_root)
     c.up()
     try:
         yield c
