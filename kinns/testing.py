@@ -84,7 +84,11 @@ class ClusterHandle:
                               capture_output=True, check=check, timeout=timeout)
 
     def up(self) -> None:
-        r = self.cli("up", "--name", self.name, *self.extra_args, check=False)
+        args = list(self.extra_args)
+        # KINNS_TEST_STORE=etcd: the run's clusters keep their objects in etcd (tests/conftest.py).
+        if os.environ.get("KINNS_TEST_STORE") and "--store" not in args:
+            args += ["--store", os.environ["KINNS_TEST_STORE"]]
+        r = self.cli("up", "--name", self.name, *args, check=False)
         if r.returncode != 0:
             raise RuntimeError(f"kinns up failed ({r.returncode}): {r.stderr}\n{self.daemon_log()}")
 
