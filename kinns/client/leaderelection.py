@@ -321,12 +321,22 @@ class LeaderElector:
         record = LeaderElectionRecord(lease_duration_seconds=1, acquire_time=stamp, renew_time=stamp,
                                       leader_transitions=self.observed.leader_transitions)
         try:
-            await asyncio.wait_for(self.lock.update(record), self.config.renew_deadline)
-        except Exception as exc:  # noqa: BLE001 - any failure only means: not renewed this time
+            await asyncio.wait_for(self._release(record), self.config.renew_deadline)
+        except Exception as exc:  # noqa: BLE001 - the lease then simply runs out
             log.error("Failed to release lock: %s", _text(exc), extra={"source": "leaderelection.go:319"})
             return False
         self._observe(record)
         return True
+
+    async def _release(self, record: LeaderElectionRecord) -> None:
+        try:
+            await self.lock.update(record)
+        except ApiError as exc:
+            # A renewal cancelled in flight may have been written without our
+            # copy hearing of it: re-read, and release if the lease is still ours.
+            if exc.code != 409 or (await self.lock.get()).holder_identity != self.lock.identity:
+                raise
+            await self.lock.update(record)
 
     async def run(self) -> None:
         """Acquire, lead until the lease is lost, then stop leading and return.
