@@ -290,6 +290,8 @@ class EtcdStore:
                     await asyncio.sleep(backoff)   # etcd ended the stream (shutting down): watch again
             except asyncio.CancelledError:
                 raise
+            except asyncio.TimeoutError:   # a silent stream (half-open connection, no progress notifications)
+                log.debug("etcd watch idle; watching again from revision %d", self._revision + 1)
             except Exception as exc:  # etcd restarting, connection lost: resume where we were
                 log.warning("etcd watch broke (%s); resuming from revision %d", exc, self._revision + 1)
                 await asyncio.sleep(backoff)

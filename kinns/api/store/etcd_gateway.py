@@ -160,16 +160,20 @@ class EtcdGateway:
             return False
 
     async def watch(self, key: bytes, range_end: bytes | None, start_revision: int, *,
-                    prev_kv: bool = False, progress_notify: bool = True) -> AsyncIterator[dict[str, Any]]:
+                    prev_kv: bool = False, progress_notify: bool = True,
+                    idle_timeout: float | None = 60.0) -> AsyncIterator[dict[str, Any]]:
         """The `result` messages of one watch stream, in order, until etcd or the
-        connection ends it (a clean end returns; a broken connection raises)."""
+        connection ends it (a clean end returns; a broken connection raises, and
+        so, with asyncio.TimeoutError, does a stream silent for `idle_timeout`:
+        etcd sends progress notifications, kubeadm's every 5 s)."""
         create: dict[str, Any] = {"key": b64(key), "start_revision": str(start_revision),
                                   "prev_kv": prev_kv, "progress_notify": progress_notify}
         if range_end is not None:
             create["range_end"] = b64(range_end)
         try:
             async with self._http().post(f"{self.endpoint}/v3/watch", data=orjson.dumps({"create_request": create}),
-                                         timeout=aiohttp.ClientTimeout(total=None, connect=5)) as resp:
+                                         timeout=aiohttp.ClientTimeout(total=None, connect=5,
+                                                                       sock_read=idle_timeout)) as resp:
                 if resp.status != 200:
                     raise EtcdError(resp.status, (await resp.read())[:200].decode(errors="replace"))
                 buf = bytearray()
