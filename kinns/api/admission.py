@@ -20,12 +20,12 @@ from typing import Any
 from . import podsecurity
 from .discovery import VERSION_INFO
 from .errors import INVALID, FieldError, forbidden, invalid
-from .store.sqlite import SqliteStore
+from .store.base import Store
 
 DEFAULT_CLASS = "storageclass.kubernetes.io/is-default-class"
 
 
-def default_storage_class(store: SqliteStore, claim: dict[str, Any]) -> None:
+def default_storage_class(store: Store, claim: dict[str, Any]) -> None:
     spec = claim.setdefault("spec", {})
     if "storageClassName" in spec:
         return  # set, even to "" (which means "no class"), is the user's choice
@@ -37,7 +37,7 @@ def default_storage_class(store: SqliteStore, claim: dict[str, Any]) -> None:
         spec["storageClassName"] = newest["metadata"]["name"]
 
 
-def pod_security(store: SqliteStore, kind: str, namespace: str, obj: dict[str, Any],
+def pod_security(store: Store, kind: str, namespace: str, obj: dict[str, Any],
                  old: dict[str, Any] | None, subresource: str = "") -> list[str]:
     """The PodSecurity admission step of a create (`old` None) or update:
     the Warning texts to answer with; raises the 403 of an enforce
@@ -61,7 +61,7 @@ def pod_security(store: SqliteStore, kind: str, namespace: str, obj: dict[str, A
     return list(podsecurity.admit_template(labels, obj, minor, kind=kind).warnings)
 
 
-def _namespace_policy(store: SqliteStore, ns: dict[str, Any], old: dict[str, Any] | None, minor: int) -> list[str]:
+def _namespace_policy(store: Store, ns: dict[str, Any], old: dict[str, Any] | None, minor: int) -> list[str]:
     labels = (ns.get("metadata") or {}).get("labels") or {}
     old_labels = None if old is None else (old.get("metadata") or {}).get("labels") or {}
     errs = podsecurity.namespace_label_errors(labels, old_labels)

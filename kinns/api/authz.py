@@ -24,7 +24,7 @@ from .attributes import Attributes
 from .errors import ApiError
 from .nodeauthz import NodeAuthorizer
 from .rbac import GROUP, Policy, Rule
-from .store.sqlite import SqliteStore
+from .store.base import Store
 from .user import UserInfo, node_name_of
 
 Obj = dict[str, Any]
@@ -63,7 +63,7 @@ def forbidden_error(resource: str, group: str, name: str, why: str) -> ApiError:
 class Authorizer:
     """The Node,RBAC chain over one store."""
 
-    def __init__(self, store: SqliteStore) -> None:
+    def __init__(self, store: Store) -> None:
         self.store = store
         self.node = NodeAuthorizer(lambda resource: store.list(resource))
         self._policy: Policy | None = None

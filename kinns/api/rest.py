@@ -28,8 +28,7 @@ from .patch import apply_json_patch, apply_merge_patch, apply_strategic_merge_pa
 from .request import Request, Response
 from .resources import ResourceType
 from .selectors import FieldSelector, LabelSelector, check_field_selector
-from .store.base import ConflictError, Event, ExistsError, NotFoundError, TooOldError
-from .store.sqlite import SqliteStore
+from .store.base import ConflictError, Event, ExistsError, NotFoundError, Store, TooOldError
 from .validation import validate, validate_update
 
 BOOKMARK_INTERVAL = 10.0
@@ -96,7 +95,7 @@ AdmissionHook = Callable[[Target, dict[str, Any], "dict[str, Any] | None", Reque
 class ResourceHandlers:
     """The REST verbs, bound to one store and one Service allocator."""
 
-    def __init__(self, store: SqliteStore, allocator: ServiceAllocator) -> None:
+    def __init__(self, store: Store, allocator: ServiceAllocator) -> None:
         self.store = store
         self.allocator = allocator
         # Run in order after defaulting, before validation, on create and update.

@@ -37,7 +37,7 @@ from .request import Request, Response
 from .resources import REGISTRY, Registry
 from .rest import ResourceHandlers, Target
 from .reviews import Reviews
-from .store.sqlite import SqliteStore
+from .store.base import Store
 from .tokens import ISSUER, Signer, TokenAuthenticator, Verifier, load_public_key, load_signing_key
 from .user import AUTHENTICATED, MASTERS, UserInfo
 
@@ -54,7 +54,7 @@ _RBAC_PATH = f"/apis/{rbac.GROUP}/"
 class ApiServer:
     def __init__(
         self,
-        store: SqliteStore,
+        store: Store,
         *,
         service_cidr: str = "10.96.0.0/12",
         node_port_range: tuple[int, int] = (30000, 32767),
