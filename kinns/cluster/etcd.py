@@ -179,7 +179,7 @@ class EtcdServer:
         except EtcdStartError:
             recorded = ""
         running = _etcd_pids(self.data_dir)
-        if recorded and running and healthy(recorded):
+        if recorded and running and healthy(recorded, timeout=5.0):   # patient: a busy machine is slow, not dead
             self.url, self.pid = recorded, running[0]
             return self.url
         _end(running, 5.0)
