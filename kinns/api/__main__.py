@@ -52,21 +52,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def _store(url: str, state: Path, cfg: ClusterConfig):  # type: ignore[no-untyped-def]
-    """The store `--etcd-servers` names: SQLite by default, etcd when asked."""
-    if url.startswith("sqlite://") or not url:
-        from .store.sqlite import SqliteStore
-        path = url[len("sqlite://"):] if url else "state.db"
-        return SqliteStore(Path(path) if path.startswith("/") else state / path)
-    from .store.factory import open_store  # etcd (see kinns/api/store/etcd.py)
-    return open_store(cfg, url)
-
-
 async def run(args: argparse.Namespace) -> int:
     from ..cluster import addons
     from .http import make_app, server_ssl_context
     from .nodeproxy import KubeletClientConfig
     from .server import ApiServer
+    from .store.factory import open_store
 
     from aiohttp import web
 
@@ -74,7 +65,7 @@ async def run(args: argparse.Namespace) -> int:
     cfg = ClusterConfig.load_from(state)
     lo, hi = (int(x) for x in args.service_node_port_range.split("-"))
     pki = state / "pki"
-    store = _store(args.etcd_servers, state, cfg)
+    store = open_store(cfg, args.etcd_servers)
     api = ApiServer(store, service_cidr=args.service_cluster_ip_range, node_port_range=(lo, hi),
                     advertise_address=args.advertise_address, secure_port=args.secure_port)
     api.configure_auth_from_files(Path(args.service_account_signing_key_file or pki / "sa.key"),

@@ -157,6 +157,7 @@ class Kubelet(Controller):
             if not self._setup_done:
                 self.setup()
                 self._setup_done = True
+            await self._scan_manifests()  # before any worker runs: restored static pods must be known as such
             self._loops.append(asyncio.create_task(self._watch_manifests(), name=f"{self.name}-manifests"))
         await self._register_until_served()
         await super().start(sync_timeout)
@@ -184,28 +185,32 @@ class Kubelet(Controller):
 
     async def _watch_manifests(self) -> None:
         """Poll the manifest directory (upstream watches it and re-lists every 20 s)."""
-        assert self.manifest_dir is not None
         while True:
-            pods, errors = await asyncio.to_thread(staticpods.read_dir, self.manifest_dir, self.node.name)
-            for path, msg in errors.items():
-                if self._manifest_errors.get(path) != msg:
-                    log.error('%s: "Could not process manifest file" err="%s"', self.name, msg)
-            self._manifest_errors = errors
-            changed = {k for k in set(pods) | set(self.static)
-                       if (pods.get(k) or {}).get("metadata", {}).get("uid")
-                       != (self.static.get(k) or {}).get("metadata", {}).get("uid")}
-            for key in changed:
-                if key in pods:
-                    self.static[key] = pods[key]
-                    log.info("%s: static pod %s from %s", self.name, key, self.manifest_dir)
-                else:
-                    self.static.pop(key, None)
-                    log.info("%s: static pod %s removed (manifest gone)", self.name, key)
-                if self._tasks:
-                    self.queue.add(key)
-                else:  # no workers before the API answers: run it from here
-                    asyncio.create_task(self._reconcile_static(key))
             await asyncio.sleep(1.0)
+            await self._scan_manifests()
+
+    async def _scan_manifests(self) -> None:
+        """Read the manifest directory once; start, replace or stop what changed."""
+        assert self.manifest_dir is not None
+        pods, errors = await asyncio.to_thread(staticpods.read_dir, self.manifest_dir, self.node.name)
+        for path, msg in errors.items():
+            if self._manifest_errors.get(path) != msg:
+                log.error('%s: "Could not process manifest file" err="%s"', self.name, msg)
+        self._manifest_errors = errors
+        changed = {k for k in set(pods) | set(self.static)
+                   if (pods.get(k) or {}).get("metadata", {}).get("uid")
+                   != (self.static.get(k) or {}).get("metadata", {}).get("uid")}
+        for key in changed:
+            if key in pods:
+                self.static[key] = pods[key]
+                log.info("%s: static pod %s from %s", self.name, key, self.manifest_dir)
+            else:
+                self.static.pop(key, None)
+                log.info("%s: static pod %s removed (manifest gone)", self.name, key)
+            if self._tasks:
+                self.queue.add(key)
+            else:  # no workers before the API answers: run it from here
+                self._loops.append(asyncio.create_task(self._reconcile_static(key)))
 
     async def _reconcile_static(self, key: str) -> None:
         """Reconcile a static pod until the workers are there to do it."""
