@@ -57,9 +57,6 @@ def make_app(api: ApiServer) -> web.Application:
             except ApiError as err:
                 return _json(err.code, err.status())
         if headers.get("upgrade", "").lower() in ("websocket", "spdy/3.1") and UPGRADE_PATH.match(request.path):
-            if not api.serving:
-                stopped = ApiError(503, "ServiceUnavailable", "the API server is stopped (kinns control-plane stop)")
-                return _json(stopped.code, stopped.status())
             # A WebSocket upgrade is a GET: `get pods/exec` suffices, as upstream
             # before 1.35's AuthorizePodWebsocketUpgradeCreatePermission.
             if req.user is not None and not req.user.is_masters:

@@ -8,7 +8,7 @@ default RBAC roles and bindings).
 
 Requests that carry a user (everything from the HTTPS front end, which
 authenticates them) are authorized first (`authz.py`: Node, RBAC); the
-in-process callers are the daemon's own components and are trusted.  The
+in-process callers (unit tests, the API server's own bootstrap) are trusted.  The
 server also owns the pieces of ServiceAccounts and RBAC that sit in the
 write path: the ServiceAccount admission plugin and the TokenRequest
 subresource (`serviceaccounts.py`), the escalation check on roles and
@@ -72,14 +72,6 @@ class ApiServer:
         self.secure_port = secure_port
         # log, exec, attach, portforward: passed on to the pod's kubelet.
         self.node_proxy = NodeProxy(self._pod, lambda name: self._get("nodes", "", name))
-        # The node layer, when this daemon runs nodes (kinns.node.agents.NodeAgents).
-        self.node_agents: Any = None
-        # Set by the daemon: `await listen_in_node(netns, ip)` also serves the
-        # API inside the control-plane node once its namespace exists.
-        self.listen_in_node: Any = None
-        # False while the control plane is stopped (`kinns control-plane stop`):
-        # in-process callers then fail as remote ones do when nothing listens.
-        self.serving = True
         self.authorizer = Authorizer(store)
         # Set by `configure_auth` (the daemon does, from the cluster pki); the
         # HTTPS front end authenticates only when there is one.
@@ -161,9 +153,6 @@ class ApiServer:
     # ---------------------------------------------------------------- dispatch
 
     async def dispatch(self, req: Request) -> Response:
-        if not self.serving:
-            exc = ApiError(503, "ServiceUnavailable", "the API server is stopped (kinns control-plane stop)")
-            return Response(exc.code, obj=exc.status())
         try:
             if req.user is not None and not req.user.is_masters:
                 self.authorize(req)

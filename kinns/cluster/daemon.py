@@ -34,7 +34,7 @@ from pathlib import Path
 
 from ..net.fabric import Fabric, choose_subnet
 from ..net.desired import NodeNet
-from .certs import component_identities, ensure_pki, ensure_sa_keypair, paths as cert_paths
+from .certs import component_identities, ensure_pki, ensure_sa_keypair, kubelet_serving_cert, paths as cert_paths
 from .config import ClusterConfig
 from .manifests import API_PORT, manifest_dir, write_control_plane_manifests
 from .portpublish import PortPublisher
@@ -177,6 +177,8 @@ async def run(cfg: ClusterConfig) -> None:
                [cfg.api_host, "127.0.0.1", "10.96.0.1", cp.ip])
     ensure_sa_keypair(state / "pki")
     component_identities(state / "pki", [n.name for n in plan], f"https://{cp.ip}:{API_PORT}", state / "kubeconfigs")
+    for n in plan:  # issued here, so kubelets never need the CA's key
+        kubelet_serving_cert(state / "pki", n.name, n.ip)
     nodes = await asyncio.to_thread(Fabric.create, cfg.name, cfg.fabric_subnet, cfg.nodes, cfg.cluster_cidr)
     report(state, f"fabric {cfg.fabric_subnet} and {len(nodes)} node namespaces ready")
     write_control_plane_manifests(cfg, cp.name, cp.ip)

@@ -9,11 +9,10 @@ RBAC roles `system:controller:<account>` are made for).  Adding a controller
 is one line here.
 
 `start_controllers(builder, factory, cfg)` starts the enabled ones over
-any transport: `python -m kinns.controllers` gives it an HTTPS client and
-a ClientBuilder (see clientbuilder.py), the cluster daemon an in-process one
-(`start_in_process`, which also runs the scheduler, until the control plane
-runs as static pods).  One informer factory is shared, so each kind is
-listed and watched once per process.
+any transport: `python -m kinns.controllers` (the controller-manager
+static pod) gives it an HTTPS client and a ClientBuilder (see
+clientbuilder.py); tests may give it an in-process one.  One informer
+factory is shared, so each kind is listed and watched once per process.
 """
 
 from __future__ import annotations
@@ -22,13 +21,12 @@ import logging
 from dataclasses import dataclass, field, replace
 from typing import Awaitable, Callable, Iterable
 
-from ..client import Client, InformerFactory, InProcessTransport
-from ..client.transport import Dispatch
+from ..client import Client, InformerFactory
 from ..cluster.config import ClusterConfig
 from ..klog import info
 from .app import duration
 from .base import Controller
-from .clientbuilder import ClientBuilder, SimpleClientBuilder
+from .clientbuilder import ClientBuilder
 from .clusterroleaggregation import ClusterRoleAggregationController
 from .daemonset import DaemonSetController
 from .deployment import DeploymentController
@@ -265,18 +263,3 @@ async def start_scheduler(client: Client, factory: InformerFactory) -> Stop:
     scheduler = Scheduler(client, factory)
     await scheduler.start()
     return scheduler.stop
-
-
-async def start_in_process(dispatch: Dispatch, cfg: ClusterConfig) -> Stop:
-    """Controllers and scheduler inside the cluster daemon, over the in-process transport."""
-    client = Client(InProcessTransport(dispatch), user_agent="kinns-controller-manager")
-    factory = InformerFactory(client)
-    stop_controllers = await start_controllers(SimpleClientBuilder(client), factory, cfg)
-    stop_scheduler = await start_scheduler(client, factory)
-
-    async def stop() -> None:
-        await stop_scheduler()
-        await stop_controllers()
-        await client.close()
-
-    return stop
