@@ -84,6 +84,9 @@ def test_status_lists_every_component_with_its_pid(c: ClusterHandle) -> None:
     nodes = [f"{c.name}-control-plane", f"{c.name}-worker", f"{c.name}-worker2"]
     for name in ("kube-apiserver", "kube-controller-manager", "kube-scheduler"):
         assert comps[(name, nodes[0])]["state"] == "running"
+    if os.environ.get("KINNS_TEST_STORE") == "etcd":
+        assert comps[("etcd", nodes[0])]["state"] == "running"
+        assert f"pod/etcd-{nodes[0]}" in c.kubectl("get", "pods", "-n", "kube-system", "-o", "name").stdout.split()
     for n in nodes:
         assert comps[("kubelet", n)]["state"] == "running"
     for x in st["components"]:
