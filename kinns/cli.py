@@ -18,7 +18,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import click
 from rich.console import Console
@@ -27,7 +27,7 @@ from rich.console import Console
 # that need them, so `kinns status` and friends start quickly.
 from .cluster import kubeconfig
 from .cluster.certs import paths as cert_paths
-from .cluster.config import ClusterConfig, validate_name
+from .cluster.config import ClusterConfig, ConfigError, validate_name
 
 console = Console(stderr=True)
 
@@ -45,9 +45,17 @@ def _pid(cfg: ClusterConfig) -> int | None:
     return daemon_pid(cfg)
 
 
+def _load(name: str) -> ClusterConfig | None:
+    """The cluster's saved settings, or None; a damaged file is a clear error."""
+    try:
+        return ClusterConfig.load(name)
+    except ConfigError as exc:
+        _fail(str(exc))
+
+
 def _running(name: str) -> ClusterConfig:
     """The config of a running cluster, or a clear error and exit 1."""
-    cfg = ClusterConfig.load(name)
+    cfg = _load(name)
     if cfg is None or _pid(cfg) is None:
         _fail(f'cluster "{name}" is not running; start it with `kinns up --name {name}`')
     return cfg
@@ -155,7 +163,7 @@ def up(name: str, nodes: int, overlay: str, proxy_mode: str, pod_subnet: str, fa
     err = validate_name(name) or _check_sizes(nodes, pod_subnet) or _check_proxy_mode(proxy_mode)
     if err:
         _fail(err)
-    old = ClusterConfig.load(name)
+    old = _load(name)
     if old is not None and _pid(old) is not None:
         _fail(f'cluster "{name}" is already running (context kinns-{name}); '
               f"use another --name, or `kinns down --name {name}` first")
@@ -225,7 +233,10 @@ def _start_and_wait(cfg: ClusterConfig, wait: float, verb: str) -> None:
 @NAME_OPTION
 def down(name: str) -> None:
     """Stop a cluster and remove everything it created."""
-    cfg = ClusterConfig.load(name)
+    try:
+        cfg = ClusterConfig.load(name)
+    except ConfigError:  # damaged settings: everything is still found by name
+        cfg = ClusterConfig(name=name)
     if cfg is None:
         _fail(f'no cluster named "{name}" exists (nothing to remove)')
     from .cluster.lifecycle import stop_daemon
@@ -237,7 +248,7 @@ def down(name: str) -> None:
 
 
 def _existing(name: str) -> ClusterConfig:
-    cfg = ClusterConfig.load(name)
+    cfg = _load(name)
     if cfg is None:
         _fail(f'no cluster named "{name}" exists; start one with `kinns up --name {name}`')
     return cfg
@@ -317,7 +328,7 @@ def _node_rows(cfg: ClusterConfig) -> list[dict[str, str]]:
     return rows
 
 
-def _api_get(cfg: ClusterConfig, path: str) -> dict[str, object]:
+def _api_get(cfg: ClusterConfig, path: str) -> dict[str, Any]:
     certs = cert_paths(cfg.state_dir / "pki")
     ctx = ssl.create_default_context(cafile=str(certs.ca_cert))
     ctx.load_cert_chain(str(certs.admin_cert), str(certs.admin_key))
@@ -431,7 +442,7 @@ def control_plane_start(name: str) -> None:
 @NAME_OPTION
 def kubeconfig_cmd(name: str) -> None:
     """Print the cluster's kubeconfig."""
-    cfg = ClusterConfig.load(name)
+    cfg = _load(name)
     if cfg is None or not (cfg.state_dir / "kubeconfig").exists():
         _fail(f'no cluster named "{name}" exists; start one with `kinns up --name {name}`')
     click.echo((cfg.state_dir / "kubeconfig").read_text(), nl=False)

@@ -21,6 +21,10 @@ def state_root() -> Path:
     return Path(os.environ.get("KINNS_STATE_DIR", "/var/lib/kinns"))
 
 
+class ConfigError(ValueError):
+    """A cluster's saved settings cannot be read."""
+
+
 @dataclass
 class ClusterConfig:
     name: str = "kinns"
@@ -70,7 +74,13 @@ class ClusterConfig:
 
     @classmethod
     def _from_file(cls, path: Path) -> "ClusterConfig":
-        data = json.loads(path.read_text())
+        try:
+            data = json.loads(path.read_text())
+            if not isinstance(data, dict):
+                raise ValueError("not a JSON object")
+        except ValueError as exc:
+            raise ConfigError(f"{path} is damaged ({exc}); restore it, or remove the cluster with "
+                              f"`kinns down --name {path.parent.name}`") from None
         data["node_port_range"] = tuple(data.get("node_port_range", (30000, 32767)))
         data.pop("state_dir_override", None)
         return cls(**data)

@@ -23,6 +23,7 @@ daemon (`kinns start`) replaces the kubelets, which find their containers.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import logging
 import os
@@ -208,11 +209,23 @@ async def run(cfg: ClusterConfig) -> None:
     ready.unlink(missing_ok=True)
 
 
+def _lock(cfg: ClusterConfig) -> int:
+    """One daemon per cluster: hold `<state>/daemon.lock` for life (two `kinns start` at once
+    would otherwise run two sets of kubelets on the same nodes)."""
+    fd = os.open(cfg.state_dir / "daemon.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise SystemExit(f'another kinns daemon already runs cluster "{cfg.name}"') from None
+    return fd
+
+
 def main(argv: list[str] | None = None) -> None:
     args = argv if argv is not None else sys.argv[1:]
     cfg = ClusterConfig.load(args[0])
     if cfg is None:
         raise SystemExit(f"no configuration for cluster {args[0]!r}")
+    _lock(cfg)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)
     asyncio.run(run(cfg))
