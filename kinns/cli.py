@@ -320,7 +320,8 @@ def _node_rows(cfg: ClusterConfig) -> list[dict[str, str]]:
         return []
     rows = []
     for n in data.get("items", []):
-        ready = next((c for c in n.get("status", {}).get("conditions", []) if c.get("type") == "Ready"), {})
+        conditions = n.get("status", {}).get("conditions", [])
+        ready: dict[str, Any] = next((c for c in conditions if c.get("type") == "Ready"), {})
         status = {"True": "Ready", "False": "NotReady"}.get(ready.get("status", ""), "Unknown")
         ip = next((a["address"] for a in n.get("status", {}).get("addresses", []) if a.get("type") == "InternalIP"), "")
         rows.append({"name": n["metadata"]["name"], "status": status, "internalIP": ip,

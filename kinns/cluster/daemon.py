@@ -226,6 +226,7 @@ def main(argv: list[str] | None = None) -> None:
     if cfg is None:
         raise SystemExit(f"no configuration for cluster {args[0]!r}")
     _lock(cfg)
+    (cfg.state_dir / "daemon.pid").write_text(str(os.getpid()))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)
     asyncio.run(run(cfg))

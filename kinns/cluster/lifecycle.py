@@ -68,8 +68,7 @@ def start_daemon(cfg: ClusterConfig) -> subprocess.Popen[bytes]:
     with open(cfg.state_dir / "daemon.log", "ab") as log:
         proc = subprocess.Popen([sys.executable, "-m", "kinns.cluster.daemon", cfg.name],
                                 stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
-    (cfg.state_dir / "daemon.pid").write_text(str(proc.pid))
-    return proc
+    return proc   # the daemon writes daemon.pid itself, once it holds the cluster's lock
 
 
 def stop_daemon(cfg: ClusterConfig, timeout: float = 15.0) -> None:

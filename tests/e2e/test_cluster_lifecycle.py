@@ -10,6 +10,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any, Iterator
@@ -157,3 +158,26 @@ def test_start_after_the_daemon_and_everything_was_killed(c: ClusterHandle) -> N
     assert "exists and is stopped" in r.stderr
     assert c.kubectl("get", "cm", "acked", "-o", "jsonpath={.data.k}").stdout == "acked"
     _check_workload(c, ips)
+
+
+def test_two_starts_at_once_and_a_damaged_config(c: ClusterHandle) -> None:
+    c.cli("stop", "--name", c.name)
+    cmd = [sys.executable, "-m", "kinns.cli", "start", "--name", c.name]
+    procs = [subprocess.Popen(cmd, env=c.env(), text=True, stderr=subprocess.PIPE, stdout=subprocess.PIPE)
+             for _ in range(2)]
+    results = [(p.wait(120), p.stderr.read() if p.stderr else "") for p in procs]
+    assert sorted(code for code, _ in results) == [0, 1], results
+    loser = next(err for code, err in results if code == 1)
+    assert "already runs cluster" in loser or "already running" in loser, loser
+    assert c.cli("status", "--name", c.name, check=False).returncode == 0
+    assert len([x for x in json.loads(c.cli("status", "--name", c.name, "-o", "json").stdout)["components"]
+                if x["name"] == "kubelet" and x["state"] == "running"]) == 3
+    # A damaged settings file: a clear message, and `kinns down` (the fixture's) still removes everything.
+    conf = c.state_dir / "cluster.json"
+    saved = conf.read_text()
+    conf.write_text(saved[: len(saved) // 2])
+    try:
+        r = c.cli("status", "--name", c.name, check=False)
+        assert r.returncode == 1 and "cluster.json is damaged" in " ".join(r.stderr.split())
+    finally:
+        conf.write_text(saved)
