@@ -129,6 +129,21 @@ class Client:
             raise error_from(resp)
         return resp
 
+    async def wait_until_healthy(self, interval: float = 0.1, timeout: float | None = None) -> None:
+        """Wait until the API server's /healthz answers 200 (upstream's WaitForAPIServer, which
+        kube-controller-manager and kube-scheduler run before anything else; kinns polls
+        every 0.1 s instead of every second, so a cluster starting from scratch is not held up)."""
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        while True:
+            try:
+                await self._call("GET", "/healthz")
+                return
+            except Exception:  # noqa: BLE001 - not up yet: refused, 5xx, TLS reset
+                if deadline is not None and loop.time() > deadline:
+                    raise
+            await asyncio.sleep(interval)
+
     # ---------------------------------------------------------------- reads
 
     async def get(self, ref: ResourceRef, name: str, namespace: str | None = None) -> Obj:

@@ -112,6 +112,7 @@ async def run_component(component: str, client: Client, work: Work, le: LeaderEl
     0 after a signal, 1 after a lost lease, 255 (klog.Fatal's) when the work failed.
     """
     log = logging.getLogger(component)
+    await client.wait_until_healthy()
     if le.leader_elect:
         lock = LeaseLock(client, le.resource_namespace, le.resource_name, new_identity(), event_component=component)
         main = asyncio.ensure_future(LeaderElector(lock, le.config, on_started_leading=work).run())

@@ -179,7 +179,7 @@ class Kubelet(Controller):
                 err = exc
             log.info('%s: "Unable to register node with API server" err="%s"', self.name, err)
             await asyncio.sleep(delay)
-            delay = min(delay * 2, 2.0)
+            delay = min(delay * 2, 0.5)
 
     # ----------------------------------------------------------- static pods
 
