@@ -131,10 +131,11 @@ def test_run_as_non_root_with_a_root_image(pods: ClusterHandle) -> None:
 def test_a_fork_bomb_stays_in_its_pod(pods: ClusterHandle) -> None:
     apply(pods, pod("sb-bomb", SLEEP))
     wait_running(pods, "sb-bomb")
-    uid = get_pod(pods, "sb-bomb")["metadata"]["uid"]
+    obj = get_pod(pods, "sb-bomb")
+    uid, node = obj["metadata"]["uid"], obj["spec"]["nodeName"]
     # bash: dash and busybox sh refuse ":" as a function name; output to /dev/null so exec returns
     kx(pods, "sb-bomb", "bash", "-c", "exec >/dev/null 2>&1; :(){ :|:& };:", check=False, timeout=30)
-    current = Path(f"/sys/fs/cgroup/pids/kinns/{pods.name}/pod{uid}/pids.current")
+    current = Path(f"/sys/fs/cgroup/pids/kinns/{pods.name}/{node}/pod{uid}/pids.current")
     limit = int(current.with_name("pids.max").read_text())
     assert limit == 1024
     wait_for(lambda: int(current.read_text()) >= limit - 8, timeout=30)

@@ -141,7 +141,9 @@ def mode(cluster: ClusterHandle) -> str:
 # ----------------------------------------------------------------- kube-proxy
 
 def test_kube_proxy_runs_as_a_daemonset_and_logs_its_mode(cluster: ClusterHandle) -> None:
-    out = cluster.kubectl("get", "ds", "-n", "kube-system", "kube-proxy").stdout.splitlines()
+    def ds_rows() -> list[str]:
+        return cluster.kubectl("get", "ds", "-n", "kube-system", "kube-proxy").stdout.splitlines()
+    out = wait_for(lambda: (lambda rows: rows if rows[1].split()[3] == "3" else None)(ds_rows()), timeout=30)
     assert out[0].split()[:6] == ["NAME", "DESIRED", "CURRENT", "READY", "UP-TO-DATE", "AVAILABLE"]
     assert out[1].split()[:4] == ["kube-proxy", "3", "3", "3"]
     items = pods(cluster, "k8s-app=kube-proxy", ns="kube-system")
