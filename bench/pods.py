@@ -459,10 +459,12 @@ def report_cpu(report: Report, label: str, a: CpuSample, b: CpuSample) -> None:
     wall = b.at - a.at
     lines: dict[str, float] = {}
     helpers = 0.0
+    label_prefix = os.path.commonprefix([q.node for q in b.procs if q.node])
+    label_prefix = label_prefix[:label_prefix.rfind("-") + 1]     # "<cluster>-": show "worker2"
     for p, (own, reaped) in b.procs.items():
         own0, reaped0 = a.procs.get(p, (0.0, 0.0))      # a process started meanwhile counts from 0
         per_node = p.kind in ("kubelet", "container-runtime") and len({q.node for q in b.procs}) <= 4
-        name = f"{p.kind} {p.node}" if per_node else p.kind
+        name = f"{p.kind} {p.node.removeprefix(label_prefix)}" if per_node else p.kind
         lines[name] = lines.get(name, 0.0) + own - own0
         if p.kind in ("daemon", "kubelet"):    # a zygote's reaped children are containers, counted by cgroup
             helpers += reaped - reaped0
@@ -472,7 +474,7 @@ def report_cpu(report: Report, label: str, a: CpuSample, b: CpuSample) -> None:
         lines[name] = lines.get(name, 0.0) + used - a.pods.get(path, (kind, 0.0))[1]
     if helpers > 0.005:
         lines["helpers reaped by daemon/kubelets"] = helpers
-    for name, used in lines.items():
+    for name, used in sorted(lines.items(), key=lambda kv: -kv[1]):
         report.add(f"{label} cpu: {name}", f"{used:.2f} s, {100 * used / wall:.0f}% of a core")
     total = sum(lines.values())
     cores = len(b.cores)
@@ -988,7 +990,7 @@ def log_summary(c: ClusterHandle, top: int = 4) -> list[str]:
                 level, msg = m.group(1)[0], m.group(2)
             else:
                 continue
-            msg = msg.replace(c.name, "<cluster>")
+            msg = re.sub(r"ConnectionKey\(.*?\)\)?", "", msg.replace(c.name, "<cluster>"))
             msg = re.sub(r"[0-9a-f]{8}-[0-9a-f-]{27}|[0-9a-f]{12,}", "<id>", msg)
             msg = re.sub(r"\d+(\.\d+)?", "N", msg)[:150]
             levels.setdefault(source, collections.Counter())[level] += 1
@@ -996,7 +998,8 @@ def log_summary(c: ClusterHandle, top: int = 4) -> list[str]:
     out = []
     for source, lv in levels.items():
         out.append(f"{source}: " + ", ".join(f"{n} {k}" for k, n in sorted(lv.items())))
-        out += [f"  {n:5d} x {msg}" for msg, n in counts.get(source, collections.Counter()).most_common(top)]
+        ranked = sorted(counts.get(source, collections.Counter()).items(), key=lambda kv: (kv[0][0] == "W", -kv[1]))
+        out += [f"  {n:5d} x {msg}" for msg, n in ranked[:top]]
     return out
 
 
