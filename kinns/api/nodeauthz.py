@@ -12,9 +12,9 @@ rules (register itself, report status, read Services, ...), which RBAC
 no longer binds to anyone.  Non-node users get no opinion.
 
 Upstream keeps a graph updated by informers; kinns computes the node's
-references from the stored pods when asked.  kinns' own kubelets run in
-the daemon and use the trusted in-process transport, so this authorizer
-judges nodes that talk HTTPS (and the tests); its reasons are upstream's.
+references from the stored pods when asked (each pod's references once,
+by UID).  Every kinns kubelet talks HTTPS as its node, so this authorizer
+judges all of them; its reasons are upstream's.
 """
 
 from __future__ import annotations
@@ -89,6 +89,10 @@ class NodeAuthorizer:
     def __init__(self, lister: Lister) -> None:
         self.lister = lister
         self.rules = [Rule.from_api(r) for r in node_rules()]
+        # What each pod refers to, by UID: a pod's spec is immutable where references live,
+        # so this is computed once per pod, not once per pod per kubelet request (during a
+        # rollout every kubelet read would otherwise walk every pod's volumes and env).
+        self._refs: dict[str, dict[str, set[str]]] = {}
 
     def authorize(self, a: Attributes) -> tuple[bool | None, str]:
         """(True, "") to allow, (None, reason) for no opinion."""
@@ -167,11 +171,22 @@ class NodeAuthorizer:
         """(namespace, name) of every `resource` object the node's pods reach."""
         out: set[tuple[str, str]] = set()
         claims: set[tuple[str, str]] = set()
-        for pod in self.lister("pods"):
+        pods = self.lister("pods")
+        if not isinstance(pods, list):
+            pods = list(pods)
+        if len(self._refs) > 2 * len(pods) + 100:
+            self._refs.clear()  # forget deleted pods
+        for pod in pods:
             if (pod.get("spec") or {}).get("nodeName") != node:
                 continue
-            ns = (pod.get("metadata") or {}).get("namespace", "")
-            refs = pod_references(pod)
+            meta = pod.get("metadata") or {}
+            ns = meta.get("namespace", "")
+            uid = meta.get("uid", "")
+            refs = self._refs.get(uid) if uid else None
+            if refs is None:
+                refs = pod_references(pod)
+                if uid:
+                    self._refs[uid] = refs
             claims.update((ns, n) for n in refs["persistentvolumeclaims"])
             if resource in refs:
                 out.update((ns, n) for n in refs[resource])
