@@ -20,7 +20,7 @@ import orjson
 from .resources import ResourceType
 
 # Kinds whose controllers watch metadata.generation against observedGeneration.
-GENERATION_KINDS = frozenset({"Deployment", "ReplicaSet", "StatefulSet", "DaemonSet"})
+GENERATION_KINDS = frozenset({"Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "Job", "CronJob"})
 
 # Kinds whose status a create may not set (upstream PrepareForCreate clears it).
 _STATUS_ON_CREATE: dict[str, dict[str, Any]] = {
@@ -34,6 +34,8 @@ _STATUS_ON_CREATE: dict[str, dict[str, Any]] = {
     "PersistentVolume": {"phase": "Pending"},
     "PersistentVolumeClaim": {"phase": "Pending"},
     "Namespace": {"phase": "Active"},
+    "Job": {},
+    "CronJob": {},
 }
 
 _NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"  # upstream's generateName alphabet

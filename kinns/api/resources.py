@@ -95,6 +95,9 @@ RESOURCES: tuple[ResourceType, ...] = (
                  schema="io.k8s.api.apps.v1.StatefulSet"),
     ResourceType("apps", "v1", "DaemonSet", "daemonsets", True, ("ds",), _ALL, ("status",),
                  schema="io.k8s.api.apps.v1.DaemonSet"),
+    ResourceType("batch", "v1", "Job", "jobs", True, (), _ALL, ("status",), schema="io.k8s.api.batch.v1.Job"),
+    ResourceType("batch", "v1", "CronJob", "cronjobs", True, ("cj",), _ALL, ("status",),
+                 schema="io.k8s.api.batch.v1.CronJob"),
     ResourceType("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", True,
                  schema="io.k8s.api.discovery.v1.EndpointSlice"),
     ResourceType("storage.k8s.io", "v1", "StorageClass", "storageclasses", False, ("sc",),
@@ -130,7 +133,7 @@ RESOURCES: tuple[ResourceType, ...] = (
 
 # Group preference order for discovery (as upstream lists them).
 GROUP_ORDER: tuple[str, ...] = (
-    "", "apps", "authentication.k8s.io", "authorization.k8s.io", "rbac.authorization.k8s.io",
+    "", "apps", "authentication.k8s.io", "authorization.k8s.io", "batch", "rbac.authorization.k8s.io",
     "storage.k8s.io", "apiextensions.k8s.io", "coordination.k8s.io", "discovery.k8s.io",
 )
 
