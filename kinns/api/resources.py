@@ -87,6 +87,8 @@ RESOURCES: tuple[ResourceType, ...] = (
                  schema=_CORE_SCHEMA + "PersistentVolume"),
     ResourceType("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", True, ("pvc",),
                  subresources=("status",), schema=_CORE_SCHEMA + "PersistentVolumeClaim"),
+    ResourceType("", "v1", "ReplicationController", "replicationcontrollers", True, ("rc",), _ALL,
+                 ("status", "scale"), schema=_CORE_SCHEMA + "ReplicationController"),
     ResourceType("apps", "v1", "Deployment", "deployments", True, ("deploy",), _ALL, ("status", "scale"),
                  schema="io.k8s.api.apps.v1.Deployment"),
     ResourceType("apps", "v1", "ReplicaSet", "replicasets", True, ("rs",), _ALL, ("status", "scale"),
@@ -95,6 +97,10 @@ RESOURCES: tuple[ResourceType, ...] = (
                  schema="io.k8s.api.apps.v1.StatefulSet"),
     ResourceType("apps", "v1", "DaemonSet", "daemonsets", True, ("ds",), _ALL, ("status",),
                  schema="io.k8s.api.apps.v1.DaemonSet"),
+    ResourceType("apps", "v1", "ControllerRevision", "controllerrevisions", True,
+                 schema="io.k8s.api.apps.v1.ControllerRevision"),
+    ResourceType("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", True, ("pdb",),
+                 subresources=("status",), schema="io.k8s.api.policy.v1.PodDisruptionBudget"),
     ResourceType("batch", "v1", "Job", "jobs", True, (), _ALL, ("status",), schema="io.k8s.api.batch.v1.Job"),
     ResourceType("batch", "v1", "CronJob", "cronjobs", True, ("cj",), _ALL, ("status",),
                  schema="io.k8s.api.batch.v1.CronJob"),
@@ -133,7 +139,7 @@ RESOURCES: tuple[ResourceType, ...] = (
 
 # Group preference order for discovery (as upstream lists them).
 GROUP_ORDER: tuple[str, ...] = (
-    "", "apps", "authentication.k8s.io", "authorization.k8s.io", "batch", "rbac.authorization.k8s.io",
+    "", "apps", "authentication.k8s.io", "authorization.k8s.io", "batch", "policy", "rbac.authorization.k8s.io",
     "storage.k8s.io", "apiextensions.k8s.io", "coordination.k8s.io", "discovery.k8s.io",
 )
 
