@@ -20,7 +20,8 @@ import orjson
 from .resources import ResourceType
 
 # Kinds whose controllers watch metadata.generation against observedGeneration.
-GENERATION_KINDS = frozenset({"Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "Job", "CronJob"})
+GENERATION_KINDS = frozenset({"Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "Job", "CronJob",
+                              "ReplicationController", "PodDisruptionBudget"})
 
 # Kinds whose status a create may not set (upstream PrepareForCreate clears it).
 _STATUS_ON_CREATE: dict[str, dict[str, Any]] = {
@@ -36,6 +37,8 @@ _STATUS_ON_CREATE: dict[str, dict[str, Any]] = {
     "Namespace": {"phase": "Active"},
     "Job": {},
     "CronJob": {},
+    "ReplicationController": {"replicas": 0},
+    "PodDisruptionBudget": {"disruptionsAllowed": 0, "currentHealthy": 0, "desiredHealthy": 0, "expectedPods": 0},
 }
 
 _NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"  # upstream's generateName alphabet
