@@ -257,6 +257,8 @@ def _body(schema: str) -> _Param:
 
 def _resource_paths(rt: ResourceType) -> list[_Path]:
     """Every path upstream serves for one resource, with its operations."""
+    if not rt.schema:   # answered, not stored, no published type (metrics.k8s.io): nothing to describe
+        return []
     kind, schema, tag, gvk = rt.kind, rt.schema, _tag(rt), _gvk(rt)
     list_schema = schema + "List"
     ns = "Namespaced" if rt.namespaced else ""

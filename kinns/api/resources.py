@@ -104,6 +104,11 @@ RESOURCES: tuple[ResourceType, ...] = (
     ResourceType("batch", "v1", "Job", "jobs", True, (), _ALL, ("status",), schema="io.k8s.api.batch.v1.Job"),
     ResourceType("batch", "v1", "CronJob", "cronjobs", True, ("cj",), _ALL, ("status",),
                  schema="io.k8s.api.batch.v1.CronJob"),
+    # autoscaling/v2 is stored; v1 is served by conversion (`autoscaling.py`).
+    ResourceType("autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", True, ("hpa",), _ALL,
+                 ("status",), schema="io.k8s.api.autoscaling.v2.HorizontalPodAutoscaler"),
+    ResourceType("autoscaling", "v1", "HorizontalPodAutoscaler", "horizontalpodautoscalers", True, ("hpa",), _ALL,
+                 ("status",), schema="io.k8s.api.autoscaling.v1.HorizontalPodAutoscaler"),
     ResourceType("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", True,
                  schema="io.k8s.api.discovery.v1.EndpointSlice"),
     ResourceType("storage.k8s.io", "v1", "StorageClass", "storageclasses", False, ("sc",),
@@ -135,12 +140,18 @@ RESOURCES: tuple[ResourceType, ...] = (
     ResourceType("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", False,
                  ("crd", "crds"), ("api-extensions",), verbs=("get", "list", "watch"),
                  schema="io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinition"),
+    ResourceType("apiregistration.k8s.io", "v1", "APIService", "apiservices", False, (), ("api-extensions",),
+                 ("status",), schema="io.k8s.kube-aggregator.pkg.apis.apiregistration.v1.APIService"),
+    # What metrics-server serves, answered from the kubelets (`metricsapi.py`); nothing stored.
+    ResourceType("metrics.k8s.io", "v1beta1", "NodeMetrics", "nodes", False, verbs=("get", "list")),
+    ResourceType("metrics.k8s.io", "v1beta1", "PodMetrics", "pods", True, verbs=("get", "list")),
 )
 
 # Group preference order for discovery (as upstream lists them).
 GROUP_ORDER: tuple[str, ...] = (
-    "", "apps", "authentication.k8s.io", "authorization.k8s.io", "batch", "policy", "rbac.authorization.k8s.io",
-    "storage.k8s.io", "apiextensions.k8s.io", "coordination.k8s.io", "discovery.k8s.io",
+    "", "apiregistration.k8s.io", "apps", "authentication.k8s.io", "authorization.k8s.io", "autoscaling", "batch",
+    "policy", "rbac.authorization.k8s.io", "storage.k8s.io", "apiextensions.k8s.io", "coordination.k8s.io",
+    "discovery.k8s.io", "metrics.k8s.io",
 )
 
 
