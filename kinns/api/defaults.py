@@ -26,6 +26,8 @@ import ipaddress
 from decimal import Decimal, InvalidOperation
 from typing import Any, Callable
 
+from .replication import default_replication_controller
+
 Obj = dict[str, Any]
 
 EXTERNALLY_ACCESSIBLE = ("NodePort", "LoadBalancer")
@@ -310,6 +312,11 @@ def _daemonset(obj: Obj) -> None:
     _template(obj)
 
 
+def _replicationcontroller(obj: Obj) -> None:
+    default_replication_controller(obj)
+    _template(obj)
+
+
 # ----------------------------------------------------------------- services
 
 
@@ -514,6 +521,7 @@ _BY_KIND: dict[str, Callable[[Obj], None]] = {
     "ReplicaSet": _replicaset,
     "StatefulSet": _statefulset,
     "DaemonSet": _daemonset,
+    "ReplicationController": _replicationcontroller,
     "Service": _service,
     "EndpointSlice": _endpointslice,
     "Endpoints": _endpoints,

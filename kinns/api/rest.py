@@ -18,7 +18,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable
 
 import orjson
 
-from . import admission, codec, objects, tables
+from . import admission, codec, eviction, objects, tables
 from .allocator import ServiceAllocator
 from .defaults import apply_defaults
 from .errors import (INVALID, ApiError, FieldError, already_exists, bad_request, conflict, forbidden, invalid,
@@ -541,11 +541,8 @@ class ResourceHandlers:
         return Response(201, obj={"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201})
 
     async def evict(self, t: Target, req: Request) -> Response:
-        body = codec.decode_body(req)
-        opts = (body.get("deleteOptions") or {}) if isinstance(body, dict) else {}
-        pod = self.get_object(t)
-        await self._delete_one(Target(t.rt, t.namespace, t.name), pod, opts)
-        return Response(201, obj={"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201})
+        """pods/<name>/eviction: a deletion its PodDisruptionBudget allows (see eviction.py)."""
+        return await eviction.evict(self, Target(t.rt, t.namespace, t.name), req)
 
 
 def _parse_rv(text: str) -> int:
@@ -575,6 +572,8 @@ def _translate(ev: Event, match: Callable[[dict[str, Any]], bool]) -> tuple[str,
 def _scale_of(rt: ResourceType, obj: dict[str, Any]) -> dict[str, Any]:
     meta = obj["metadata"]
     sel = obj.get("spec", {}).get("selector")
+    if rt.kind == "ReplicationController" and sel:  # a plain label map
+        sel = {"matchLabels": sel}
     return {
         "kind": "Scale",
         "apiVersion": "autoscaling/v1",

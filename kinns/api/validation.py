@@ -29,6 +29,7 @@ import json
 import re
 from typing import Any, Callable, Iterable
 
+from . import pdb, replication
 from .defaults import parse_quantity, service_update_view
 from .errors import (DUPLICATE, FORBIDDEN, INVALID, NOT_FOUND, NOT_SUPPORTED, REQUIRED, TOO_LONG, TOO_MANY,
                      FieldError)
@@ -1580,6 +1581,9 @@ _CREATE: dict[str, Check] = {
     "ReplicaSet": _replicaset,
     "StatefulSet": _statefulset,
     "DaemonSet": _daemonset,
+    "ReplicationController": replication.validate_replication_controller,
+    "ControllerRevision": replication.validate_controller_revision,
+    "PodDisruptionBudget": pdb.validate_spec,
     "ConfigMap": _configmap,
     "Secret": _secret,
     "PersistentVolumeClaim": _pvc,
@@ -1604,6 +1608,7 @@ _UPDATE: dict[str, UpdateCheck] = {
     "ReplicaSet": _selector_immutable,
     "DaemonSet": _selector_immutable,
     "StatefulSet": _statefulset_update,
+    "ControllerRevision": replication.validate_controller_revision_update,
     "ConfigMap": _immutable_data,
     "Secret": _secret_update,
     "PersistentVolumeClaim": _pvc_update,
