@@ -610,6 +610,30 @@ def _daemonset_cells(ds: Obj, now: dt.datetime) -> Cells:
             names, images, format_label_selector((ds.get("spec") or {}).get("selector"))]
 
 
+def _replicationcontroller_cells(rc: Obj, now: dt.datetime) -> Cells:
+    status = rc.get("status") or {}
+    names, images = _containers(_pod_template_spec(rc))
+    return [_name(rc), _replicas(rc), _int(status.get("replicas")), _int(status.get("readyReplicas")),
+            _age(rc, now), names, images, format_labels((rc.get("spec") or {}).get("selector"))]
+
+
+def _controllerrevision_cells(cr: Obj, now: dt.datetime) -> Cells:
+    ref = next((r for r in _meta(cr).get("ownerReferences") or [] if r.get("controller")), None)
+    controller = NONE
+    if ref is not None:
+        group = str(ref.get("apiVersion", "")).rpartition("/")[0]
+        controller = f"{ref.get('kind', '')}{'.' + group if group else ''}".lower() + f"/{ref.get('name', '')}"
+    return [_name(cr), controller, _int(cr.get("revision")), _age(cr, now)]
+
+
+def _pdb_cells(pdb: Obj, now: dt.datetime) -> Cells:
+    spec = pdb.get("spec") or {}
+    def bound(key: str) -> str:
+        return "N/A" if spec.get(key) is None else str(spec[key])
+    return [_name(pdb), bound("minAvailable"), bound("maxUnavailable"),
+            _int((pdb.get("status") or {}).get("disruptionsAllowed")), _age(pdb, now)]
+
+
 _DEFAULT_CLASS_ANNOTATIONS = ("storageclass.kubernetes.io/is-default-class",
                               "storageclass.beta.kubernetes.io/is-default-class")
 
@@ -832,6 +856,29 @@ _TABLES: dict[str, tuple[tuple[Col, ...], CellFn]] = {
         IMAGES,
         Col("Selector", doc="@apps.v1.DaemonSetSpec.selector", priority=1),
     ), _daemonset_cells),
+    "ReplicationController": ((
+        NAME,
+        Col("Desired", "integer", "@core.v1.ReplicationControllerSpec.replicas"),
+        Col("Current", "integer", "@core.v1.ReplicationControllerStatus.replicas"),
+        Col("Ready", "integer", "@core.v1.ReplicationControllerStatus.readyReplicas"),
+        AGE,
+        CONTAINERS,
+        IMAGES,
+        Col("Selector", doc="@core.v1.ReplicationControllerSpec.selector", priority=1),
+    ), _replicationcontroller_cells),
+    "ControllerRevision": ((
+        NAME,
+        Col("Controller", doc="Controller of the object"),
+        Col("Revision", doc="@apps.v1.ControllerRevision.revision"),
+        AGE,
+    ), _controllerrevision_cells),
+    "PodDisruptionBudget": ((
+        NAME,
+        Col("Min Available", doc="The minimum number of pods that must be available."),
+        Col("Max Unavailable", doc="The maximum number of pods that may be unavailable."),
+        Col("Allowed Disruptions", "integer", "Calculated number of pods that may be disrupted at this time."),
+        AGE,
+    ), _pdb_cells),
     "StorageClass": ((
         NAME,
         Col("Provisioner", doc="@storage.v1.StorageClass.provisioner"),
