@@ -539,8 +539,14 @@ class Runtime:
 
     # -- containers -----------------------------------------------------------
     def start_container(self, sandbox: Sandbox, container: dict[str, Any], *, env: dict[str, str] | None = None,
-                        mounts: Sequence[Mount] = (), restart_count: int = 0) -> ContainerStatus:
+                        mounts: Sequence[Mount] = (), restart_count: int = 0,
+                        pid_namespace: str | None = None) -> ContainerStatus:
         """Start one run of `container` (a pod spec container dict) in `sandbox`.
+
+        `pid_namespace` (a /proc/<pid>/ns/pid path) puts it in another
+        container's PID namespace, as an ephemeral container with a
+        targetContainerName; by default it gets the pod's (see
+        `_pid_namespace`).
 
         `env` is the container's final environment (service variables and
         `env` entries already merged, see `envvars`); `$(VAR)` references in
@@ -610,7 +616,7 @@ class Runtime:
         with self._lock:
             self._containers[cid] = st
         try:
-            spec["pidns"] = self._pid_namespace(sandbox)
+            spec["pidns"] = pid_namespace if pid_namespace is not None else self._pid_namespace(sandbox)
             reply = self._zygote_client().request("spawn", spec=spec)
         except ZygoteError as e:
             reply = {"error": str(e)}
