@@ -8,6 +8,7 @@ namespace (a socket made there stays there), with upstream's paths:
 
     GET /healthz                                   "ok"
     GET /pods                                      PodList of this node's pods
+    GET /metrics/resource                          CPU and memory from cgroups (`resourcemetrics.py`)
     GET /containerLogs/<ns>/<pod>/<container>      follow, previous, timestamps,
                                                    tailLines, sinceSeconds, sinceTime, limitBytes
     *   /exec/<ns>/<pod>/<container>?command=..    upgrades (`streams.py`)
@@ -47,7 +48,7 @@ from ..api.request import Request
 from ..api.user import MASTERS, UserInfo
 from ..cluster.certs import KUBELET_CLIENT_GROUP, kubelet_serving_cert, paths
 from ..net import netns
-from . import logs
+from . import logs, resourcemetrics
 from .portforward import PortForwardServer
 from .streams import StreamServer, error_text, kubelet_pod
 
@@ -194,6 +195,7 @@ class KubeletServer:
         r = app.router
         r.add_get("/healthz", self._healthz)
         r.add_get("/pods", self._pods)
+        r.add_get(resourcemetrics.PATH, self._resource_metrics)
         r.add_get("/containerLogs/{namespace}/{pod}/{container}", self._container_logs)
         for verb in ("exec", "attach"):
             r.add_route("*", f"/{verb}/{{namespace}}/{{pod}}/{{container}}", self._stream)
@@ -250,6 +252,10 @@ class KubeletServer:
                    if f'{p["metadata"]["namespace"]}/{p["metadata"]["name"]}' not in static]
         doc = {"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": from_api + list(static.values())}
         return web.Response(body=orjson.dumps(doc), content_type="application/json")
+
+    async def _resource_metrics(self, request: web.Request) -> web.StreamResponse:
+        text = await resourcemetrics.serve(self.kubelet)
+        return web.Response(body=text.encode(), headers={"Content-Type": resourcemetrics.CONTENT_TYPE})
 
     async def _stream(self, request: web.Request) -> web.StreamResponse:
         return await self.streams.handle(request, _request(request))
