@@ -34,10 +34,14 @@ from ..controllers.base import Controller
 from ..net import overlay, pod_network, portmap
 from ..net.desired import NodeNet, vtep_mac
 from . import images, nodeinfo, staticpods, volumes
+from .localstorage import EmptyDirLimits
+from .mountns import NodeMounts
 from .checkpoint import PodCheckpoints
 from .downward import resource_value
 from .envvars import container_env, pod_fields, service_env
-from .podstatus import ContainerView, pod_status, ts
+from .containers import all_containers
+from .podstatus import pod_status, ts
+from .podsync import PodSync
 from .probes import Prober
 from .runtime import ContainerStatus, Runtime
 from .sandbox import Sandbox, create_sandbox, remove_sandbox_dir
@@ -61,8 +65,6 @@ def _route_facts(node: Obj) -> tuple[Any, ...]:
     return ((node.get("spec") or {}).get("podCIDR"), tuple(addrs))
 
 
-BACKOFF_START = 10.0
-BACKOFF_MAX = 300.0
 LEASE_RENEW = 10.0
 STATUS_EVERY = 30.0
 
@@ -108,6 +110,8 @@ class Kubelet(Controller):
         self._by_key: dict[str, PodRecord] = {}
         self.network_ready = asyncio.Event()
         self.prober = Prober(node.netns, runtime)
+        # Init containers, sidecars, ephemeral containers, lifecycle hooks (podsync.py).
+        self.podsync = PodSync(self)
         self._loops: list[asyncio.Task[None]] = []
         self._node_uid = ""
         self._net_dirty = False
@@ -116,6 +120,9 @@ class Kubelet(Controller):
         self._loop: asyncio.AbstractEventLoop | None = None
         # Projected ServiceAccount tokens of this node's pods, renewed with the heartbeat.
         self.tokens = volumes.TokenManager()
+        # tmpfs and subPath mounts live in the runtime's mount namespace; emptyDir sizeLimit eviction.
+        self.mounts = NodeMounts(runtime.state_dir)
+        self.emptydir_limits = EmptyDirLimits(self)
         # What this kubelet runs, on disk, for the kubelet that comes after it (see checkpoint.py).
         self.checkpoints = PodCheckpoints(self, state_dir / "kubelet" / node.name / "checkpoints", _io)
         # Static pods (--pod-manifest-path) by key; they run whether or not the API answers.
@@ -379,6 +386,8 @@ class Kubelet(Controller):
         phase = (pod.get("status") or {}).get("phase")
         if rec is None and phase in ("Succeeded", "Failed"):
             return None
+        if await self.emptydir_limits.sync(pod, rec):
+            return None  # evicted
         if not self.network_ready.is_set() and not (pod.get("spec") or {}).get("hostNetwork"):
             return 0.2
         if rec is None:
@@ -391,13 +400,13 @@ class Kubelet(Controller):
             assert rec.sandbox is not None
             try:
                 rec.volumes = await volumes.prepare(self.client, pod, rec.sandbox.path, self.tokens,
-                                                    self._allocatable())
+                                                    self._allocatable(), self.mounts)
             except volumes.VolumeError as exc:
                 self._event_once(pod, rec, f"mount-{exc.message}", "FailedMount",
                                  f"MountVolume.SetUp failed: {exc.message}", "Warning")
                 await self._write_status(pod, rec)
                 return 2.0
-        next_check = await self._sync_containers(pod, rec)
+        next_check = await self.podsync.sync(pod, rec)
         if key in self.static:
             if not self._node_uid:
                 return min(next_check or 0.5, 0.5)  # the mirror pod's owner, our Node, is not registered yet
@@ -446,53 +455,6 @@ class Kubelet(Controller):
 
         return container_env(container, base, pod_fields(pod, pod_ip, self.node.ip), resource)
 
-    async def _sync_containers(self, pod: Obj, rec: PodRecord) -> float | None:
-        """Start or restart containers as the restart policy says; returns when to look again."""
-        assert rec.sandbox is not None
-        policy = (pod.get("spec") or {}).get("restartPolicy", "Always")
-        now = time.time()
-        wake: list[float] = []
-        for c in (pod.get("spec") or {}).get("containers", []):
-            name = c["name"]
-            run = rec.runs.get(name)
-            if run is not None:
-                run = self.runtime.status(run.id)
-                rec.runs[name] = run
-            if run is not None and run.state == "running":
-                rec.waiting.pop(name, None)
-                if now - run.started_at > 600:
-                    rec.backoff.pop(name, None)  # ran long enough: forget the back-off
-                continue
-            if run is not None:  # exited
-                if policy == "Never" or (policy == "OnFailure" and run.exit_code == 0):
-                    rec.waiting.pop(name, None)
-                    continue
-                if not rec.retry_at.get(name):
-                    # As upstream: the first restart is at once, later ones back off 10s, 20s, ... 5m.
-                    if rec.restarts.get(name, 0) == 0:
-                        rec.retry_at[name] = now
-                    else:
-                        delay = min(rec.backoff.get(name, 0) * 2 or BACKOFF_START, BACKOFF_MAX)
-                        rec.backoff[name] = delay
-                        rec.retry_at[name] = (run.finished_at or now) + delay
-                if now < rec.retry_at[name]:
-                    pod_id = f"{pod['metadata']['name']}_{pod['metadata']['namespace']}({rec.uid})"
-                    rec.waiting[name] = ("CrashLoopBackOff",
-                                         f"back-off {int(rec.backoff.get(name, BACKOFF_START))}s restarting "
-                                         f"failed container={name} pod={pod_id}")
-                    wake.append(rec.retry_at[name])
-                    continue
-            elif name in rec.waiting and rec.retry_at.get(name, 0) > now:
-                wake.append(rec.retry_at[name])  # an image error: try again later
-                continue
-            await self._start(pod, rec, c, run)
-            if rec.runs.get(name) is None:
-                rec.retry_at[name] = now + BACKOFF_START
-                wake.append(rec.retry_at[name])
-        if wake:
-            return max(0.05, min(wake) - time.time())
-        return None
-
     async def _start(self, pod: Obj, rec: PodRecord, c: dict[str, Any], previous: ContainerStatus | None) -> None:
         assert rec.sandbox is not None
         name = c["name"]
@@ -506,8 +468,9 @@ class Kubelet(Controller):
             # Off the loop, the zygote also overlaps the set-up of several
             # children.  Only this pod's worker waits (keys never run twice
             # at once), so `rec` is not touched by anyone else meanwhile.
-            st = await _io(self.runtime.start_container, rec.sandbox, c, env=self._env(pod, c, rec.attached_ip),
-                           restart_count=count, mounts=volumes.mounts_for(c, rec.volumes or {}))
+            env = self._env(pod, c, rec.attached_ip)
+            st = await _io(self.podsync.start_io, pod, rec, c, env=env, restart_count=count,
+                           mounts=await volumes.mounts_of(self.mounts, pod, c, rec.volumes or {}, env, rec.sandbox.path))
         except images.ImageError as exc:
             rec.waiting[name] = (exc.reason, exc.message)
             # upstream's event for a refused container config reads "Error: <why>"
@@ -527,6 +490,8 @@ class Kubelet(Controller):
                              f"Error: failed to start container \"{name}\": {st.message}", "Warning")
         else:
             self._event_once(pod, rec, f"started-{name}-{count}", "Started", f"Started container {name}")
+            if not await self.podsync.post_start(pod, rec, c, st):
+                return  # the hook failed: the container was killed
         self.prober.watch(rec.uid, pod, c, st, rec.attached_ip, lambda: self.queue.add(rec.key))
 
     def _event_once(self, pod: Obj, rec: PodRecord, tag: str, reason: str, message: str,
@@ -538,15 +503,7 @@ class Kubelet(Controller):
 
     async def _write_status(self, pod: Obj, rec: PodRecord) -> None:
         await self.checkpoints.save(rec, pod)
-        views = []
-        for c in (pod.get("spec") or {}).get("containers", []):
-            name = c["name"]
-            run = rec.runs.get(name)
-            ready = run is not None and run.state == "running" and self.prober.ready(rec.uid, name)
-            views.append(ContainerView(
-                name=name, image=c.get("image", ""), current=run, previous=rec.previous.get(name),
-                restart_count=rec.restarts.get(name, 0), waiting=rec.waiting.get(name), ready=ready,
-                started=run is not None and run.state == "running" and self.prober.started(rec.uid, name)))
+        views = self.podsync.views(pod, rec)
         status = pod_status(pod, views, pod_ip=rec.attached_ip, host_ip=self.node.ip,
                             start_time=(pod.get("status") or {}).get("startTime") or rec.start_time,
                             sandbox_ready=rec.sandbox is not None)
@@ -562,8 +519,10 @@ class Kubelet(Controller):
     async def _kill(self, rec: PodRecord, grace: int) -> None:
         self.prober.forget(rec.uid)
         self.tokens.forget(rec.uid)
+        await self.podsync.stop_all(rec, grace)  # preStop hooks, sidecars last
         if rec.sandbox is not None:
             await _io(self.runtime.stop_pod, rec.sandbox, float(grace))
+            await _io(self.mounts.unmount_under, rec.sandbox.path)
             await _io(self.runtime.remove_pod, rec.sandbox)
             if not rec.sandbox.host_network:
                 if portmap.may_have_ports(self.node, rec.uid):
@@ -598,7 +557,7 @@ class Kubelet(Controller):
                 container = default or names[0]
             else:
                 container = names[0]
-        if container not in names:
+        if container not in [c["name"] for _, c in all_containers(pod)]:
             raise ApiError(400, "BadRequest",
                            f"container {container} is not valid for pod {pod['metadata']['name']}")
         if rec is None:

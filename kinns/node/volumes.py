@@ -5,7 +5,11 @@ containers start, and the runtime bind-mounts them at each `volumeMount`'s
 path (read-only when asked, a `subPath` inside when given):
 
 - `emptyDir`: a directory in the pod's sandbox, shared by its containers,
-  removed with the pod; it outlives container restarts.
+  removed with the pod; it outlives container restarts.  `medium: Memory`
+  makes it a tmpfs of `sizeLimit`, capped by the pod's memory limit and
+  the node's allocatable memory (upstream's calculateEmptyDirMemorySize),
+  mounted in the runtime's mount namespace (mountns.py); a `sizeLimit` on
+  any emptyDir is also enforced by eviction (localstorage.py).
 - `hostPath`: the node's path; `DirectoryOrCreate`/`FileOrCreate` create it,
   `Directory`/`File` require it.  (kinns nodes share the host's
   filesystem, so this is the host's path.)
@@ -30,10 +34,20 @@ token; the bind mount shows the new file at once).
 
 A volume the kubelet cannot prepare raises `VolumeError` with the reason
 and message the pod's Events show (FailedMount).
+
+`container_mounts` turns a container's volumeMounts into the runtime's
+bind mounts, as makeMounts does: read-only when the mount says so, when
+a persistentVolumeClaim source says `readOnly`, and always for configMap,
+secret, downwardAPI and projected volumes (their mounters are read-only
+upstream).  A `subPath` (or `subPathExpr`, expanded against the
+container's environment) is checked, created if missing and bound from a
+safely opened descriptor in the runtime's namespace (subpath.py); what
+fails is the container's CreateContainerConfigError, worded as upstream.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime as dt
 import logging
@@ -45,9 +59,14 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..api.errors import ApiError
+from ..api.tables import format_quantity
 from ..client.client import Client, Obj
+from ..controllers.quantity import parse_bytes
 from .downward import DownwardError, field_value, resource_value
+from .images import ImageError
+from .mountns import MountError, NodeMounts
 from .runtime import Mount
+from .subpath import SubPathError, check_subpath, expand_subpath_expr
 
 log = logging.getLogger(__name__)
 
@@ -235,9 +254,10 @@ async def _projected(client: Client, pod: Obj, vol: Obj, target: Path, tokens: T
 
 
 async def prepare(client: Client, pod: Obj, pod_dir: Path, tokens: TokenManager | None = None,
-                  allocatable: dict[str, Any] | None = None) -> dict[str, str]:
+                  allocatable: dict[str, Any] | None = None, mounts: NodeMounts | None = None) -> dict[str, str]:
     """Host paths of the pod's volumes, by volume name.  `tokens` keeps
-    projected tokens renewed; `allocatable` stands in for unset limits."""
+    projected tokens renewed; `allocatable` stands in for unset limits;
+    `mounts` reaches the runtime's mount namespace (memory-backed emptyDirs)."""
     ns = pod["metadata"]["namespace"]
     out: dict[str, str] = {}
     for vol in (pod.get("spec") or {}).get("volumes") or []:
@@ -246,6 +266,14 @@ async def prepare(client: Client, pod: Obj, pod_dir: Path, tokens: TokenManager 
             d = pod_dir / "volumes" / "empty-dir" / name
             d.mkdir(parents=True, exist_ok=True)
             d.chmod(0o777)
+            if (vol["emptyDir"] or {}).get("medium") == "Memory":
+                if mounts is None:
+                    raise VolumeError("a memory-backed emptyDir needs the node's runtime")
+                size = memory_emptydir_size(vol["emptyDir"], pod, allocatable)
+                try:
+                    await asyncio.to_thread(mounts.tmpfs, d, size)
+                except MountError as exc:
+                    raise VolumeError(f"mount of tmpfs failed: {exc}") from None
             out[name] = str(d)
         elif "hostPath" in vol:
             hp = vol["hostPath"]
@@ -309,15 +337,104 @@ async def _claim_path(client: Client, ns: str, claim: str) -> str:
     return str(path)
 
 
-def mounts_for(container: dict[str, Any], paths: dict[str, str]) -> list[Mount]:
-    """The bind mounts of one container's volumeMounts."""
-    out = []
-    for vm in container.get("volumeMounts") or []:
+# Volume types whose mounter is read-only upstream (GetAttributes().ReadOnly).
+_ALWAYS_READ_ONLY = ("configMap", "secret", "downwardAPI", "projected")
+
+
+def memory_emptydir_size(src: dict[str, Any], pod: Obj, allocatable: dict[str, Any] | None) -> int:
+    """The tmpfs size of a memory-backed emptyDir (calculateEmptyDirMemorySize, SizeMemoryBackedVolumes):
+    the node's allocatable memory, else the pod's memory limit when smaller,
+    else `sizeLimit` when smaller still."""
+    alloc = (allocatable or {}).get("memory")
+    size = parse_bytes(alloc) if alloc else os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    limit = pod_memory_limit(pod)
+    if limit is not None and 0 < limit <= size:
+        size = limit
+    if src.get("sizeLimit"):
+        want = parse_bytes(src["sizeLimit"])
+        if 0 < want <= size:
+            size = want
+    return size
+
+
+def pod_memory_limit(pod: Obj) -> int | None:
+    """The pod's memory limit as its cgroup gets it (ResourceConfigForPod): only when every
+    container has one; the larger of the app containers' sum and any init container's."""
+    spec = pod.get("spec") or {}
+    app, init = spec.get("containers") or [], spec.get("initContainers") or []
+    raw = [((c.get("resources") or {}).get("limits") or {}).get("memory") for c in app + init]
+    if not raw or any(not lim for lim in raw):
+        return None
+    limits = [parse_bytes(str(lim)) for lim in raw]
+    return max([sum(limits[:len(app)])] + limits[len(app):])
+
+
+def size_limits(pod: Obj) -> dict[str, str]:
+    """emptyDir volumes with a positive sizeLimit: name -> the limit as upstream prints it."""
+    out = {}
+    for vol in (pod.get("spec") or {}).get("volumes") or []:
+        limit = (vol.get("emptyDir") or {}).get("sizeLimit") if isinstance(vol.get("emptyDir"), dict) else None
+        if limit and parse_bytes(limit) > 0:
+            out[str(vol["name"])] = format_quantity(limit)
+    return out
+
+
+async def mounts_of(node: NodeMounts | None, pod: Obj, container: dict[str, Any], paths: dict[str, str],
+                    env: dict[str, str], pod_dir: Path) -> list[Mount]:
+    """`container_mounts` without blocking the event loop: in a thread only when a subPath needs binding."""
+    if any(vm.get("subPath") or vm.get("subPathExpr") for vm in container.get("volumeMounts") or []):
+        return await asyncio.to_thread(container_mounts, node, pod, container, paths, env, pod_dir)
+    return container_mounts(node, pod, container, paths, env, pod_dir)
+
+
+def container_mounts(node: NodeMounts | None, pod: Obj, container: dict[str, Any], paths: dict[str, str],
+                     env: dict[str, str], pod_dir: Path) -> list[Mount]:
+    """The bind mounts of one container's volumeMounts (upstream's makeMounts).  Blocking
+    (a subPath is bound by a helper in the runtime's namespace): call it off the event loop.
+    Raises ImageError(CreateContainerConfigError) with upstream's message when a subPath fails."""
+    sources = {str(v.get("name")): v for v in (pod.get("spec") or {}).get("volumes") or []}
+    out: list[Mount] = []
+    pending: list[tuple[int, dict[str, Any], dict[str, Any]]] = []
+    for i, vm in enumerate(container.get("volumeMounts") or []):
         host = paths.get(vm["name"])
         if host is None:
             continue
-        if vm.get("subPath"):
-            host = os.path.join(host, vm["subPath"])
-            os.makedirs(host, exist_ok=True)
-        out.append(Mount(host, vm["mountPath"], bool(vm.get("readOnly"))))
+        vol = sources.get(vm["name"]) or {}
+        read_only = bool(vm.get("readOnly")) or any(k in vol for k in _ALWAYS_READ_ONLY) or \
+            bool((vol.get("persistentVolumeClaim") or {}).get("readOnly"))
+        sub = vm.get("subPath") or ""
+        try:
+            if vm.get("subPathExpr"):
+                sub = expand_subpath_expr(str(vm["subPathExpr"]), env)
+            if sub:
+                check_subpath(sub)
+        except SubPathError as exc:
+            raise ImageError("CreateContainerConfigError", str(exc)) from None
+        if sub:
+            target = pod_dir / "volume-subpaths" / vm["name"] / container["name"] / str(i)
+            pending.append((len(out), vm, {"op": "subpath", "volume": host, "sub": sub, "target": str(target)}))
+            host = str(target)
+        out.append(Mount(host, vm["mountPath"], read_only))
+    if pending:
+        _bind_subpaths(node, container, pending)
     return out
+
+
+def _bind_subpaths(node: NodeMounts | None, container: dict[str, Any],
+                   pending: list[tuple[int, dict[str, Any], dict[str, Any]]]) -> None:
+    try:
+        if node is None:
+            raise MountError("no runtime namespace to bind subPaths in")
+        results = node.run([op for _, _, op in pending])
+    except MountError as exc:
+        log.warning("subPath mounts of container %s: %s", container.get("name"), exc)
+        results = [{"error": "open", "detail": str(exc)}] * len(pending)
+    for (_, vm, _), res in zip(pending, results):
+        if "error" not in res:
+            continue
+        # Upstream keeps the details (host paths) out of the pod's status and logs them.
+        log.warning("subPath %r of volumeMount %r of container %r: %s", vm.get("subPath") or vm.get("subPathExpr"),
+                    vm["name"], container.get("name"), res.get("detail"))
+        what = "create subPath directory" if res["error"] == "mkdir" else "prepare subPath"
+        raise ImageError("CreateContainerConfigError",
+                         f'failed to {what} for volumeMount "{vm["name"]}" of container "{container["name"]}"')
