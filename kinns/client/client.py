@@ -146,9 +146,10 @@ class Client:
 
     # ---------------------------------------------------------------- reads
 
-    async def get(self, ref: ResourceRef, name: str, namespace: str | None = None) -> Obj:
+    async def get(self, ref: ResourceRef, name: str, namespace: str | None = None, *,
+                  subresource: str | None = None) -> Obj:
         rt = self.resource(ref)
-        resp = await self._call("GET", self.path(rt, namespace, name))
+        resp = await self._call("GET", self.path(rt, namespace, name, subresource))
         return resp.obj  # type: ignore[no-any-return]
 
     async def list(

@@ -28,10 +28,13 @@ from .app import duration
 from .base import Controller
 from .clientbuilder import ClientBuilder
 from .clusterroleaggregation import ClusterRoleAggregationController
+from .cronjob import CronJobController
 from .daemonset import DaemonSetController
 from .deployment import DeploymentController
+from .disruption import DisruptionController
 from .endpoints import EndpointsController
 from .gc import GarbageCollector
+from .job import JobController
 from .namespace import NamespaceController
 from .nodeipam import NodeIpamController
 from .nodelifecycle import NodeLifecycleController
@@ -39,11 +42,13 @@ from .podgc import PodGCController
 from .provisioner import LocalPathProvisioner
 from .pvbinder import PersistentVolumeBinder
 from .replicaset import ReplicaSetController
+from .replicationcontroller import ReplicationManager
 from .scheduler import Scheduler
 from .serviceaccount import RootCACertPublisher, ServiceAccountsController
 from .servicelb import ServiceLBController
 from .statefulset import StatefulSetController
 from .tainteviction import TaintEvictionController
+from .ttlafterfinished import TTLAfterFinishedController
 
 log = logging.getLogger("kube-controller-manager")
 
@@ -118,6 +123,10 @@ CONTROLLERS: list[ControllerSpec] = [
                    lambda c, f, x: PodGCController(c, f), ("podgc",)),
     ControllerSpec("replicaset-controller", "replicaset-controller",
                    lambda c, f, x: ReplicaSetController(c, f), ("replicaset",)),
+    ControllerSpec("replicationcontroller-controller", "replication-controller",
+                   lambda c, f, x: ReplicationManager(c, f), ("replicationcontroller",)),
+    ControllerSpec("disruption-controller", "disruption-controller",
+                   lambda c, f, x: DisruptionController(c, f), ("disruption",)),
     ControllerSpec("deployment-controller", "deployment-controller",
                    lambda c, f, x: DeploymentController(c, f), ("deployment",)),
     ControllerSpec("daemonset-controller", "daemon-set-controller",
@@ -128,6 +137,10 @@ CONTROLLERS: list[ControllerSpec] = [
                    extra_accounts=("endpointslice-controller",)),
     ControllerSpec("statefulset-controller", "statefulset-controller",
                    lambda c, f, x: StatefulSetController(c, f), ("statefulset",)),
+    ControllerSpec("job-controller", "job-controller", lambda c, f, x: JobController(c, f), ("job",)),
+    ControllerSpec("cronjob-controller", "cronjob-controller", lambda c, f, x: CronJobController(c, f), ("cronjob",)),
+    ControllerSpec("ttl-after-finished-controller", "ttl-after-finished-controller",
+                   lambda c, f, x: TTLAfterFinishedController(c, f), ("ttl-after-finished",)),
     ControllerSpec("persistentvolume-binder-controller", "persistent-volume-binder",
                    lambda c, f, x: PersistentVolumeBinder(c, f), ("persistentvolume-binder",),
                    also=("persistentvolumeclaim-protection-controller", "pvc-protection")),
@@ -151,12 +164,8 @@ CONTROLLERS: list[ControllerSpec] = [
 NOT_IMPLEMENTED: dict[str, tuple[str, ...]] = {
     "serviceaccount-token-controller": ("serviceaccount-token",),
     "endpointslice-mirroring-controller": ("endpointslicemirroring",),
-    "replicationcontroller-controller": ("replicationcontroller",),
     "resourcequota-controller": ("resourcequota",),
-    "job-controller": ("job",),
-    "cronjob-controller": ("cronjob",),
     "horizontal-pod-autoscaler-controller": ("horizontalpodautoscaling",),
-    "disruption-controller": ("disruption",),
     "certificatesigningrequest-signing-controller": ("csrsigning",),
     "certificatesigningrequest-approving-controller": ("csrapproving",),
     "certificatesigningrequest-cleaner-controller": ("csrcleaner",),
@@ -166,7 +175,6 @@ NOT_IMPLEMENTED: dict[str, tuple[str, ...]] = {
     "persistentvolume-attach-detach-controller": ("attachdetach",),
     "persistentvolume-expander-controller": ("persistentvolume-expander",),
     "persistentvolume-protection-controller": ("pv-protection",),
-    "ttl-after-finished-controller": ("ttl-after-finished",),
     "ephemeral-volume-controller": ("ephemeral-volume",),
     "storageversion-garbage-collector-controller": ("storage-version-gc",),
     "resourceclaim-controller": ("resource-claim-controller",),

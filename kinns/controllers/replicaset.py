@@ -29,9 +29,14 @@ BURST = 500
 class ReplicaSetController(Controller):
     name = "replicaset-controller"
     workers = 2
+    # The kind kept at scale (the ReplicationController manager reuses all of this).
+    kind: tuple[str, str] = ("apps/v1", "ReplicaSet")
+
+    def selector(self, rs: Obj) -> LabelSelector:
+        return LabelSelector.from_spec(rs["spec"].get("selector"))
 
     def setup(self) -> None:
-        self.sets = self.factory.informer("apps/v1", "ReplicaSet")
+        self.sets = self.factory.informer(*self.kind)
         self.pods = self.factory.informer("v1", "Pod")
         self.pods.add_indexer("owner", index_by_owner_uid)
         # Pods with no controller, by namespace: the only ones a ReplicaSet may adopt.
@@ -56,7 +61,7 @@ class ReplicaSetController(Controller):
 
     def _pod_event(self, pod: Obj) -> None:
         ref = podutil.controller_ref(pod)
-        if ref and ref.get("kind") == "ReplicaSet":
+        if ref and ref.get("kind") == self.kind[1]:
             self.enqueue(f"{pod['metadata']['namespace']}/{ref['name']}")
         elif ref is None:
             for rs in self.sets.list(pod["metadata"]["namespace"]):
@@ -71,7 +76,7 @@ class ReplicaSetController(Controller):
         ns = rs["metadata"]["namespace"]
         if not self._settled(key, ns):
             return 0.1
-        selector = LabelSelector.from_spec(rs["spec"].get("selector"))
+        selector = self.selector(rs)
         pods = [p for p in self.pods.by_index("owner", rs["metadata"]["uid"]) if podutil.is_active(p)]
         await self._adopt(rs, selector, ns, pods)
         want = int(rs["spec"].get("replicas", 1))
@@ -102,7 +107,7 @@ class ReplicaSetController(Controller):
                     raise r
                 self._expect_created.setdefault(key, set()).add(r["metadata"]["name"])
                 self.client.emit_event(rs, "SuccessfulCreate", f"Created pod: {r['metadata']['name']}",
-                                       component="replicaset-controller")
+                                       component=self.name)
             n -= size
             batch *= 2
 
@@ -115,7 +120,7 @@ class ReplicaSetController(Controller):
             return
         self._expect_deleted.setdefault(key, set()).add(pod["metadata"]["name"])
         self.client.emit_event(rs, "SuccessfulDelete", f"Deleted pod: {pod['metadata']['name']}",
-                               component="replicaset-controller")
+                               component=self.name)
 
     async def _adopt(self, rs: Obj, selector: LabelSelector, ns: str, owned: list[Obj]) -> None:
         for pod in self.pods.by_index("orphans", ns):
