@@ -41,6 +41,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
+from .containers import all_containers
 from .journal import write_atomic
 from .runtime import ContainerStatus
 from .sandbox import Sandbox
@@ -183,8 +184,10 @@ class PodCheckpoints:
         status shows for the same container ID."""
         restored = self._rearm.pop(rec.uid)
         k = self.kubelet
-        shown = {cs.get("name"): cs for cs in (pod.get("status") or {}).get("containerStatuses") or []}
-        for c in (pod.get("spec") or {}).get("containers", []):
+        status = pod.get("status") or {}
+        shown = {cs.get("name"): cs for key in ("initContainerStatuses", "containerStatuses")
+                 for cs in status.get(key) or []}
+        for _, c in all_containers(pod):  # sidecars have probes too
             run = rec.runs.get(c["name"])
             if run is None or run.id != restored.get(c["name"]) or run.state != "running":
                 continue

@@ -49,6 +49,7 @@ from ..api.user import MASTERS, UserInfo
 from ..cluster.certs import KUBELET_CLIENT_GROUP, kubelet_serving_cert, paths
 from ..net import netns
 from . import logs, resourcemetrics
+from .containers import find as find_container
 from .portforward import PortForwardServer
 from .streams import StreamServer, error_text, kubelet_pod
 
@@ -270,7 +271,7 @@ class KubeletServer:
         pod = kubelet_pod(self.kubelet, ns, name)
         if pod is None:
             raise ApiError(404, "NotFound", f'pod "{name}" does not exist')
-        if container not in [c["name"] for c in (pod.get("spec") or {}).get("containers", [])]:
+        if find_container(pod, container) is None:
             raise ApiError(404, "NotFound", f'container "{container}" not found in pod "{name}"')
         rec, container = self.kubelet.container_of(pod, container)
         count = rec.restarts.get(container, 0)

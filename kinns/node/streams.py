@@ -54,6 +54,7 @@ from aiohttp import WSMsgType, web
 
 from ..api.errors import ApiError
 from ..api.request import Request
+from .containers import find as find_container
 
 if TYPE_CHECKING:
     from .kubelet import Kubelet, PodRecord
@@ -576,8 +577,8 @@ class StreamServer:
         if run is None or self.kubelet.runtime.status(run.id).state != "running":
             raise ApiError(400, "BadRequest", f'container not found ("{name}")')
         if opts.verb == "attach":
-            spec = next(c for c in pod["spec"]["containers"] if c["name"] == name)
-            if opts.stdin and not spec.get("stdin"):
+            found = find_container(pod, name)  # app, init or ephemeral (kubectl debug attaches)
+            if opts.stdin and not (found and found[1].get("stdin")):
                 raise ApiError(400, "BadRequest",
                                f"{name} in pod {opts.pod} was not started with stdin: true")
         return opts, rec, run
