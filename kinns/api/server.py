@@ -26,7 +26,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from . import bootstrappolicy, codec, discovery, openapi, rbac, serviceaccounts
+from . import bootstrappolicy, codec, discovery, openapi, rbac, serviceaccounts, storagechecks
 from .allocator import ServiceAllocator
 from .attributes import Attributes, from_request
 from .authn import Authenticator
@@ -81,6 +81,7 @@ class ApiServer:
         self.issuer = ISSUER
         self.reviews = Reviews(self.authorizer, None)
         self.handlers.admission.append(self._admit)
+        self.handlers.admission.append(storagechecks.hook(store))  # storage protection, PVC resize
 
     # ------------------------------------------------------------ auth setup
 

@@ -29,7 +29,7 @@ import json
 import re
 from typing import Any, Callable, Iterable
 
-from . import pdb, replication
+from . import pdb, replication, storagechecks
 from .defaults import parse_quantity, service_update_view
 from .errors import (DUPLICATE, FORBIDDEN, INVALID, NOT_FOUND, NOT_SUPPORTED, REQUIRED, TOO_LONG, TOO_MANY,
                      FieldError)
@@ -534,6 +534,7 @@ def _validate_container(c: Obj, path: str, volumes: set[str], init: bool) -> Err
         elif mp in mount_paths:
             errs.append(_invalid(f"{p}.mountPath", mp, "must be unique"))
         mount_paths.add(mp)
+        errs += storagechecks.volume_mount_errors(m, f"{path}.volumeMounts", p)
     errs += _validate_resources(c.get("resources"), f"{path}.resources")
     for probe in _PROBES:
         if init and probe in c and c.get("restartPolicy") != "Always":
