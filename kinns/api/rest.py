@@ -18,7 +18,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable
 
 import orjson
 
-from . import admission, codec, eviction, objects, tables
+from . import admission, codec, ephemeral, eviction, objects, tables
 from .allocator import ServiceAllocator
 from .defaults import apply_defaults
 from .errors import (INVALID, ApiError, FieldError, already_exists, bad_request, conflict, forbidden, invalid,
@@ -292,7 +292,7 @@ class ResourceHandlers:
         for hook in self.admission:
             await hook(t, obj, None, req)
         name = obj["metadata"].get("name", "")
-        errs = validate(t.rt.kind, obj)
+        errs = validate(t.rt.kind, obj) + ephemeral.create_errors(t.rt.kind, obj)
         if errs:
             raise invalid(t.rt.kind, t.rt.group, name, errs)
         self._admit_namespace(t)
@@ -373,11 +373,13 @@ class ResourceHandlers:
             new["spec"] = dict(old.get("spec", {}))
             new["spec"]["finalizers"] = (body.get("spec") or {}).get("finalizers") or []
         else:
-            new = objects.prepare_update(t.rt, body, old, t.subresource)
+            new = (ephemeral.prepare_update(body, old) if t.subresource == ephemeral.SUBRESOURCE
+                   else objects.prepare_update(t.rt, body, old, t.subresource))
         apply_defaults(t.rt.kind, new)
         for hook in self.admission:
             await hook(t, new, old, req)
-        errs = validate_update(t.rt.kind, new, old)
+        errs = (ephemeral.validate_update(new, old) if t.subresource == ephemeral.SUBRESOURCE
+                else validate_update(t.rt.kind, new, old))
         if errs:
             raise invalid(t.rt.kind, t.rt.group, t.name, errs)
         warnings = warnings + admission.pod_security(self.store, t.rt.kind, t.namespace, new, old, t.subresource)

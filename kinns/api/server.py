@@ -296,6 +296,8 @@ class ApiServer:
             return await h.evict(t, req)
         elif sub == "token" and method == "POST":
             return self._create_token(t, req)
+        elif sub == "ephemeralcontainers" and method in ("GET", "PUT", "PATCH"):  # kubectl debug (ephemeral.py)
+            return await {"GET": h.get, "PUT": h.update, "PATCH": h.patch}[method](t, req)
         elif t.rt.kind == "Pod" and sub in NODE_SUBRESOURCES:
             return await self.node_proxy.plain(sub, t.namespace, t.name, req)
         raise method_not_allowed()
