@@ -329,6 +329,22 @@ class NodeProxy:
                                   "(--kubelet-client-certificate)")
         return await _KubeletConnection.open(loc, self._ssl)
 
+    async def get(self, node_name: str, path: str) -> str:
+        """GET `path` from a node's kubelet for the API server's own use (the
+        resource metrics of `metricsapi`); the body, or the kubelet's refusal as
+        an ApiError, or a dial failure (ConnectionError) in Go's words."""
+        host, port = self._kubelet_address(node_name)
+        loc = Location(host, port, path, "")
+        conn = await self._connect(loc)
+        try:
+            conn.send_head("GET", loc, [("Accept", "text/plain"), ("Connection", "close")])
+            status, _, headers = await conn.read_head()
+            if status != 200:
+                raise kubelet_error(status, await conn.error_text(headers))
+            return b"".join([chunk async for chunk in conn.body(headers)]).decode()
+        finally:
+            conn.close()
+
     # -- plain requests (through `ApiServer.dispatch`)
 
     async def plain(self, sub: str, namespace: str, name: str, req: Request) -> Response:
