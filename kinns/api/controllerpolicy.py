@@ -268,6 +268,7 @@ def _kinns_roles() -> list[tuple[str, str, str, list[Obj]]]:
         ("local-path-provisioner-role", "local-path-provisioner-bind", "local-path-provisioner", [
             rule(READ, (CORE,), ("nodes", "persistentvolumeclaims", "configmaps", "pods", "pods/log")),
             rule(("get", "list", "watch", "create", "patch", "update", "delete"), (CORE,), ("persistentvolumes",)),
+            rule(("update", "patch"), (CORE,), ("persistentvolumeclaims/status",)),  # as external-resizer's role
             rule(("create", "patch"), (CORE,), ("events",)),
             rule(READ, (STORAGE,), ("storageclasses",)),
             rule(("create",), (STORAGE,), ("storageclasses",)),

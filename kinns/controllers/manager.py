@@ -41,6 +41,7 @@ from .nodelifecycle import NodeLifecycleController
 from .podgc import PodGCController
 from .provisioner import LocalPathProvisioner
 from .pvbinder import PersistentVolumeBinder
+from .pvprotection import PVProtectionController
 from .replicaset import ReplicaSetController
 from .replicationcontroller import ReplicationManager
 from .scheduler import Scheduler
@@ -144,6 +145,8 @@ CONTROLLERS: list[ControllerSpec] = [
     ControllerSpec("persistentvolume-binder-controller", "persistent-volume-binder",
                    lambda c, f, x: PersistentVolumeBinder(c, f), ("persistentvolume-binder",),
                    also=("persistentvolumeclaim-protection-controller", "pvc-protection")),
+    ControllerSpec("persistentvolume-protection-controller", "pv-protection-controller",
+                   lambda c, f, x: PVProtectionController(c, f), ("pv-protection",)),
     # What kind ships as its own Deployment (rancher's local-path-provisioner).
     ControllerSpec("local-path-provisioner", "local-path-provisioner",
                    lambda c, f, x: LocalPathProvisioner(c, f, state_dir=x.cfg.state_dir)),
@@ -174,7 +177,6 @@ NOT_IMPLEMENTED: dict[str, tuple[str, ...]] = {
     "token-cleaner-controller": ("tokencleaner",),
     "persistentvolume-attach-detach-controller": ("attachdetach",),
     "persistentvolume-expander-controller": ("persistentvolume-expander",),
-    "persistentvolume-protection-controller": ("pv-protection",),
     "ephemeral-volume-controller": ("ephemeral-volume",),
     "storageversion-garbage-collector-controller": ("storage-version-gc",),
     "resourceclaim-controller": ("resource-claim-controller",),

@@ -2,8 +2,9 @@
 
 On start it makes sure the default StorageClass `standard` exists (default
 annotation, provisioner `rancher.io/local-path`, reclaim Delete,
-WaitForFirstConsumer), as kind's node image installs it; a class a user
-deleted later is not brought back.
+WaitForFirstConsumer), as kind's node image installs it, plus
+`allowVolumeExpansion: true`, which kind's lacks; a class a user deleted
+later is not brought back.
 
 For a pending claim of a class whose provisioner is ours, once the
 scheduler has picked a node for it (`volume.kubernetes.io/selected-node`),
@@ -16,6 +17,21 @@ a claimRef pre-binding it to the claim, so the binder binds the two.
 (kind's base directory is /var/local-path-provisioner on the node; kinns
 keeps everything inside its state directory.)
 
+A class of ours with `volumeBindingMode: Immediate` is provisioned at once,
+with no node chosen: every kinns node sees the same file system, which is
+local-path's `sharedFileSystemPath` mode (volumes without node affinity,
+usable from any node).  With kind's node-local configuration the same class
+would fail with "configuration error, no node was specified".
+
+Expansion: as the CSI external-resizer sidecar next to a driver would, a
+bound claim of ours whose request grew past its capacity is resized
+(events `Resizing` and `VolumeResizeSuccessful` from
+"external-resizer rancher.io/local-path", condition `Resizing` and
+`allocatedResourceStatuses: ControllerResizeInProgress` meanwhile, then the
+volume's and the claim's capacity set to the new size).  A local-path
+volume is a directory: its size was never a limit, so nothing on disk
+changes and no file system resize on the node is needed.
+
 When one of our volumes is Released with policy Delete, the directory is
 removed and the volume deleted; a volume of ours deleted by hand loses its
 directory too, and directories left without a volume (say, the daemon was
@@ -25,6 +41,7 @@ down when the volume went) are swept on start.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import os
 import shutil
@@ -36,6 +53,7 @@ from ..client.client import Client, Obj
 from ..client.informer import InformerFactory
 from .base import Controller
 from .pvbinder import (ANN_PROVISIONED_BY, ANN_SELECTED_NODE, claim_class, default_class, is_wait_for_first_consumer)
+from .quantity import parse_bytes
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +62,7 @@ DEFAULT_CLASS = "standard"
 BASE_DIR = "local-path-provisioner"
 ANN_LOCAL_SELECTED_NODE = "local.path.provisioner/selected-node"
 COMPONENT = f"{PROVISIONER}_local-path-provisioner"
+RESIZER = f"external-resizer {PROVISIONER}"
 SWEEP_MIN_AGE = 60.0  # seconds: a fresh directory may belong to a volume being created
 
 
@@ -55,6 +74,7 @@ def standard_class() -> Obj:
         "provisioner": PROVISIONER,
         "reclaimPolicy": "Delete",
         "volumeBindingMode": "WaitForFirstConsumer",
+        "allowVolumeExpansion": True,
     }
 
 
@@ -67,8 +87,9 @@ def volume_dir(base: Path, pvc: Obj) -> Path:
     return base / f"{volume_name(pvc)}_{meta['namespace']}_{meta['name']}"
 
 
-def build_volume(pvc: Obj, sc: Obj, node: str, path: Path) -> Obj:
-    """The PersistentVolume the provisioner creates for `pvc` on `node`."""
+def build_volume(pvc: Obj, sc: Obj, node: str | None, path: Path) -> Obj:
+    """The PersistentVolume the provisioner creates for `pvc` on `node` (None: on the shared
+    file system, no node affinity)."""
     spec = pvc.get("spec") or {}
     request = ((spec.get("resources") or {}).get("requests") or {}).get("storage")
     meta = pvc["metadata"]
@@ -79,17 +100,19 @@ def build_volume(pvc: Obj, sc: Obj, node: str, path: Path) -> Obj:
         "storageClassName": sc["metadata"]["name"],
         "volumeMode": spec.get("volumeMode") or "Filesystem",
         "hostPath": {"path": str(path), "type": "DirectoryOrCreate"},
-        "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
-            {"key": "kubernetes.io/hostname", "operator": "In", "values": [node]}]}]}},
         "claimRef": {"kind": "PersistentVolumeClaim", "namespace": meta["namespace"], "name": meta["name"],
                      "uid": meta["uid"], "apiVersion": "v1", "resourceVersion": meta.get("resourceVersion", "")},
     }
+    annotations = {ANN_PROVISIONED_BY: PROVISIONER}
+    if node is not None:
+        pv_spec["nodeAffinity"] = {"required": {"nodeSelectorTerms": [{"matchExpressions": [
+            {"key": "kubernetes.io/hostname", "operator": "In", "values": [node]}]}]}}
+        annotations[ANN_LOCAL_SELECTED_NODE] = node
     if sc.get("mountOptions"):
         pv_spec["mountOptions"] = list(sc["mountOptions"])
     return {
         "apiVersion": "v1", "kind": "PersistentVolume",
-        "metadata": {"name": volume_name(pvc),
-                     "annotations": {ANN_PROVISIONED_BY: PROVISIONER, ANN_LOCAL_SELECTED_NODE: node}},
+        "metadata": {"name": volume_name(pvc), "annotations": annotations},
         "spec": pv_spec,
     }
 
@@ -115,8 +138,11 @@ class LocalPathProvisioner(Controller):
         self.enqueue("init")
 
     def _claim_event(self, pvc: Obj) -> None:
+        key = f"{pvc['metadata']['namespace']}/{pvc['metadata']['name']}"
         if not (pvc.get("spec") or {}).get("volumeName"):
-            self.enqueue(f"claim:{pvc['metadata']['namespace']}/{pvc['metadata']['name']}")
+            self.enqueue(f"claim:{key}")
+        elif resize_wanted(pvc):
+            self.enqueue(f"resize:{key}")
 
     def _volume_event(self, pv: Obj) -> None:
         self._created.discard(pv["metadata"]["name"])
@@ -137,6 +163,8 @@ class LocalPathProvisioner(Controller):
             return await self._provision(rest)
         if kind == "volume":
             return await self._sync_volume(rest)
+        if kind == "resize":
+            return await self._resize(rest)
         return None
 
     # the default class
@@ -166,10 +194,9 @@ class LocalPathProvisioner(Controller):
         if self.volumes.get(name) is not None or name in self._created:
             return None
         node = (pvc["metadata"].get("annotations") or {}).get(ANN_SELECTED_NODE)
-        if not node:
-            if not is_wait_for_first_consumer(sc):
-                self._fail(pvc, "configuration error, no node was specified")
-            return None  # WaitForFirstConsumer: the scheduler names the node
+        if not node and is_wait_for_first_consumer(sc):
+            return None  # the scheduler names the node
+        # (Immediate: no node; the volume goes on the file system all nodes share.)
         if (pvc.get("spec") or {}).get("selector") is not None:
             self._fail(pvc, "claim Selector is not supported")
             return None
@@ -179,7 +206,7 @@ class LocalPathProvisioner(Controller):
                                component=COMPONENT)
         await asyncio.get_running_loop().run_in_executor(None, _make_dir, path)
         try:
-            await self.client.create(build_volume(pvc, sc, node, path))
+            await self.client.create(build_volume(pvc, sc, node or None, path))
         except ApiError as exc:
             if exc.code != 409:
                 raise
@@ -188,6 +215,27 @@ class LocalPathProvisioner(Controller):
         log.info("%s: provisioned %s for %s at %s", self.name, name, key, path)
         self.client.emit_event(pvc, "ProvisioningSucceeded", f"Successfully provisioned volume {name}",
                                component=COMPONENT)
+        return None
+
+    async def _resize(self, key: str) -> float | None:
+        """Grow one of our volumes to its claim's new request (a directory: only the numbers change)."""
+        pvc = self.claims.get(key)
+        if pvc is None or not resize_wanted(pvc):
+            return None
+        pv = self.volumes.get((pvc.get("spec") or {}).get("volumeName") or "")
+        if pv is None or (pv["metadata"].get("annotations") or {}).get(ANN_PROVISIONED_BY) != PROVISIONER:
+            return None
+        size = str(pvc["spec"]["resources"]["requests"]["storage"])
+        name = pv["metadata"]["name"]
+        now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        self.client.emit_event(pvc, "Resizing", f"External resizer is resizing volume {name}", component=RESIZER)
+        pvc = await self.client.update_status({**pvc, "status": resize_status(pvc.get("status") or {}, size, now, False)})
+        spec = pv.get("spec") or {}
+        if (spec.get("capacity") or {}).get("storage") != size:
+            await self.client.update({**pv, "spec": {**spec, "capacity": {**(spec.get("capacity") or {}), "storage": size}}})
+        await self.client.update_status({**pvc, "status": resize_status(pvc.get("status") or {}, size, now, True)})
+        self.client.emit_event(pvc, "VolumeResizeSuccessful", "Resize volume succeeded", component=RESIZER)
+        log.info("%s: resized %s of %s to %s", self.name, name, key, size)
         return None
 
     def _fail(self, pvc: Obj, message: str) -> None:
@@ -247,6 +295,33 @@ class LocalPathProvisioner(Controller):
             except OSError:
                 continue
             shutil.rmtree(d, ignore_errors=True)
+
+
+def resize_wanted(pvc: Obj) -> bool:
+    """A bound claim asking for more than it has (what starts a resize)."""
+    status = pvc.get("status") or {}
+    want = ((pvc.get("spec") or {}).get("resources") or {}).get("requests", {}).get("storage")
+    have = (status.get("capacity") or {}).get("storage")
+    return status.get("phase") == "Bound" and bool(want) and bool(have) and parse_bytes(str(want)) > parse_bytes(str(have))
+
+
+def resize_status(status: Obj, size: str, now: str, done: bool) -> Obj:
+    """The claim's status while (done=False) and after a controller-only resize to `size`
+    (external-resizer's markPVCResizeInProgress / markPVCResizeFinished)."""
+    out = {**status, "allocatedResources": {**(status.get("allocatedResources") or {}), "storage": size}}
+    conds = [c for c in status.get("conditions") or [] if c.get("type") not in ("Resizing", "FileSystemResizePending")]
+    statuses = {k: v for k, v in (status.get("allocatedResourceStatuses") or {}).items() if k != "storage"}
+    if done:
+        out["capacity"] = {**(status.get("capacity") or {}), "storage": size}
+    else:
+        conds.append({"type": "Resizing", "status": "True", "lastProbeTime": None, "lastTransitionTime": now})
+        statuses["storage"] = "ControllerResizeInProgress"
+    for key, value in (("conditions", conds), ("allocatedResourceStatuses", statuses)):
+        if value:
+            out[key] = value
+        else:
+            out.pop(key, None)
+    return out
 
 
 def _make_dir(path: Path) -> None:

@@ -446,8 +446,8 @@ class PersistentVolumeBinder(Controller):
 
     async def _sync_volume(self, name: str) -> float | None:
         pv = self.volumes.get(name)
-        if pv is None or pv["metadata"].get("deletionTimestamp"):
-            return None
+        if pv is None:
+            return None  # (a volume being deleted is still followed: pv-protection waits for it to leave Bound)
         ref = _spec(pv).get("claimRef")
         phase = (pv.get("status") or {}).get("phase") or ""
         if not ref:
