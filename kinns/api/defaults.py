@@ -26,6 +26,7 @@ import ipaddress
 from decimal import Decimal, InvalidOperation
 from typing import Any, Callable
 
+from . import batchdefaults
 from .replication import default_replication_controller
 
 Obj = dict[str, Any]
@@ -534,4 +535,7 @@ _BY_KIND: dict[str, Callable[[Obj], None]] = {
     "Event": _event,
     "RoleBinding": _rbac_binding,
     "ClusterRoleBinding": _rbac_binding,
+    # Looked up when called: batchdefaults uses default_pod_spec from here.
+    "Job": lambda o: batchdefaults.job(o),
+    "CronJob": lambda o: batchdefaults.cronjob(o),
 }

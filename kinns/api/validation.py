@@ -29,7 +29,7 @@ import json
 import re
 from typing import Any, Callable, Iterable
 
-from . import pdb, replication, storagechecks
+from . import batchvalidation, pdb, replication, storagechecks
 from .defaults import parse_quantity, service_update_view
 from .errors import (DUPLICATE, FORBIDDEN, INVALID, NOT_FOUND, NOT_SUPPORTED, REQUIRED, TOO_LONG, TOO_MANY,
                      FieldError)
@@ -1600,6 +1600,9 @@ _CREATE: dict[str, Check] = {
     "ClusterRole": _cluster_role,
     "RoleBinding": lambda o: _binding(o, True),
     "ClusterRoleBinding": lambda o: _binding(o, False),
+    # Looked up when called: batchvalidation uses the helpers of this module.
+    "Job": lambda o: batchvalidation.validate_job(o),
+    "CronJob": lambda o: batchvalidation.validate_cronjob(o),
 }
 
 _UPDATE: dict[str, UpdateCheck] = {
@@ -1619,6 +1622,7 @@ _UPDATE: dict[str, UpdateCheck] = {
     "Node": _node_update,
     "RoleBinding": _role_ref_fixed,
     "ClusterRoleBinding": _role_ref_fixed,
+    "Job": lambda n, o: batchvalidation.validate_job_update(n, o),
 }
 
 

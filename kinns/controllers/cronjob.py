@@ -25,7 +25,8 @@ from typing import Any
 from ..api.errors import ApiError
 from ..client.client import Obj, object_key
 from ..client.informer import index_by_owner_uid
-from . import cron, podutil
+from ..api import cron
+from . import podutil
 from .base import Controller
 
 log = logging.getLogger(__name__)

@@ -99,33 +99,3 @@ class Intervals:
 def covered(rule: Intervals, succeeded: Intervals) -> int:
     """How many of `rule`'s indexes are in `succeeded` (upstream matchSucceededIndexesRule's count)."""
     return sum(1 for i in rule if succeeded.has(i))
-
-
-def validate_format(text: str, completions: int) -> tuple[int, str | None]:
-    """upstream validateIndexesFormat: (number of indexes, error message or None)."""
-    if not text:
-        return 0, None
-    last: int | None = None
-    total = 0
-    for part in text.split(","):
-        limits = part.split("-")
-        if len(limits) > 2:
-            return 0, (f'the fragment "{part}" violates the requirement that an index interval can have at most '
-                       "two parts separated by '-'")
-        bounds = []
-        for limit in limits:
-            try:
-                value = _atoi(limit)
-            except ValueError:
-                return 0, f'cannot convert string to integer for index: "{limit}"'
-            if value >= completions:
-                return 0, f'too large index: "{limit}"'
-            bounds.append(value)
-        first, end = bounds[0], bounds[-1]
-        if len(bounds) == 2 and first >= end:
-            return 0, f"non-increasing order, previous: {first}, current: {end}"
-        if last is not None and last >= first:
-            return 0, f"non-increasing order, previous: {last}, current: {first}"
-        total += end - first + 1
-        last = end
-    return total, None
