@@ -634,6 +634,52 @@ def _pdb_cells(pdb: Obj, now: dt.datetime) -> Cells:
             _int((pdb.get("status") or {}).get("disruptionsAllowed")), _age(pdb, now)]
 
 
+def _job_condition(job: Obj, ctype: str) -> bool:
+    return any(c.get("type") == ctype and c.get("status") == "True"
+               for c in (job.get("status") or {}).get("conditions") or [])
+
+
+def _job_cells(job: Obj, now: dt.datetime) -> Cells:
+    """printJob: STATUS from the conditions, COMPLETIONS "<succeeded>/<completions>", DURATION."""
+    spec, status = job.get("spec") or {}, job.get("status") or {}
+    succeeded = _int(status.get("succeeded"))
+    if spec.get("completions") is not None:
+        completions = f"{succeeded}/{_int(spec['completions'])}"
+    elif _int(spec.get("parallelism")) > 1:
+        completions = f"{succeeded}/1 of {_int(spec['parallelism'])}"
+    else:
+        completions = f"{succeeded}/1"
+    start, done = parse_time(status.get("startTime")), parse_time(status.get("completionTime"))
+    took = "" if start is None else since(status["startTime"], now) if done is None else \
+        human_duration((done - start).total_seconds())
+    if _job_condition(job, "Complete"):
+        state = "Complete"
+    elif _job_condition(job, "Failed"):
+        state = "Failed"
+    elif _meta(job).get("deletionTimestamp"):
+        state = "Terminating"
+    elif _job_condition(job, "Suspended"):
+        state = "Suspended"
+    elif _job_condition(job, "FailureTarget"):
+        state = "FailureTarget"
+    else:
+        state = "Running"
+    names, images = _containers(_pod_template_spec(job))
+    return [_name(job), state, completions, took, _age(job, now), names, images,
+            format_label_selector(spec.get("selector"))]
+
+
+def _cronjob_cells(cj: Obj, now: dt.datetime) -> Cells:
+    spec, status = cj.get("spec") or {}, cj.get("status") or {}
+    last = since(status["lastScheduleTime"], now) if status.get("lastScheduleTime") else NONE
+    suspend = UNSET if spec.get("suspend") is None else ("True" if spec["suspend"] else "False")
+    job_spec = (spec.get("jobTemplate") or {}).get("spec") or {}
+    names, images = _containers((job_spec.get("template") or {}).get("spec"))
+    return [_name(cj), spec.get("schedule", ""), spec.get("timeZone") or NONE, suspend,
+            len(status.get("active") or []), last, _age(cj, now), names, images,
+            format_label_selector(job_spec.get("selector"))]
+
+
 _DEFAULT_CLASS_ANNOTATIONS = ("storageclass.kubernetes.io/is-default-class",
                               "storageclass.beta.kubernetes.io/is-default-class")
 
@@ -879,6 +925,28 @@ _TABLES: dict[str, tuple[tuple[Col, ...], CellFn]] = {
         Col("Allowed Disruptions", "integer", "Calculated number of pods that may be disrupted at this time."),
         AGE,
     ), _pdb_cells),
+    "Job": ((
+        NAME,
+        Col("Status", doc="Status of the job."),
+        Col("Completions", doc="@batch.v1.JobStatus.succeeded"),
+        Col("Duration", doc="Time required to complete the job."),
+        AGE,
+        CONTAINERS,
+        IMAGES,
+        Col("Selector", doc="@batch.v1.JobSpec.selector", priority=1),
+    ), _job_cells),
+    "CronJob": ((
+        NAME,
+        Col("Schedule", doc="@batch.v1.CronJobSpec.schedule"),
+        Col("Timezone", doc="@batch.v1.CronJobSpec.timeZone"),
+        Col("Suspend", "boolean", "@batch.v1.CronJobSpec.suspend"),
+        Col("Active", "integer", "@batch.v1.CronJobStatus.active"),
+        Col("Last Schedule", doc="@batch.v1.CronJobStatus.lastScheduleTime"),
+        AGE,
+        CONTAINERS,
+        IMAGES,
+        Col("Selector", doc="@batch.v1.JobSpec.selector", priority=1),
+    ), _cronjob_cells),
     "StorageClass": ((
         NAME,
         Col("Provisioner", doc="@storage.v1.StorageClass.provisioner"),
