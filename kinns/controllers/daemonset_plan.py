@@ -21,6 +21,9 @@ from .scheduling import matches_affinity
 from .taints import (DISK_PRESSURE, MEMORY_PRESSURE, NETWORK_UNAVAILABLE, NOT_READY, PID_PRESSURE,
                      UNREACHABLE, UNSCHEDULABLE, tolerates)
 
+# The labels upstream puts on daemon pods: the revision hash and the template generation.
+REVISION_LABEL = "controller-revision-hash"
+GENERATION_LABEL = "pod-template-generation"
 # Tolerations upstream adds to every DaemonSet pod (AddOrUpdateDaemonPodTolerations):
 # no limit on not-ready/unreachable, so node trouble never evicts a daemon.
 DAEMON_TOLERATIONS = [
@@ -53,10 +56,12 @@ def daemon_tolerations(spec: dict[str, Any]) -> list[dict[str, Any]]:
     return tolerations
 
 
-def daemon_pod(ds: dict[str, Any], node: str) -> dict[str, Any]:
+def daemon_pod(ds: dict[str, Any], node: str, hash_: str = "") -> dict[str, Any]:
+    """A daemon pod for `node`, labelled with the DaemonSet's current revision
+    hash (see history.py) and template generation."""
     pod = podutil.pod_from_template(ds, ds["spec"]["template"], generate_name=ds["metadata"]["name"] + "-",
-                                    extra_labels={"controller-revision-hash": template_generation(ds),
-                                                  "pod-template-generation": template_generation(ds)})
+                                    extra_labels={REVISION_LABEL: hash_ or template_generation(ds),
+                                                  GENERATION_LABEL: template_generation(ds)})
     spec = pod["spec"]
     spec["tolerations"] = daemon_tolerations(spec)
     affinity = spec.setdefault("affinity", {})
@@ -67,6 +72,12 @@ def daemon_pod(ds: dict[str, Any], node: str) -> dict[str, Any]:
 
 def template_generation(ds: dict[str, Any]) -> str:
     return str(ds["metadata"].get("generation", 1))
+
+
+def is_updated(ds: dict[str, Any], pod: dict[str, Any], hash_: str) -> bool:
+    """IsPodUpdated: the pod runs the current revision (by hash) or the current template generation."""
+    labels = pod.get("metadata", {}).get("labels") or {}
+    return bool(hash_) and labels.get(REVISION_LABEL) == hash_ or labels.get(GENERATION_LABEL) == template_generation(ds)
 
 
 def node_of(pod: dict[str, Any]) -> str | None:
@@ -107,9 +118,10 @@ class DaemonPlan:
     status: dict[str, Any] = field(default_factory=dict)
 
 
-def plan(ds: dict[str, Any], nodes: list[dict[str, Any]], pods: list[dict[str, Any]], now: dt.datetime) -> DaemonPlan:
+def plan(ds: dict[str, Any], nodes: list[dict[str, Any]], pods: list[dict[str, Any]], now: dt.datetime,
+         hash_: str = "") -> DaemonPlan:
+    """The next step for `ds`; `hash_` names its current revision (history.py)."""
     p = DaemonPlan()
-    gen = template_generation(ds)
     verdicts = {n["metadata"]["name"]: should_run(ds, n) for n in nodes}
     wanted = {name for name, (run, _) in verdicts.items() if run}
     # Pods stay where they may keep running, and on nodes already gone (the pod GC's).
@@ -126,7 +138,7 @@ def plan(ds: dict[str, Any], nodes: list[dict[str, Any]], pods: list[dict[str, A
         live = [x for x in here if podutil.is_active(x)]
         failed = [x for x in here if not podutil.is_active(x)]
         p.delete += [x["metadata"]["name"] for x in failed]
-        outdated = [x for x in live if x["metadata"].get("labels", {}).get("pod-template-generation") != gen]
+        outdated = [x for x in live if not is_updated(ds, x, hash_)]
         if outdated and len(live) == len(outdated):
             # Rolling update with maxUnavailable 1: replace one outdated pod at a time.
             p.delete.append(outdated[0]["metadata"]["name"])
@@ -141,8 +153,7 @@ def plan(ds: dict[str, Any], nodes: list[dict[str, Any]], pods: list[dict[str, A
     scheduled = [n for n in wanted if any(podutil.is_active(x) for x in by_node.get(n, []))]
     ready = [n for n in wanted if any(podutil.is_ready(x) for x in by_node.get(n, []))]
     available = [n for n in wanted if any(podutil.is_available(x, min_ready, now) for x in by_node.get(n, []))]
-    updated = [n for n in wanted if any(x["metadata"].get("labels", {}).get("pod-template-generation") == gen
-                                        and podutil.is_active(x) for x in by_node.get(n, []))]
+    updated = [n for n in wanted if any(is_updated(ds, x, hash_) and podutil.is_active(x) for x in by_node.get(n, []))]
     p.status = {
         "desiredNumberScheduled": len(wanted),
         "currentNumberScheduled": len(scheduled),
