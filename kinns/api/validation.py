@@ -296,7 +296,7 @@ def _port_num_or_name(path: str, value: Any) -> Errs:
 # ================================================================ metadata
 
 CLUSTER_SCOPED = frozenset({"Namespace", "Node", "PersistentVolume", "StorageClass", "ClusterRole",
-                            "ClusterRoleBinding"})
+                            "ClusterRoleBinding", "APIService"})
 
 NameCheck = Callable[[str], list[str]]
 def is_path_segment_name(name: str) -> list[str]:
