@@ -391,7 +391,10 @@ class ResourceHandlers:
             self.allocator.update(old, new)
         if objects.same_object(new, old):
             return Response(obj=old, headers=_warning_header(warnings))
-        if new["metadata"].get("deletionTimestamp") and not objects.has_finalizers(new):
+        # The last finalizer gone ends a deletion, unless a grace period still runs
+        # (upstream shouldDeleteDuringUpdate): the kubelet's final DELETE ends that one.
+        if (new["metadata"].get("deletionTimestamp") and not objects.has_finalizers(new)
+                and not old["metadata"].get("deletionGracePeriodSeconds")):
             gone = await self._remove(t, old)
             return Response(obj=gone)
         try:
