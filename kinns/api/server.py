@@ -26,12 +26,13 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from . import bootstrappolicy, codec, discovery, openapi, rbac, serviceaccounts, storagechecks
+from . import bootstrappolicy, codec, discovery, metricsapi, openapi, rbac, serviceaccounts, storagechecks
 from .allocator import ServiceAllocator
 from .attributes import Attributes, from_request
 from .authn import Authenticator
 from .authz import Authorizer, forbidden_error
 from .errors import ApiError, method_not_allowed
+from .metricsapi import MetricsApi
 from .nodeproxy import NODE_SUBRESOURCES, NodeProxy
 from .request import Request, Response
 from .resources import REGISTRY, Registry
@@ -72,6 +73,8 @@ class ApiServer:
         self.secure_port = secure_port
         # log, exec, attach, portforward: passed on to the pod's kubelet.
         self.node_proxy = NodeProxy(self._pod, lambda name: self._get("nodes", "", name))
+        # metrics.k8s.io, from the kubelets' resource metrics (what metrics-server serves elsewhere).
+        self.metrics = MetricsApi.from_kubelets(store, self.node_proxy)
         self.authorizer = Authorizer(store)
         # Set by `configure_auth` (the daemon does, from the cluster pki); the
         # HTTPS front end authenticates only when there is one.
@@ -145,6 +148,7 @@ class ApiServer:
                 "apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default", "namespace": ns}})
         # The RBAC post-start hook and kubeadm's objects; one group commit.
         await asyncio.gather(*(self._ensure(path, obj) for path, obj in bootstrappolicy.objects()))
+        await asyncio.gather(*(self._ensure(path, obj) for path, obj in metricsapi.bootstrap_objects()))
 
     async def _ensure(self, collection: str, obj: dict[str, Any]) -> None:
         resp = await self.dispatch(Request("POST", collection, obj=obj))
@@ -243,6 +247,10 @@ class ApiServer:
         verb = _verb(method, bool(t.name), req.param("watch") in ("true", "1"))
         if not sub and verb not in t.rt.verbs:
             raise method_not_allowed()
+        if t.rt.group == metricsapi.GROUP:
+            if sub:
+                raise _no_route()
+            return await self.metrics.handle(t.rt, t.namespace, t.name, req)
         if t.rt.virtual:
             if t.name or sub:
                 raise _no_route()
