@@ -86,6 +86,7 @@ class PodSync:
         self._pods: dict[str, Obj] = {}                 # uid -> the pod as last synced (for stopping)
         self._messages: dict[str, str] = {}             # run id -> termination message
         self._stopping: dict[str, asyncio.Task[None]] = {}   # uid -> sidecars being stopped
+        self._killing: dict[str, asyncio.Task[None]] = {}    # run id -> a kill after a failed postStart
 
     # -- starting ---------------------------------------------------------------
     def _runs(self, rec: PodRecord) -> dict[str, containers.Run]:
@@ -124,6 +125,8 @@ class PodSync:
         now = time.time()
         run = rec.runs.get(name)
         if run is not None and run.state == "running":
+            if run.id in self._killing:
+                return  # its postStart failed: it waits as PostStartHookError while it dies
             rec.waiting.pop(name, None)
             if now - run.started_at > 600:
                 rec.backoff.pop(name, None)  # ran long enough: forget the back-off
@@ -180,8 +183,10 @@ class PodSync:
                                               mounts=[*mounts, *extra], pid_namespace=pid_namespace)
 
     async def post_start(self, pod: Obj, rec: PodRecord, c: Obj, run: ContainerStatus) -> bool:
-        """Run the container's postStart hook; False when it failed (the
-        container is then killed, and waits as PostStartHookError)."""
+        """Run the container's postStart hook; False when it failed: the
+        container then waits as PostStartHookError while it is killed with
+        the pod's grace period (in the background: a container that ignores
+        SIGTERM would hold this kubelet's worker for that long)."""
         handler = (c.get("lifecycle") or {}).get("postStart")
         if not isinstance(handler, dict) or run.state != "running":
             return True
@@ -192,8 +197,16 @@ class PodSync:
                   self.k.name, msg, rec.key, c["name"])
         # upstream keeps the message out of the event, so that secrets do not leak from the server
         self._event(pod, "FailedPostStartHook", "PostStartHook failed", "Warning")
-        await self.stop(pod, rec, [c["name"]], self._grace(pod), "FailedPostStartHook")
         rec.waiting[c["name"]] = ("PostStartHookError", msg)
+
+        async def kill() -> None:
+            try:
+                await self.stop(pod, rec, [c["name"]], self._grace(pod), "FailedPostStartHook")
+            finally:
+                self._killing.pop(run.id, None)
+                self.k.queue.add(rec.key)
+
+        self._killing[run.id] = asyncio.get_running_loop().create_task(kill())
         return False
 
     # -- stopping -----------------------------------------------------------------
