@@ -106,7 +106,7 @@ def decode(text: str) -> Scrape:
 
 def rate(last: Point, prev: Point) -> Usage | None:
     """CPU between two points of the same run; None when they cannot be compared."""
-    window = last.timestamp - prev.timestamp
+    window = round(last.timestamp - prev.timestamp, 6)   # kubelet timestamps are ms: no float noise
     if window <= 0 or last.cpu < prev.cpu or last.start < prev.start:
         return None
     return Usage(last.timestamp, window, int((last.cpu - prev.cpu) / window * 1e9), last.memory)
