@@ -18,7 +18,7 @@ from typing import Any
 from ..api.errors import ApiError
 from ..client.client import Obj, object_key
 from ..client.informer import index_by_node_name
-from . import podutil, pvbinder
+from . import podutil, pvbinder, volumerestrictions
 from .base import Controller
 from .scheduling import Decision, schedule
 
@@ -139,6 +139,8 @@ class Scheduler(Controller):
         """`scheduling.schedule`, then the pod's volumes (VolumeBinding comes after the other
         filters, so a node both filters reject counts under the earlier one, as upstream)."""
         conflicts = self._volume_conflicts(pod, nodes)
+        if volumerestrictions.rwop_in_use(pod, self.claims.get, self.pods.list, self._assumed):
+            conflicts = {n["metadata"]["name"]: volumerestrictions.RWOP_CONFLICT for n in nodes}
         if not conflicts:
             return schedule(pod, nodes, by_node=by_node)
         rest = [n for n in nodes if n["metadata"]["name"] not in conflicts]
@@ -153,10 +155,7 @@ class Scheduler(Controller):
             if name in conflicts:
                 alone = schedule(pod, [n], by_node=by_node)
                 reasons.update(_reasons(alone.message) if alone.node is None else {conflicts[name]: 1})
-        total = len(nodes)
-        parts = ", ".join(sorted(f"{k} {r}" for r, k in reasons.items()))
-        return Decision(None, f"0/{total} nodes are available: {parts}. preemption: 0/{total} "
-                              f"nodes are available: {total} Preemption is not helpful for scheduling.")
+        return Decision(None, volumerestrictions.failure_message(reasons, len(nodes)))
 
     def _pod_changed(self, pod: Obj) -> None:
         if _pending(pod):
