@@ -123,6 +123,8 @@ def prepare_update(rt: ResourceType, new: dict[str, Any], old: dict[str, Any], s
             meta[field] = ometa[field]
         else:
             meta.pop(field, None)
+    if meta.get("finalizers") == []:
+        del meta["finalizers"]   # an emptied list is omitted, as Go's omitempty writes it
     if "status" in rt.subresources and "status" in old:
         new["status"] = deep_copy(old["status"])
     elif "status" in rt.subresources:

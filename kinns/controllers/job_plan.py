@@ -654,7 +654,10 @@ class JobSync:
         self.needs_flush = (suspend_changed or active != int(self.orig_status.get("active", 0))
                             or self.ready != self.orig_status.get("ready")
                             or self.terminating != self.orig_status.get("terminating"))
-        st["active"] = active
+        if active:
+            st["active"] = active
+        else:
+            st.pop("active", None)   # omitempty, as upstream writes it
         st["ready"] = self.ready
         st["terminating"] = self.terminating
         return d
