@@ -1300,8 +1300,10 @@ def _pvc_update(new: Obj, old: Obj) -> Errs:
         nreq = _as_dict(_as_dict(nspec.get("resources")).get("requests")).get("storage")
         oreq = _as_dict(_as_dict(ospec.get("resources")).get("requests")).get("storage")
         nq, oq = parse_quantity(nreq), parse_quantity(oreq)
-        if nq is not None and oq is not None and nq < oq:
-            errs.append(_forbidden("spec.resources.requests.storage", "field can not be less than previous value"))
+        # RecoverVolumeExpansionFailure (beta, on in 1.32): a request may come back down, but not to the capacity.
+        cap = parse_quantity(_as_dict(_as_dict(old.get("status")).get("capacity")).get("storage"))
+        if nq is not None and oq is not None and nq < oq and cap is not None and nq <= cap:
+            errs.append(_forbidden("spec.resources.requests.storage", "field can not be less than status.capacity"))
         nspec = {**nspec, "resources": _with_storage(nspec.get("resources"), oreq)}
     if nspec != ospec:
         errs.append(_forbidden("spec", PVC_UPDATE_MSG + "\n" + _spec_diff("core.PersistentVolumeClaimSpec", ospec, nspec)))

@@ -126,6 +126,7 @@ class LocalPathProvisioner(Controller):
         super().__init__(client, factory, workers=workers)
         self.base = Path(state_dir) / BASE_DIR
         self._created: set[str] = set()
+        self._resized: dict[str, str] = {}   # claim UID -> size done, until the cache shows it
 
     def setup(self) -> None:
         self.claims = self.factory.informer("v1", "PersistentVolumeClaim")
@@ -221,11 +222,15 @@ class LocalPathProvisioner(Controller):
         """Grow one of our volumes to its claim's new request (a directory: only the numbers change)."""
         pvc = self.claims.get(key)
         if pvc is None or not resize_wanted(pvc):
+            if pvc is not None:
+                self._resized.pop(pvc["metadata"].get("uid", ""), None)
             return None
+        size = str(pvc["spec"]["resources"]["requests"]["storage"])
+        if self._resized.get(pvc["metadata"].get("uid", "")) == size:
+            return None  # done; our cache has not seen the new capacity yet
         pv = self.volumes.get((pvc.get("spec") or {}).get("volumeName") or "")
         if pv is None or (pv["metadata"].get("annotations") or {}).get(ANN_PROVISIONED_BY) != PROVISIONER:
             return None
-        size = str(pvc["spec"]["resources"]["requests"]["storage"])
         name = pv["metadata"]["name"]
         now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         self.client.emit_event(pvc, "Resizing", f"External resizer is resizing volume {name}", component=RESIZER)
@@ -234,6 +239,7 @@ class LocalPathProvisioner(Controller):
         if (spec.get("capacity") or {}).get("storage") != size:
             await self.client.update({**pv, "spec": {**spec, "capacity": {**(spec.get("capacity") or {}), "storage": size}}})
         await self.client.update_status({**pvc, "status": resize_status(pvc.get("status") or {}, size, now, True)})
+        self._resized[pvc["metadata"].get("uid", "")] = size
         self.client.emit_event(pvc, "VolumeResizeSuccessful", "Resize volume succeeded", component=RESIZER)
         log.info("%s: resized %s of %s to %s", self.name, name, key, size)
         return None
