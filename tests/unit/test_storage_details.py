@@ -153,7 +153,7 @@ def test_evicted_status_as_the_eviction_manager_leaves_it() -> None:
 
 
 def test_resize_status_in_progress_then_finished() -> None:
-    claim = {"spec": {"resources": {"requests": {"storage": "2Gi"}}},
+    claim: dict[str, Any] = {"spec": {"resources": {"requests": {"storage": "2Gi"}}},
              "status": {"phase": "Bound", "capacity": {"storage": "1Gi"}}}
     assert resize_wanted(claim)
     mid = resize_status(claim["status"], "2Gi", "T", False)
@@ -165,7 +165,7 @@ def test_resize_status_in_progress_then_finished() -> None:
     assert not resize_wanted({**claim, "status": done})
 
 
-STS = {"metadata": {"name": "web", "uid": "set"}, "spec": {"replicas": 2}}
+STS: dict[str, Any] = {"metadata": {"name": "web", "uid": "set"}, "spec": {"replicas": 2}}
 
 
 def owners(policy: dict[str, str], ordinal: int, refs: list[dict[str, Any]] | None = None) -> list[str]:
