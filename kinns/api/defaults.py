@@ -26,7 +26,7 @@ import ipaddress
 from decimal import Decimal, InvalidOperation
 from typing import Any, Callable
 
-from . import batchdefaults
+from . import batchdefaults, hpa
 from .replication import default_replication_controller
 
 Obj = dict[str, Any]
@@ -538,4 +538,5 @@ _BY_KIND: dict[str, Callable[[Obj], None]] = {
     # Looked up when called: batchdefaults uses default_pod_spec from here.
     "Job": lambda o: batchdefaults.job(o),
     "CronJob": lambda o: batchdefaults.cronjob(o),
+    "HorizontalPodAutoscaler": hpa.default,
 }

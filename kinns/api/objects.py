@@ -39,6 +39,7 @@ _STATUS_ON_CREATE: dict[str, dict[str, Any]] = {
     "CronJob": {},
     "ReplicationController": {"replicas": 0},
     "PodDisruptionBudget": {"disruptionsAllowed": 0, "currentHealthy": 0, "desiredHealthy": 0, "expectedPods": 0},
+    "HorizontalPodAutoscaler": {"currentMetrics": None, "desiredReplicas": 0},
 }
 
 _NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"  # upstream's generateName alphabet

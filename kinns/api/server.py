@@ -26,7 +26,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from . import bootstrappolicy, codec, discovery, metricsapi, openapi, rbac, serviceaccounts, storagechecks
+from . import bootstrappolicy, codec, conversion, discovery, metricsapi, openapi, rbac, serviceaccounts, storagechecks
 from .allocator import ServiceAllocator
 from .attributes import Attributes, from_request
 from .authn import Authenticator
@@ -242,6 +242,9 @@ class ApiServer:
 
     async def _resource(self, req: Request, method: str, group: str, version: str, rest: list[str]) -> Response:
         t = self._target(group, version, rest)
+        conv = conversion.conversion_for(t.rt)
+        if conv is not None:   # e.g. autoscaling/v1 HPAs: served through the stored autoscaling/v2
+            return await conversion.serve(conv, t.rt, req, self._route)
         h = self.handlers
         sub = t.subresource
         verb = _verb(method, bool(t.name), req.param("watch") in ("true", "1"))

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Callable
 
-from . import schemas
+from . import hpa, schemas
 
 Obj = dict[str, Any]
 Cells = list[Any]
@@ -741,6 +741,18 @@ def _binding_cells(binding: Obj, now: dt.datetime) -> Cells:
             *_subjects_strings(binding.get("subjects"))]
 
 
+def _apiservice_cells(svc: Obj, now: dt.datetime) -> Cells:
+    """kube-aggregator's printer: SERVICE "Local" or ns/name, AVAILABLE "True" or "False (Reason)"."""
+    ref = (svc.get("spec") or {}).get("service")
+    service = f"{ref.get('namespace', '')}/{ref.get('name', '')}" if isinstance(ref, dict) else "Local"
+    cond = next((c for c in (svc.get("status") or {}).get("conditions") or [] if c.get("type") == "Available"), None)
+    available = "Unknown"
+    if cond is not None:
+        status = str(cond.get("status", ""))
+        available = f"{status} ({cond['reason']})" if status != "True" and cond.get("reason") else status
+    return [_name(svc), service, available, _age(svc, now)]
+
+
 def _default_cells(obj: Obj, now: dt.datetime) -> Cells:
     return [_name(obj), _age(obj, now)]
 
@@ -964,6 +976,21 @@ _TABLES: dict[str, tuple[tuple[Col, ...], CellFn]] = {
     "ClusterRole": (_ROLE_COLUMNS, _role_cells),
     "RoleBinding": (_binding_columns("roleBinding"), _binding_cells),
     "ClusterRoleBinding": (_binding_columns("clusterRoleBinding"), _binding_cells),
+    "HorizontalPodAutoscaler": ((
+        NAME,
+        Col("Reference", doc="@autoscaling.v2.HorizontalPodAutoscalerSpec.scaleTargetRef"),
+        Col("Targets", doc="@autoscaling.v2.HorizontalPodAutoscalerSpec.metrics"),
+        Col("MinPods", doc="@autoscaling.v2.HorizontalPodAutoscalerSpec.minReplicas"),
+        Col("MaxPods", doc="@autoscaling.v2.HorizontalPodAutoscalerSpec.maxReplicas"),
+        Col("Replicas", doc="@autoscaling.v2.HorizontalPodAutoscalerStatus.currentReplicas"),
+        AGE,
+    ), hpa.cells),
+    "APIService": ((
+        NAME,
+        Col("Service", doc="The reference to the service that hosts this API endpoint."),
+        Col("Available", doc="Whether this service is available."),
+        AGE,
+    ), _apiservice_cells),
 }
 
 # Kinds without a printer: what kube-apiserver shows for a CRD without printer columns.
