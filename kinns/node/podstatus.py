@@ -230,6 +230,11 @@ def containers_ready(pod: Obj, init_statuses: list[Obj], statuses: list[Obj], ph
     return True, "", ""
 
 
+# kubetypes.PodConditionByKubelet: the conditions the kubelet computes itself.
+KUBELET_CONDITIONS = frozenset({"PodScheduled", "Ready", "Initialized", "ContainersReady",
+                                "PodReadyToStartContainers"})
+
+
 def pod_status(pod: Obj, views: list[ContainerView], *, pod_ip: str, host_ip: str,
                start_time: str, sandbox_ready: bool) -> Obj:
     """The whole status the kubelet writes for a pod."""
@@ -244,7 +249,9 @@ def pod_status(pod: Obj, views: list[ContainerView], *, pod_ip: str, host_ip: st
     ph = phase(pod, lists["init"], lists["app"])
     init_ok, init_reason, init_msg = initialized(pod, lists["init"], lists["app"], ph)
     ready_ok, ready_reason, ready_msg = containers_ready(pod, lists["init"], lists["app"], ph)
-    conds = [
+    # Conditions the kubelet does not own (DisruptionTarget from an eviction, readiness
+    # gates) stay as the API has them, first, as the status manager's mergePodStatus keeps them.
+    conds = [dict(c) for c in old_conds if c.get("type") not in KUBELET_CONDITIONS] + [
         _condition(old_conds, "PodReadyToStartContainers", sandbox_ready, now),
         _condition(old_conds, "Initialized", init_ok, now, init_reason, init_msg),
         _condition(old_conds, "Ready", ready_ok, now, ready_reason, ready_msg),
