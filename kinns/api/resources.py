@@ -111,6 +111,8 @@ RESOURCES: tuple[ResourceType, ...] = (
                  ("status",), schema="io.k8s.api.autoscaling.v1.HorizontalPodAutoscaler"),
     ResourceType("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", True,
                  schema="io.k8s.api.discovery.v1.EndpointSlice"),
+    ResourceType("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", True, ("netpol",),
+                 schema="io.k8s.api.networking.v1.NetworkPolicy"),
     ResourceType("storage.k8s.io", "v1", "StorageClass", "storageclasses", False, ("sc",),
                  schema="io.k8s.api.storage.v1.StorageClass"),
     ResourceType("coordination.k8s.io", "v1", "Lease", "leases", True,
@@ -150,7 +152,7 @@ RESOURCES: tuple[ResourceType, ...] = (
 # Group preference order for discovery (as upstream lists them).
 GROUP_ORDER: tuple[str, ...] = (
     "", "apiregistration.k8s.io", "apps", "authentication.k8s.io", "authorization.k8s.io", "autoscaling", "batch",
-    "policy", "rbac.authorization.k8s.io", "storage.k8s.io", "apiextensions.k8s.io", "coordination.k8s.io",
+    "networking.k8s.io", "policy", "rbac.authorization.k8s.io", "storage.k8s.io", "apiextensions.k8s.io", "coordination.k8s.io",
     "discovery.k8s.io", "metrics.k8s.io",
 )
 
