@@ -186,8 +186,9 @@ def test_invalid_ephemeral_containers_are_refused(cluster: ClusterHandle, target
         f"spec.ephemeralContainers[{i}].ports: Forbidden: cannot be set for an Ephemeral Container]")
     body = pod("eph-create", busybox("app", "true"))
     body["spec"]["ephemeralContainers"] = [{"name": "e", "image": "busybox"}]
-    r = cluster.kubectl("create", "-f", "-", stdin=json.dumps(body), check=False)
-    assert 'The Pod "eph-create" is invalid: spec.ephemeralContainers: Forbidden: cannot be set on create' in r.stderr
+    created = cluster.kubectl("create", "-f", "-", stdin=json.dumps(body), check=False)
+    assert ('The Pod "eph-create" is invalid: spec.ephemeralContainers: Forbidden: cannot be set on create'
+            in created.stderr)
 
 
 def events(cluster: ClusterHandle, pod_name: str, reason: str) -> list[str]:
