@@ -26,7 +26,7 @@ import ipaddress
 from decimal import Decimal, InvalidOperation
 from typing import Any, Callable
 
-from . import batchdefaults, hpa
+from . import batchdefaults, hpa, networkpolicy
 from .replication import default_replication_controller
 
 Obj = dict[str, Any]
@@ -539,4 +539,5 @@ _BY_KIND: dict[str, Callable[[Obj], None]] = {
     "Job": lambda o: batchdefaults.job(o),
     "CronJob": lambda o: batchdefaults.cronjob(o),
     "HorizontalPodAutoscaler": hpa.default,
+    "NetworkPolicy": networkpolicy.default,
 }

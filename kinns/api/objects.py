@@ -21,7 +21,7 @@ from .resources import ResourceType
 
 # Kinds whose controllers watch metadata.generation against observedGeneration.
 GENERATION_KINDS = frozenset({"Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "Job", "CronJob",
-                              "ReplicationController", "PodDisruptionBudget"})
+                              "ReplicationController", "PodDisruptionBudget", "NetworkPolicy"})
 
 # Kinds whose status a create may not set (upstream PrepareForCreate clears it).
 _STATUS_ON_CREATE: dict[str, dict[str, Any]] = {

@@ -711,6 +711,10 @@ def _serviceaccount_cells(sa: Obj, now: dt.datetime) -> Cells:
     return [_name(sa), len(sa.get("secrets") or []), _age(sa, now)]
 
 
+def _networkpolicy_cells(np: Obj, now: dt.datetime) -> Cells:
+    return [_name(np), format_label_selector((np.get("spec") or {}).get("podSelector")), _age(np, now)]
+
+
 def _lease_cells(lease: Obj, now: dt.datetime) -> Cells:
     return [_name(lease), (lease.get("spec") or {}).get("holderIdentity") or "", _age(lease, now)]
 
@@ -967,6 +971,11 @@ _TABLES: dict[str, tuple[tuple[Col, ...], CellFn]] = {
         Col("AllowVolumeExpansion", doc="@storage.v1.StorageClass.allowVolumeExpansion"),
         AGE,
     ), _storageclass_cells),
+    "NetworkPolicy": ((
+        NAME,
+        Col("Pod-Selector", doc="@networking.v1.NetworkPolicySpec.podSelector"),
+        AGE,
+    ), _networkpolicy_cells),
     "Lease": ((
         NAME,
         Col("Holder", doc="@coordination.v1.LeaseSpec.holderIdentity"),

@@ -29,7 +29,7 @@ import json
 import re
 from typing import Any, Callable, Iterable
 
-from . import batchvalidation, hpa, pdb, replication, storagechecks
+from . import batchvalidation, hpa, networkpolicy, pdb, replication, storagechecks
 from .defaults import parse_quantity, service_update_view
 from .errors import (DUPLICATE, FORBIDDEN, INVALID, NOT_FOUND, NOT_SUPPORTED, REQUIRED, TOO_LONG, TOO_MANY,
                      FieldError)
@@ -1605,6 +1605,7 @@ _CREATE: dict[str, Check] = {
     # Looked up when called: batchvalidation uses the helpers of this module.
     "Job": lambda o: batchvalidation.validate_job(o),
     "CronJob": lambda o: batchvalidation.validate_cronjob(o),
+    "NetworkPolicy": networkpolicy.validate,
     "HorizontalPodAutoscaler": hpa.validate,
 }
 
