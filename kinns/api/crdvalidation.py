@@ -15,7 +15,7 @@ schema (always so with one version) the schema is checked as
 `spec.additionalPrinterColumns`; otherwise per version.  `_Layout` keeps
 that bookkeeping so error paths read as upstream's.
 
-Public: `default_crd`, `validate_crd`, `validate_crd_update`,
+Public: `default_crd`, `validate_crd`, `validate_crd_update` (`update_errors`),
 `schema_for_version`, `subresources_for_version`, `columns_for_version`,
 `is_established`.  Structural rules and pruning are `structural.py`'s;
 value checks (used for defaults here) are `crvalidation.py`'s.
@@ -317,7 +317,7 @@ def _selectable_errors(fields: list[Any], schema: Obj | None, path: str) -> Errs
         for p in parts:
             node = st.properties(node).get(p) if node is not None else None
         if node is None:
-            errs.append(FieldError(INVALID, where, json_path, f"is an invalid path: does not refer to a valid field"))
+            errs.append(FieldError(INVALID, where, json_path, "is an invalid path: does not refer to a valid field"))
             continue
         if parts[0] == "metadata":
             errs.append(FieldError(INVALID, where, json_path, "must not point to fields in metadata"))
@@ -648,11 +648,9 @@ def validate_crd(crd: Obj) -> Errs:
     return errs
 
 
-def validate_crd_update(crd: Obj, old: Obj) -> Errs:
-    """ValidateCustomResourceDefinitionUpdate: `validate_crd` plus what may not change."""
-    errs = validate_crd(crd)
-    errs = [e for e in errs if e.field != "spec.preserveUnknownFields" or "cannot set to true" not in e.detail]
-    errs += _preserve_unknown_errors(crd, old)
+def update_errors(crd: Obj, old: Obj) -> Errs:
+    """What may not change on update (validate_crd runs too: see `validate_crd_update`)."""
+    errs: Errs = []
     spec, old_spec = _d(crd.get("spec")), _d(old.get("spec"))
     immutable = [("spec.group", spec.get("group"), old_spec.get("group")),
                  ("spec.names.plural", _d(spec.get("names")).get("plural"), _d(old_spec.get("names")).get("plural"))]
@@ -663,3 +661,8 @@ def validate_crd_update(crd: Obj, old: Obj) -> Errs:
         if new_value != old_value:
             errs.append(FieldError(INVALID, path, new_value, "field is immutable"))
     return errs
+
+
+def validate_crd_update(crd: Obj, old: Obj) -> Errs:
+    """ValidateCustomResourceDefinitionUpdate: `validate_crd` plus what may not change."""
+    return validate_crd(crd) + update_errors(crd, old)

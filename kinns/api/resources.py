@@ -10,6 +10,10 @@ its validation and printer columns.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # crdkind imports this module
+    from .crdkind import CustomKind
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,9 @@ class ResourceType:
     # A kind that is answered, never stored (the access and token reviews):
     # the server hands its POSTs to `reviews.py`.
     virtual: bool = False
+    # A CustomResourceDefinition's kind (crdkind.py): its validation, defaults,
+    # printer columns and scale paths, where built-in kinds use the tables.
+    custom: "CustomKind | None" = field(default=None, compare=False, repr=False)
 
     @property
     def api_version(self) -> str:
@@ -137,10 +144,9 @@ RESOURCES: tuple[ResourceType, ...] = (
                  schema="io.k8s.api.authorization.v1.SelfSubjectRulesReview", virtual=True),
     ResourceType(_AUTHZ, "v1", "SubjectAccessReview", "subjectaccessreviews", False, verbs=_CREATE_ONLY,
                  schema="io.k8s.api.authorization.v1.SubjectAccessReview", virtual=True),
-    # Read-only and always empty: kubectl lists CRDs to explain an unknown
-    # kind ("no matches for kind ..."); kinns serves no custom resources yet.
+    # Served for real: crd.py turns each established CRD into kinds of its own.
     ResourceType("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", False,
-                 ("crd", "crds"), ("api-extensions",), verbs=("get", "list", "watch"),
+                 ("crd", "crds"), ("api-extensions",), ("status",),
                  schema="io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinition"),
     ResourceType("apiregistration.k8s.io", "v1", "APIService", "apiservices", False, (), ("api-extensions",),
                  ("status",), schema="io.k8s.kube-aggregator.pkg.apis.apiregistration.v1.APIService"),
@@ -177,7 +183,9 @@ class Registry:
         return self._by_kind.get((api_version, kind))
 
     def groups(self) -> list[str]:
-        return [g for g in GROUP_ORDER if any(rt.group == g for rt in self.types)]
+        known = [g for g in GROUP_ORDER if any(rt.group == g for rt in self.types)]
+        extra = sorted({rt.group for rt in self.types} - set(GROUP_ORDER))  # CRD groups, after the built-in ones
+        return known + extra
 
     def versions(self, group: str) -> list[str]:
         seen: list[str] = []

@@ -60,8 +60,9 @@ def _table(rt: ResourceType, items: list[dict[str, Any]], rv: str, include: str,
     now = dt.datetime.now(dt.timezone.utc)
     rows = []
     for o in items:
-        row: dict[str, Any] = {"cells": tables.row_cells(rt.kind, o, now)}
-        conditions = tables.row_conditions(rt.kind, o)
+        cells = rt.custom.row_cells(o, now) if rt.custom is not None else tables.row_cells(rt.kind, o, now)
+        row: dict[str, Any] = {"cells": cells}
+        conditions = tables.row_conditions(rt.kind, o) if rt.custom is None else []
         if conditions:
             row["conditions"] = conditions
         if include == "Object":
@@ -76,7 +77,7 @@ def _table(rt: ResourceType, items: list[dict[str, Any]], rv: str, include: str,
         "kind": "Table",
         "apiVersion": "meta.k8s.io/v1",
         "metadata": meta,
-        "columnDefinitions": tables.column_definitions(rt.kind),
+        "columnDefinitions": rt.custom.column_definitions() if rt.custom is not None else tables.column_definitions(rt.kind),
         "rows": rows,
     }
 
@@ -115,7 +116,10 @@ class ResourceHandlers:
     def _selectors(self, t: Target, req: Request) -> tuple[LabelSelector, FieldSelector]:
         ls = LabelSelector.parse(req.param("labelSelector"))
         fs = FieldSelector.parse(req.param("fieldSelector"))
-        check_field_selector(t.rt.kind, fs)
+        if t.rt.custom is not None:
+            t.rt.custom.check_field_selector(fs)
+        else:
+            check_field_selector(t.rt.kind, fs)
         return ls, fs
 
     def _filter(self, t: Target, ls: LabelSelector, fs: FieldSelector) -> Callable[[dict[str, Any]], bool]:
@@ -263,11 +267,12 @@ class ResourceHandlers:
         mode = req.param("fieldValidation", "Warn" if req.obj is None else "Ignore")
         if mode == "Ignore" or not t.rt.schema:
             return []
-        unknown = unknown_fields(body, t.rt.schema)
+        unknown = t.rt.custom.unknown_fields(body) if t.rt.custom is not None else unknown_fields(body, t.rt.schema)
         if not unknown:
             return []
         if mode == "Strict":
-            raise bad_request("strict decoding error: " + ", ".join(unknown))
+            why = f'{t.rt.kind} in version "{t.rt.version}" cannot be handled as a {t.rt.kind}: ' if t.rt.custom else ""
+            raise bad_request(why + "strict decoding error: " + ", ".join(unknown))
         return unknown
 
     def _admit_namespace(self, t: Target) -> None:
@@ -286,13 +291,17 @@ class ResourceHandlers:
         body = self._check_body(t, codec.decode_body(req))
         warnings = self._field_validation(t, req, body)
         obj = objects.prepare_create(t.rt, body, t.namespace)
-        apply_defaults(t.rt.kind, obj)
+        if t.rt.custom is not None:
+            t.rt.custom.prepare_create(obj, body)  # prune, default, status, generation (crdkind.py)
+        else:
+            apply_defaults(t.rt.kind, obj)
         if t.rt.kind == "PersistentVolumeClaim":
             admission.default_storage_class(self.store, obj)
         for hook in self.admission:
             await hook(t, obj, None, req)
         name = obj["metadata"].get("name", "")
-        errs = validate(t.rt.kind, obj) + ephemeral.create_errors(t.rt.kind, obj)
+        errs = (t.rt.custom.validate(obj) if t.rt.custom is not None
+                else validate(t.rt.kind, obj) + ephemeral.create_errors(t.rt.kind, obj))
         if errs:
             raise invalid(t.rt.kind, t.rt.group, name, errs)
         self._admit_namespace(t)
@@ -300,16 +309,16 @@ class ResourceHandlers:
         if self.store.get(t.key(name)) is not None:
             raise already_exists(t.rt.plural, t.rt.group, name)
         dry = req.param("dryRun") == "All"
-        if t.rt.kind == "Service":
+        if t.rt.kind == "Service" and t.rt.custom is None:
             self.allocator.allocate(obj)
             if dry:
                 self.allocator.release(obj)
         if dry:
             return Response(201, obj=obj)
         try:
-            stored = await self.store.create(t.key(name), obj)
+            stored = await self.store.create(t.key(name), t.rt.custom.to_storage(obj) if t.rt.custom else obj)
         except ExistsError:
-            if t.rt.kind == "Service":
+            if t.rt.kind == "Service" and t.rt.custom is None:
                 self.allocator.release(obj)
             raise already_exists(t.rt.plural, t.rt.group, name) from None
         return Response(201, obj=stored, headers=_warning_header(warnings))
@@ -323,6 +332,10 @@ class ResourceHandlers:
 
     async def patch(self, t: Target, req: Request) -> Response:
         mt = codec.media_type(req)
+        if t.rt.custom is not None and mt == codec.STRATEGIC_PATCH and t.subresource != "scale":
+            raise ApiError(415, "UnsupportedMediaType", "the body of the request was in an unknown format - accepted "
+                           "media types include: application/json-patch+json, application/merge-patch+json, "
+                           "application/apply-patch+yaml")
         patch_body = codec.decode_body(req, codec.PATCH_TYPES)
         old = self.store.get(t.key())
         if old is None:
@@ -375,19 +388,25 @@ class ResourceHandlers:
         else:
             new = (ephemeral.prepare_update(body, old) if t.subresource == ephemeral.SUBRESOURCE
                    else objects.prepare_update(t.rt, body, old, t.subresource))
-        apply_defaults(t.rt.kind, new)
+        if t.rt.custom is not None:
+            t.rt.custom.prepare_update(new, body, old, t.subresource)
+        else:
+            apply_defaults(t.rt.kind, new)
         for hook in self.admission:
             await hook(t, new, old, req)
-        errs = (ephemeral.validate_update(new, old) if t.subresource == ephemeral.SUBRESOURCE
+        errs = (t.rt.custom.validate(new, t.subresource) if t.rt.custom is not None
+                else ephemeral.validate_update(new, old) if t.subresource == ephemeral.SUBRESOURCE
                 else validate_update(t.rt.kind, new, old))
         if errs:
             raise invalid(t.rt.kind, t.rt.group, t.name, errs)
         warnings = warnings + admission.pod_security(self.store, t.rt.kind, t.namespace, new, old, t.subresource)
         if req.param("dryRun") == "All":
             return Response(obj=new)
+        if t.rt.custom is not None:
+            new = t.rt.custom.to_storage(new)
         # No await between here and the store write below, so the pools and
         # the store cannot disagree about a conflicting concurrent update.
-        if t.rt.kind == "Service" and not t.subresource:
+        if t.rt.kind == "Service" and not t.subresource and t.rt.custom is None:
             self.allocator.update(old, new)
         if objects.same_object(new, old):
             return Response(obj=old, headers=_warning_header(warnings))
@@ -409,8 +428,14 @@ class ResourceHandlers:
         if not isinstance(replicas, int) or replicas < 0:
             raise invalid("Scale", "autoscaling", t.name,
                           [FieldError(INVALID, "spec.replicas", replicas, "must be greater than or equal to 0")])
-        new = objects.deep_copy(old)
-        new.setdefault("spec", {})["replicas"] = replicas
+        if t.rt.custom is not None:  # the CRD's specReplicasPath, then the CRD's schema
+            new = t.rt.custom.with_replicas(old, replicas)
+            errs = t.rt.custom.validate(new)
+            if errs:
+                raise invalid(t.rt.kind, t.rt.group, t.name, errs)
+        else:
+            new = objects.deep_copy(old)
+            new.setdefault("spec", {})["replicas"] = replicas
         if new != old:
             new["metadata"]["generation"] = int(old["metadata"].get("generation", 1)) + 1
             new = await self.store.update(t.key(), new, old["metadata"]["resourceVersion"])
@@ -575,6 +600,8 @@ def _translate(ev: Event, match: Callable[[dict[str, Any]], bool]) -> tuple[str,
 
 
 def _scale_of(rt: ResourceType, obj: dict[str, Any]) -> dict[str, Any]:
+    if rt.custom is not None:
+        return rt.custom.scale_of(obj)
     meta = obj["metadata"]
     sel = obj.get("spec", {}).get("selector")
     if rt.kind == "ReplicationController" and sel:  # a plain label map

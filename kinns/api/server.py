@@ -26,11 +26,14 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from . import bootstrappolicy, codec, conversion, discovery, metricsapi, openapi, rbac, serviceaccounts, storagechecks
+from . import (bootstrappolicy, codec, conversion, crdkind, crdopenapi, discovery, metricsapi, openapi, rbac,
+               serviceaccounts, storagechecks)
 from .allocator import ServiceAllocator
 from .attributes import Attributes, from_request
 from .authn import Authenticator
 from .authz import Authorizer, forbidden_error
+from .crd import CustomResources
+from .crdkind import CRD_KIND
 from .errors import ApiError, method_not_allowed
 from .metricsapi import MetricsApi
 from .nodeproxy import NODE_SUBRESOURCES, NodeProxy
@@ -50,6 +53,7 @@ SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 # loopback identity.
 LOOPBACK_USER = UserInfo("system:apiserver", groups=(MASTERS, AUTHENTICATED))
 _RBAC_PATH = f"/apis/{rbac.GROUP}/"
+_CRD_PATH = f"/apis/{crdkind.GROUP}/"
 
 
 class ApiServer:
@@ -64,11 +68,13 @@ class ApiServer:
         registry: Registry = REGISTRY,
     ) -> None:
         self.store = store
-        self.registry = registry
         self.service_cidr = service_cidr
         self.allocator = ServiceAllocator(service_cidr, node_port_range)
         self.allocator.load(store.list("services"))
         self.handlers = ResourceHandlers(store, self.allocator)
+        # CustomResourceDefinitions: their kinds join `registry`, their lifecycle runs here (crd.py).
+        self.crds = CustomResources(store, self.handlers, self.dispatch, registry.types)
+        self.handlers.admission.append(self.crds.admit)
         self.advertise_address = advertise_address
         self.secure_port = secure_port
         # log, exec, attach, portforward: passed on to the pod's kubelet.
@@ -85,6 +91,11 @@ class ApiServer:
         self.reviews = Reviews(self.authorizer, None)
         self.handlers.admission.append(self._admit)
         self.handlers.admission.append(storagechecks.hook(store))  # storage protection, PVC resize
+
+    @property
+    def registry(self) -> Registry:
+        """The kinds served right now: the built-in ones and every established CRD's."""
+        return self.crds.registry()
 
     # ------------------------------------------------------------ auth setup
 
@@ -149,6 +160,7 @@ class ApiServer:
         # The RBAC post-start hook and kubeadm's objects; one group commit.
         await asyncio.gather(*(self._ensure(path, obj) for path, obj in bootstrappolicy.objects()))
         await asyncio.gather(*(self._ensure(path, obj) for path, obj in metricsapi.bootstrap_objects()))
+        await self.crds.start()  # names and deletions of CRDs stored before a restart
 
     async def _ensure(self, collection: str, obj: dict[str, Any]) -> None:
         resp = await self.dispatch(Request("POST", collection, obj=obj))
@@ -161,7 +173,10 @@ class ApiServer:
         try:
             if req.user is not None and not req.user.is_masters:
                 self.authorize(req)
-            return await self._route(req)
+            resp = await self._route(req)
+            if req.method != "GET" and req.path.startswith(_CRD_PATH) and resp.status < 400:
+                await self.crds.changed()  # served (or unserved) before the answer goes out
+            return resp
         except ApiError as exc:
             return Response(exc.code, obj=exc.status())
         finally:
@@ -228,6 +243,9 @@ class ApiServer:
         return Response(obj=doc)
 
     def _openapi(self, req: Request, rest: list[str]) -> Response:
+        custom = crdopenapi.serve(req, rest, [rt for rt in self.registry.types if rt.custom is not None])
+        if custom is not None:
+            return custom
         if rest == ["v2"]:
             if "protobuf" in req.header("accept"):
                 return Response(raw=openapi.openapi_v2_protobuf(), content_type=openapi.V2_PROTOBUF_CONTENT_TYPE)
@@ -245,6 +263,12 @@ class ApiServer:
         conv = conversion.conversion_for(t.rt)
         if conv is not None:   # e.g. autoscaling/v1 HPAs: served through the stored autoscaling/v2
             return await conversion.serve(conv, t.rt, req, self._route)
+        if t.rt.kind == CRD_KIND and t.rt.group == crdkind.GROUP and method == "DELETE" and t.name and not t.subresource:
+            await self.crds.prepare_delete(t.name, req)
+        resp = await self._serve(req, method, t)
+        return crdkind.convert_response(resp, t.rt) if t.rt.custom is not None else resp
+
+    async def _serve(self, req: Request, method: str, t: Target) -> Response:
         h = self.handlers
         sub = t.subresource
         verb = _verb(method, bool(t.name), req.param("watch") in ("true", "1"))
@@ -329,7 +353,7 @@ class ApiServer:
     async def _admit(self, t: Target, obj: dict[str, Any], old: dict[str, Any] | None, req: Request) -> None:
         """The admission steps kinns runs on writes (see the module docstring)."""
         kind = t.rt.kind
-        if kind == "Pod" and old is None:
+        if kind == "Pod" and old is None and t.rt.custom is None:
             if self.store.get(("namespaces", "", t.namespace)) is not None:  # else the create answers 404
                 await serviceaccounts.admit_pod(obj, t.namespace, self._get)
         elif t.rt.group == rbac.GROUP and req.user is not None and not req.user.is_masters:

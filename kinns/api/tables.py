@@ -983,6 +983,7 @@ _TABLES: dict[str, tuple[tuple[Col, ...], CellFn]] = {
     ), _lease_cells),
     "Role": (_ROLE_COLUMNS, _role_cells),
     "ClusterRole": (_ROLE_COLUMNS, _role_cells),
+    "CustomResourceDefinition": (_ROLE_COLUMNS, _role_cells),
     "RoleBinding": (_binding_columns("roleBinding"), _binding_cells),
     "ClusterRoleBinding": (_binding_columns("clusterRoleBinding"), _binding_cells),
     "HorizontalPodAutoscaler": ((

@@ -296,7 +296,7 @@ def _port_num_or_name(path: str, value: Any) -> Errs:
 # ================================================================ metadata
 
 CLUSTER_SCOPED = frozenset({"Namespace", "Node", "PersistentVolume", "StorageClass", "ClusterRole",
-                            "ClusterRoleBinding", "APIService"})
+                            "ClusterRoleBinding", "APIService", "CustomResourceDefinition"})
 
 NameCheck = Callable[[str], list[str]]
 def is_path_segment_name(name: str) -> list[str]:
@@ -1577,7 +1577,18 @@ def _role_ref_fixed(new: Obj, old: Obj) -> Errs:
 Check = Callable[[Obj], Errs]
 UpdateCheck = Callable[[Obj, Obj], Errs]
 
+def _crd(obj: Obj) -> Errs:
+    from .crdvalidation import validate_crd  # it builds on this module's checks
+    return validate_crd(obj)
+
+
+def _crd_update(new: Obj, old: Obj) -> Errs:
+    from .crdvalidation import update_errors
+    return update_errors(new, old)
+
+
 _CREATE: dict[str, Check] = {
+    "CustomResourceDefinition": _crd,
     "Pod": _pod,
     "Service": _service,
     "Deployment": _deployment,
@@ -1610,6 +1621,7 @@ _CREATE: dict[str, Check] = {
 }
 
 _UPDATE: dict[str, UpdateCheck] = {
+    "CustomResourceDefinition": _crd_update,
     "Pod": _pod_update,
     "Service": _service_update,
     "Deployment": _selector_immutable,
