@@ -245,13 +245,15 @@ class ResourceHandlers:
             raise bad_request("Object 'Kind' is missing in the request body; expected a JSON object")
         # As upstream's decoder, the endpoint's group/version/kind fill in a
         # body that leaves them out (the Python client does).
-        av, kind = body.get("apiVersion"), body.get("kind") or t.rt.kind
-        if av and av != t.rt.api_version:
+        # A subresource takes its own kind: PUT .../scale sends an autoscaling/v1 Scale.
+        want_av, want_kind = ("autoscaling/v1", "Scale") if t.subresource == "scale" else (t.rt.api_version, t.rt.kind)
+        av, kind = body.get("apiVersion"), body.get("kind") or want_kind
+        if av and av != want_av:
             raise bad_request(
-                f"the API version in the data ({av}) does not match the expected API version ({t.rt.api_version})"
+                f"the API version in the data ({av}) does not match the expected API version ({want_av})"
             )
-        if kind != t.rt.kind:
-            raise bad_request(f"the kind in the data ({kind}) does not match the expected kind ({t.rt.kind})")
+        if kind != want_kind:
+            raise bad_request(f"the kind in the data ({kind}) does not match the expected kind ({want_kind})")
         meta = body.get("metadata") or {}
         if not isinstance(meta, dict):
             raise bad_request("metadata must be an object")
@@ -265,7 +267,7 @@ class ResourceHandlers:
     def _field_validation(self, t: Target, req: Request, body: dict[str, Any]) -> builtins.list[str]:
         """Strict/Warn field validation; returns warnings for the Warning header."""
         mode = req.param("fieldValidation", "Warn" if req.obj is None else "Ignore")
-        if mode == "Ignore" or not t.rt.schema:
+        if mode == "Ignore" or not t.rt.schema or t.subresource == "scale":
             return []
         unknown = t.rt.custom.unknown_fields(body) if t.rt.custom is not None else unknown_fields(body, t.rt.schema)
         if not unknown:
