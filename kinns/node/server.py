@@ -275,12 +275,14 @@ class KubeletServer:
             raise ApiError(404, "NotFound", f'container "{container}" not found in pod "{name}"')
         rec, container = self.kubelet.container_of(pod, container)
         count = rec.restarts.get(container, 0)
+        run = rec.runs.get(container)
+        # Waiting after a run (CrashLoopBackOff): that run is lastState, and what --previous reads.
+        ended = run is not None and container in rec.waiting and run.state == "exited"
         if previous:
-            if container not in rec.previous:
+            if container not in rec.previous and not ended:
                 raise ApiError(400, "BadRequest",
                                f'previous terminated container "{container}" in pod "{name}" not found')
-            count -= 1
-        run = rec.runs.get(container)
+            count -= 0 if ended else 1
         if run is None and not previous:
             reason = rec.waiting.get(container, ("ContainerCreating", ""))[0]
             raise ApiError(400, "BadRequest",
