@@ -4,7 +4,8 @@ What the `registry.k8s.io/kube-controller-manager` static pod runs on the
 control-plane node.  Flags are upstream's (`--controllers`,
 `--allocate-node-cidrs`, `--cluster-cidr`, `--node-cidr-mask-size`,
 `--service-cluster-ip-range`, `--use-service-account-credentials`,
-`--node-monitor-grace-period`, `--root-ca-file`, the `--leader-elect*`
+`--node-monitor-grace-period`, `--horizontal-pod-autoscaler-sync-period`,
+`--horizontal-pod-autoscaler-downscale-stabilization`, `--root-ca-file`, the `--leader-elect*`
 family), plus kinns's `--state-dir` (or `--cluster-name`, looked up under
 $KINNS_STATE_DIR): the local-path provisioner keeps volumes there and the
 load-balancer controller reads the cluster's address pool from it.
@@ -47,6 +48,11 @@ def parser() -> argparse.ArgumentParser:
              "If true, use individual service account credentials for each controller.")
     ap.add_argument("--node-monitor-grace-period", type=duration, default=50.0,
                     help="Amount of time which we allow running Node to be unresponsive before marking it unhealthy.")
+    ap.add_argument("--horizontal-pod-autoscaler-sync-period", type=duration, default=15.0,
+                    help="The period for syncing the number of pods in horizontal pod autoscaler.")
+    ap.add_argument("--horizontal-pod-autoscaler-downscale-stabilization", type=duration, default=300.0,
+                    help="Period for which autoscaler will look backwards and not scale down below any "
+                         "recommendation it made during that period.")
     ap.add_argument("--root-ca-file", default="", help="If set, this root certificate authority will be included "
                     "in service account's token secret.")
     ap.add_argument("--cluster-name", default="kubernetes", help="The instance prefix for the cluster.")
@@ -80,7 +86,9 @@ def options(args: argparse.Namespace, cfg: ClusterConfig, kc: dict[str, Any]) ->
                    cluster_cidr=args.cluster_cidr or opts.cluster_cidr,
                    node_cidr_mask_size=args.node_cidr_mask_size,
                    service_cluster_ip_range=args.service_cluster_ip_range or opts.service_cluster_ip_range,
-                   node_monitor_grace_period=args.node_monitor_grace_period)
+                   node_monitor_grace_period=args.node_monitor_grace_period,
+                   horizontal_pod_autoscaler_sync_period=args.horizontal_pod_autoscaler_sync_period,
+                   horizontal_pod_autoscaler_downscale_stabilization=args.horizontal_pod_autoscaler_downscale_stabilization)
 
 
 def client_builder(args: argparse.Namespace, client: Client, kc: dict[str, Any]) -> ClientBuilder:

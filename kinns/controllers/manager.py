@@ -34,6 +34,7 @@ from .deployment import DeploymentController
 from .disruption import DisruptionController
 from .endpoints import EndpointsController
 from .gc import GarbageCollector
+from .hpa import HorizontalPodAutoscalerController
 from .job import JobController
 from .namespace import NamespaceController
 from .nodeipam import NodeIpamController
@@ -66,6 +67,8 @@ class ControllerOptions:
     allocate_node_cidrs: bool = True
     node_cidr_mask_size: int = 24
     node_monitor_grace_period: float = 50.0
+    horizontal_pod_autoscaler_sync_period: float = 15.0
+    horizontal_pod_autoscaler_downscale_stabilization: float = 300.0
 
     @classmethod
     def from_config(cls, cfg: ClusterConfig) -> "ControllerOptions":
@@ -138,6 +141,11 @@ CONTROLLERS: list[ControllerSpec] = [
                    extra_accounts=("endpointslice-controller",)),
     ControllerSpec("statefulset-controller", "statefulset-controller",
                    lambda c, f, x: StatefulSetController(c, f), ("statefulset",)),
+    ControllerSpec("horizontal-pod-autoscaler-controller", "horizontal-pod-autoscaler",
+                   lambda c, f, x: HorizontalPodAutoscalerController(
+                       c, f, sync_period=x.options.horizontal_pod_autoscaler_sync_period,
+                       downscale_stabilization=x.options.horizontal_pod_autoscaler_downscale_stabilization),
+                   ("horizontalpodautoscaling",)),
     ControllerSpec("job-controller", "job-controller", lambda c, f, x: JobController(c, f), ("job",)),
     ControllerSpec("cronjob-controller", "cronjob-controller", lambda c, f, x: CronJobController(c, f), ("cronjob",)),
     ControllerSpec("ttl-after-finished-controller", "ttl-after-finished-controller",
@@ -168,7 +176,6 @@ NOT_IMPLEMENTED: dict[str, tuple[str, ...]] = {
     "serviceaccount-token-controller": ("serviceaccount-token",),
     "endpointslice-mirroring-controller": ("endpointslicemirroring",),
     "resourcequota-controller": ("resourcequota",),
-    "horizontal-pod-autoscaler-controller": ("horizontalpodautoscaling",),
     "certificatesigningrequest-signing-controller": ("csrsigning",),
     "certificatesigningrequest-approving-controller": ("csrapproving",),
     "certificatesigningrequest-cleaner-controller": ("csrcleaner",),
