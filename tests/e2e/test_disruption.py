@@ -16,7 +16,7 @@ from typing import Any, Iterator
 
 import pytest
 from kubernetes import client, config
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 
 from kinns.testing import ClusterHandle, kubectl_binary, wait_for
 
@@ -111,14 +111,14 @@ def test_python_client_eviction(cluster: ClusterHandle) -> None:
     apply(cluster, pdb("pyev", {"app": "pyev"}, maxUnavailable=0))
     [victim] = running(cluster, "app=pyev", 1)
     settled(cluster, "pyev", 1, 0)
-    api = config.new_client_from_config(config_file=str(cluster.kubeconfig))
+    api = config.new_client_from_config(config_file=str(cluster.kubeconfig))  # type: ignore[no-untyped-call]
     try:
         core = client.CoreV1Api(api)
         body = client.V1Eviction(metadata=client.V1ObjectMeta(name=victim["metadata"]["name"], namespace="default"))
         with pytest.raises(ApiException) as err:
             core.create_namespaced_pod_eviction(victim["metadata"]["name"], "default", body)
         assert err.value.status == 429
-        assert json.loads(err.value.body)["details"]["causes"][0]["message"] == \
+        assert json.loads(err.value.body or "{}")["details"]["causes"][0]["message"] == \
             "The disruption budget pyev needs 1 healthy pods and has 1 currently"
         cluster.kubectl("delete", "pdb", "pyev")
         core.create_namespaced_pod_eviction(victim["metadata"]["name"], "default", body)
