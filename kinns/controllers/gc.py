@@ -25,14 +25,16 @@ current object under that name, whatever its UID, so it stays level-triggered.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from typing import Iterable
+from typing import Any, Iterable
 
 from ..api.errors import ApiError
 from ..api.resources import REGISTRY, Registry, ResourceType
 from ..client.client import Client, Obj, object_key, split_key
 from ..client.informer import Informer, InformerFactory, index_by_owner_uid
 from .base import Controller
+from .customkinds import CustomKinds
 
 log = logging.getLogger(__name__)
 
@@ -62,18 +64,44 @@ class GarbageCollector(Controller):
                  workers: int | None = None) -> None:
         super().__init__(client, factory, workers=workers)
         self.registry = registry
+        # Custom resources too, unless told which kinds to watch (upstream follows discovery).
+        self._follow_crds = kinds is None
         self.kinds = list(kinds) if kinds is not None else [
             rt for rt in registry.types if "delete" in rt.verbs and "watch" in rt.verbs]
         self.informers: dict[tuple[str, str], Informer] = {}
+        self._wired: set[tuple[str, str]] = set()
+        self._background: set[asyncio.Future[Any]] = set()
 
     # -------------------------------------------------------------- wiring
 
     def setup(self) -> None:
         for rt in self.kinds:
-            inf = self.factory.informer(rt.api_version, rt.kind)
+            self._watch(rt)
+        if self._follow_crds:
+            self.custom = CustomKinds(self.factory, self.client)
+            self.custom.on_change(self._follow_custom_kinds)
+
+    def _watch(self, rt: ResourceType) -> None:
+        inf = self.factory.informer(rt.api_version, rt.kind)
+        if (rt.api_version, rt.kind) not in self._wired:
             inf.add_indexer(OWNER_INDEX, index_by_owner_uid)
             inf.add_handlers(on_add=self._on_add, on_update=self._on_update, on_delete=self._on_delete)
-            self.informers[(rt.api_version, rt.kind)] = inf
+            self._wired.add((rt.api_version, rt.kind))
+        self.informers[(rt.api_version, rt.kind)] = inf
+
+    def _follow_custom_kinds(self) -> None:
+        """Watch the kinds of new CRDs, forget those of deleted ones."""
+        self.registry = self.client.registry
+        wanted = {(rt.api_version, rt.kind): rt for rt in self.custom.types}
+        builtin = {(rt.api_version, rt.kind) for rt in self.kinds}
+        for key, rt in wanted.items():
+            if key not in self.informers:
+                self._watch(rt)
+                self.informers[key].start()
+        for key in [k for k in self.informers if k not in wanted and k not in builtin]:
+            stopping = asyncio.ensure_future(self.informers.pop(key).stop())
+            self._background.add(stopping)
+            stopping.add_done_callback(self._background.discard)
 
     @staticmethod
     def key_of(obj: Obj) -> str:
@@ -160,15 +188,16 @@ class GarbageCollector(Controller):
 
     # ------------------------------------------------------------ reconcile
 
-    def _lookup(self, key: str) -> tuple[ResourceType, Obj | None]:
+    def _lookup(self, key: str) -> tuple[ResourceType | None, Obj | None]:
         api_version, kind, okey = key.split("|", 2)
-        rt = self.client.resource((api_version, kind))
         inf = self.informers.get((api_version, kind))
-        return rt, inf.get(okey) if inf is not None else None
+        if inf is None:
+            return None, None  # a custom kind whose CRD is gone
+        return self.client.resource((api_version, kind)), inf.get(okey)
 
     async def reconcile(self, key: str) -> float | None:
         rt, obj = self._lookup(key)
-        if obj is None:
+        if rt is None or obj is None:
             return None
         if _deleting(obj) and _has_finalizer(obj, ORPHAN):
             await self._orphan_dependents(rt, obj)

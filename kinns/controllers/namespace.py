@@ -30,6 +30,7 @@ from ..api.resources import REGISTRY, Registry, ResourceType
 from ..client.client import Client, Obj
 from ..client.informer import InformerFactory
 from .base import Controller
+from .customkinds import CustomKinds
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +53,12 @@ class NamespaceController(Controller):
         self.kinds = list(kinds) if kinds is not None else [
             rt for rt in registry.types if rt.namespaced and "list" in rt.verbs and "delete" in rt.verbs]
         self.recheck = recheck
+        self.custom: CustomKinds | None = None
+        self._follow_crds = kinds is None  # a namespace's custom resources go with it too
 
     def setup(self) -> None:
+        if self._follow_crds:
+            self.custom = CustomKinds(self.factory, self.client)
         self.namespaces = self.factory.informer("v1", "Namespace")
         self.namespaces.add_handlers(
             on_add=self._maybe_enqueue,
@@ -95,7 +100,8 @@ class NamespaceController(Controller):
         """Delete what is left; returns counts of what still exists, by resource and by finalizer."""
         remaining: dict[str, int] = {}
         finalizers: dict[str, int] = {}
-        for rt in self.kinds:
+        custom = [rt for rt in self.custom.types if rt.namespaced] if self.custom is not None else []
+        for rt in self.kinds + custom:
             try:
                 items, _ = await self.client.list(rt, namespace)
             except ApiError as exc:
