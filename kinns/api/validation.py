@@ -29,7 +29,7 @@ import json
 import re
 from typing import Any, Callable, Iterable
 
-from . import batchvalidation, hpa, networkpolicy, pdb, replication, storagechecks
+from . import batchvalidation, containerrules, hpa, networkpolicy, pdb, replication, storagechecks
 from .defaults import parse_quantity, service_update_view
 from .errors import (DUPLICATE, FORBIDDEN, INVALID, NOT_FOUND, NOT_SUPPORTED, REQUIRED, TOO_LONG, TOO_MANY,
                      FieldError)
@@ -595,6 +595,7 @@ def validate_pod_spec(spec: Any, path: str, extra_volumes: Iterable[str] = ()) -
                     errs.append(FieldError(DUPLICATE, f"{p}.name", name))
                 names.add(name)
             errs += _validate_container(c, p, volumes, init)
+            errs += containerrules.container_errors(c, p, init, spec.get("terminationGracePeriodSeconds"))
             if init:
                 continue
             for j, port in enumerate(_dicts(c.get("ports"))):
