@@ -143,7 +143,7 @@ def test_statefulset_history_undo_and_partition(cluster: ClusterHandle) -> None:
 
 
 def test_replicationcontroller_scale(cluster: ClusterHandle) -> None:
-    rc = {"apiVersion": "v1", "kind": "ReplicationController", "metadata": {"name": "legacy"},
+    rc: dict[str, Any] = {"apiVersion": "v1", "kind": "ReplicationController", "metadata": {"name": "legacy"},
           "spec": {"replicas": 2, "template": {"metadata": {"labels": {"app": "legacy"}},
                                                 "spec": {"containers": [{"name": "web", "image": "nginx"}]}}}}
     apply(cluster, rc)
