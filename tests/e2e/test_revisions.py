@@ -143,9 +143,10 @@ def test_statefulset_history_undo_and_partition(cluster: ClusterHandle) -> None:
 
 
 def test_replicationcontroller_scale(cluster: ClusterHandle) -> None:
-    rc: dict[str, Any] = {"apiVersion": "v1", "kind": "ReplicationController", "metadata": {"name": "legacy"},
-          "spec": {"replicas": 2, "template": {"metadata": {"labels": {"app": "legacy"}},
-                                                "spec": {"containers": [{"name": "web", "image": "nginx"}]}}}}
+    rc: dict[str, Any] = {
+        "apiVersion": "v1", "kind": "ReplicationController", "metadata": {"name": "legacy"},
+        "spec": {"replicas": 2, "template": {"metadata": {"labels": {"app": "legacy"}},
+                                              "spec": {"containers": [{"name": "web", "image": "nginx"}]}}}}
     apply(cluster, rc)
     got = json.loads(cluster.kubectl("get", "rc", "legacy", "-o", "json").stdout)
     assert got["spec"]["selector"] == {"app": "legacy"} and got["metadata"]["labels"] == {"app": "legacy"}
