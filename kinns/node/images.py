@@ -62,6 +62,7 @@ COMPONENT_IMAGES: dict[str, str] = {
     "kube-apiserver": "kinns.api",
     "kube-controller-manager": "kinns.controllers",
     "kube-scheduler": "kinns.controllers.scheduler_main",
+    "kube-network-policies": "kinns.netpol",
 }
 
 WEB_ENTRYPOINTS = {"nginx", "httpd", "httpd-foreground", "docker-entrypoint.sh", "caddy", "openresty", "apache2"}
