@@ -18,7 +18,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable
 
 import orjson
 
-from . import admission, codec, ephemeral, eviction, objects, tables
+from . import admission, codec, ephemeral, eviction, fieldmanager, objects, scale, tables
 from .allocator import ServiceAllocator
 from .defaults import apply_defaults
 from .errors import (INVALID, ApiError, FieldError, already_exists, bad_request, conflict, forbidden, invalid,
@@ -287,7 +287,7 @@ class ResourceHandlers:
             raise forbidden(t.rt.plural, t.rt.group, "",
                             f"unable to create new content in namespace {t.namespace} because it is being terminated")
 
-    async def create(self, t: Target, req: Request) -> Response:
+    async def create(self, t: Target, req: Request, *, applied: bool = False) -> Response:
         if t.rt.namespaced and not t.namespace:
             raise not_found(t.rt.plural, t.rt.group, "")  # POST to the all-namespaces URL
         body = self._check_body(t, codec.decode_body(req))
@@ -297,6 +297,8 @@ class ResourceHandlers:
             t.rt.custom.prepare_create(obj, body)  # prune, default, status, generation (crdkind.py)
         else:
             apply_defaults(t.rt.kind, obj)
+        if not applied:
+            fieldmanager.on_create(t.rt, obj, req)
         if t.rt.kind == "PersistentVolumeClaim":
             admission.default_storage_class(self.store, obj)
         for hook in self.admission:
@@ -346,14 +348,20 @@ class ResourceHandlers:
             raise not_found(t.rt.plural, t.rt.group, t.name)
         base: dict[str, Any] = old
         if t.subresource == "scale":
-            base = _scale_of(t.rt, old)
+            base = scale.view(t.rt, old)
+        if mt == codec.APPLY_PATCH:
+            if t.subresource == "scale":
+                applied = fieldmanager.on_apply(t.rt, "scale", scale.before(t.rt, old), patch_body, req, scale.SHAPE)
+                return await self._write_scale(t, req, old, applied, applied=True)
+            patched = fieldmanager.on_apply(t.rt, t.subresource, old, patch_body, req)
+            rv = patched["metadata"].get("resourceVersion")
+            return await self._write_update(t, req, old, patched, None if rv == old["metadata"].get("resourceVersion")
+                                            else rv, [], applied=True)
         if mt == codec.JSON_PATCH:
             patched = apply_json_patch(base, patch_body)
         elif mt == codec.MERGE_PATCH:
             patched = apply_merge_patch(base, patch_body)
-        elif mt in (codec.STRATEGIC_PATCH, codec.APPLY_PATCH):
-            if mt == codec.APPLY_PATCH:
-                self._check_body(t, patch_body, name=t.name)
+        elif mt == codec.STRATEGIC_PATCH:
             schema = t.rt.schema if t.subresource != "scale" else "io.k8s.api.autoscaling.v1.Scale"
             patched = apply_strategic_merge_patch(base, patch_body, schema)
         else:  # pragma: no cover - decode_body already refused it
@@ -361,7 +369,7 @@ class ResourceHandlers:
         if not isinstance(patched, dict):
             raise bad_request("the patch produced something that is not an object")
         if t.subresource == "scale":
-            return await self._write_scale(t, old, patched)
+            return await self._write_scale(t, req, old, patched)
         warnings = self._field_validation(t, req, patched) if mt != codec.JSON_PATCH else []
         rv = (patched.get("metadata") or {}).get("resourceVersion")
         if rv == old["metadata"].get("resourceVersion"):
@@ -372,17 +380,18 @@ class ResourceHandlers:
         """Server-side apply of an object that does not exist yet: a create."""
         body = self._check_body(t, body, name=t.name)
         body.setdefault("metadata", {})["name"] = t.name
-        inner = Request("POST", req.path, req.query, dict(req.headers), obj=body)
-        resp = await self.create(t, inner)
+        obj = fieldmanager.on_apply(t.rt, t.subresource, None, body, req)
+        inner = Request("POST", req.path, req.query, dict(req.headers), obj=obj, user=req.user)
+        resp = await self.create(t, inner, applied=True)
         return resp
 
     async def _write_update(self, t: Target, req: Request, old: dict[str, Any], body: dict[str, Any],
-                            rv: str | None, warnings: builtins.list[str]) -> Response:
+                            rv: str | None, warnings: builtins.list[str], *, applied: bool = False) -> Response:
         if rv and rv != old["metadata"].get("resourceVersion"):
             raise conflict(t.rt.plural, t.rt.group, t.name,
                            "the object has been modified; please apply your changes to the latest version and try again")
         if t.subresource == "scale":
-            return await self._write_scale(t, old, body)
+            return await self._write_scale(t, req, old, body)
         if t.subresource == "finalize":
             new = objects.deep_copy(old)
             new["spec"] = dict(old.get("spec", {}))
@@ -394,6 +403,8 @@ class ResourceHandlers:
             t.rt.custom.prepare_update(new, body, old, t.subresource)
         else:
             apply_defaults(t.rt.kind, new)
+        if not applied:
+            fieldmanager.on_update(t.rt, t.subresource, old, new, req)
         for hook in self.admission:
             await hook(t, new, old, req)
         errs = (t.rt.custom.validate(new, t.subresource) if t.rt.custom is not None
@@ -410,7 +421,8 @@ class ResourceHandlers:
         # the store cannot disagree about a conflicting concurrent update.
         if t.rt.kind == "Service" and not t.subresource and t.rt.custom is None:
             self.allocator.update(old, new)
-        if objects.same_object(new, old):
+        if objects.same_object(new, old) and (new["metadata"].get("managedFields")
+                                              == old["metadata"].get("managedFields")):
             return Response(obj=old, headers=_warning_header(warnings))
         # The last finalizer gone ends a deletion, unless a grace period still runs
         # (upstream shouldDeleteDuringUpdate): the kubelet's final DELETE ends that one.
@@ -425,26 +437,26 @@ class ResourceHandlers:
                            "the object has been modified; please apply your changes to the latest version and try again") from None
         return Response(obj=stored, headers=_warning_header(warnings))
 
-    async def _write_scale(self, t: Target, old: dict[str, Any], scale: dict[str, Any]) -> Response:
-        replicas = (scale.get("spec") or {}).get("replicas", 0)
-        if not isinstance(replicas, int) or replicas < 0:
-            raise invalid("Scale", "autoscaling", t.name,
-                          [FieldError(INVALID, "spec.replicas", replicas, "must be greater than or equal to 0")])
-        if t.rt.custom is not None:  # the CRD's specReplicasPath, then the CRD's schema
-            new = t.rt.custom.with_replicas(old, replicas)
-            errs = t.rt.custom.validate(new)
-            if errs:
-                raise invalid(t.rt.kind, t.rt.group, t.name, errs)
-        else:
-            new = objects.deep_copy(old)
-            new.setdefault("spec", {})["replicas"] = replicas
-        if new != old:
-            new["metadata"]["generation"] = int(old["metadata"].get("generation", 1)) + 1
-            new = await self.store.update(t.key(), new, old["metadata"]["resourceVersion"])
-        return Response(obj=_scale_of(t.rt, new))
+    async def _write_scale(self, t: Target, req: Request, old: dict[str, Any], new_scale: dict[str, Any],
+                           *, applied: bool = False) -> Response:
+        """A Scale written to `<name>/scale`: the parent takes its replicas (scale.py)."""
+        if not applied:
+            fieldmanager.on_update(t.rt, "scale", scale.before(t.rt, old), new_scale, req)
+        new = scale.updated_parent(t.rt, old, new_scale)
+        rv = (new_scale.get("metadata") or {}).get("resourceVersion")
+        if rv and rv != old["metadata"].get("resourceVersion"):
+            raise conflict(t.rt.plural, t.rt.group, t.name,
+                           "the object has been modified; please apply your changes to the latest version and try again")
+        if new != old and req.param("dryRun") != "All":
+            try:
+                new = await self.store.update(t.key(), new, old["metadata"]["resourceVersion"])
+            except ConflictError:
+                raise conflict(t.rt.plural, t.rt.group, t.name, "the object has been modified; please apply "
+                               "your changes to the latest version and try again") from None
+        return Response(obj=scale.view(t.rt, new))
 
     async def get_scale(self, t: Target, req: Request) -> Response:
-        return Response(obj=_scale_of(t.rt, self.get_object(t)))
+        return Response(obj=scale.view(t.rt, self.get_object(t)))
 
     # ----------------------------------------------------------------- delete
 
@@ -599,23 +611,6 @@ def _translate(ev: Event, match: Callable[[dict[str, Any]], bool]) -> tuple[str,
     if before:
         return ("DELETED", ev.obj)
     return None
-
-
-def _scale_of(rt: ResourceType, obj: dict[str, Any]) -> dict[str, Any]:
-    if rt.custom is not None:
-        return rt.custom.scale_of(obj)
-    meta = obj["metadata"]
-    sel = obj.get("spec", {}).get("selector")
-    if rt.kind == "ReplicationController" and sel:  # a plain label map
-        sel = {"matchLabels": sel}
-    return {
-        "kind": "Scale",
-        "apiVersion": "autoscaling/v1",
-        "metadata": {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp") if k in meta},
-        "spec": {"replicas": obj.get("spec", {}).get("replicas", 0)},
-        "status": {"replicas": obj.get("status", {}).get("replicas", 0),
-                   "selector": str(LabelSelector.from_spec(sel)) if sel else ""},
-    }
 
 
 def _warning_header(warnings: list[str]) -> dict[str, str]:
