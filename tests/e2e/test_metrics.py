@@ -122,7 +122,8 @@ def _hpa(cluster: ClusterHandle) -> dict[str, Any]:
 
 
 def _condition(hpa: dict[str, Any], kind: str) -> tuple[str, str]:
-    c = next((c for c in (hpa.get("status") or {}).get("conditions") or [] if c["type"] == kind), {})
+    c: dict[str, str] = next((c for c in (hpa.get("status") or {}).get("conditions") or [] if c["type"] == kind),
+                             {})
     return c.get("status", ""), c.get("reason", "")
 
 
@@ -178,9 +179,9 @@ def test_hpa_bad_input_gets_upstreams_messages(cluster: ClusterHandle) -> None:
 
 
 def test_the_python_client_reads_metrics_and_hpas(cluster: ClusterHandle, busy: str) -> None:
-    api = config.new_client_from_config(config_file=str(cluster.kubeconfig))
+    api = config.new_client_from_config(config_file=str(cluster.kubeconfig))  # type: ignore[no-untyped-call]
     try:
-        metrics = client.CustomObjectsApi(api).list_namespaced_custom_object(
+        metrics: dict[str, Any] = client.CustomObjectsApi(api).list_namespaced_custom_object(
             "metrics.k8s.io", "v1beta1", "default", "pods", label_selector="app=busy")
         assert metrics["kind"] == "PodMetricsList" and metrics["items"]
         hpas = client.AutoscalingV1Api(api).list_namespaced_horizontal_pod_autoscaler("default")
