@@ -42,6 +42,8 @@ from .base import Controller
 STALE_DISRUPTION_TIMEOUT = dt.timedelta(minutes=2)
 
 _POD_KEY = "pod:"
+# The source upstream's disruption controller records its events under.
+EVENT_SOURCE = "controllermanager"
 
 
 @dataclass(frozen=True)
@@ -307,13 +309,13 @@ class DisruptionController(Controller):
         pods = [p for p in self.pods.list(pdb["metadata"]["namespace"])
                 if sel is not None and sel.matches(p["metadata"].get("labels"))]
         if not pods:
-            self.client.emit_event(pdb, "NoPods", "No matching pods found", component=self.name)
+            self.client.emit_event(pdb, "NoPods", "No matching pods found", component=EVENT_SOURCE)
         try:
             want = await expected_pods(pdb, pods, self.finders())
         except ValueError as exc:
             self.client.emit_event(pdb, "CalculateExpectedPodCountFailed",
                                    f"Failed to calculate the number of expected pods: {exc}",
-                                   type="Warning", component=self.name)
+                                   type="Warning", component=EVENT_SOURCE)
             raise
         if want.unmanaged:
             from ..api.validation import go_label_selector  # noqa: PLC0415 - only for this message
@@ -323,12 +325,12 @@ class DisruptionController(Controller):
                 f"&{go_label_selector((pdb.get('spec') or {}).get('selector'))}) were found to be unmanaged. "
                 "As a result, the status of the PDB cannot be calculated correctly, which may result in "
                 'undefined behavior. To account for these pods please set ".spec.minAvailable" field of the '
-                "PDB to an integer value."), type="Warning", component=self.name)
+                "PDB to an integer value."), type="Warning", component=EVENT_SOURCE)
         disrupted, recheck, overdue = disrupted_pods(pdb, pods, now)
         for pod in overdue:
             ns = pdb["metadata"]["namespace"]
             self.client.emit_event(pod, "NotDeleted", f"Pod was expected by PDB {ns}/{ns} to be deleted but it wasn't",
-                                   type="Warning", component=self.name)
+                                   type="Warning", component=EVENT_SOURCE)
         status = new_status(pdb, count_healthy(pods, disrupted, now), want, disrupted, now)
         if status is not None:
             await self.client.update_status({**pdb, "status": status})
