@@ -181,7 +181,7 @@ def test_hpa_bad_input_gets_upstreams_messages(cluster: ClusterHandle) -> None:
 def test_the_python_client_reads_metrics_and_hpas(cluster: ClusterHandle, busy: str) -> None:
     api = config.new_client_from_config(config_file=str(cluster.kubeconfig))  # type: ignore[no-untyped-call]
     try:
-        metrics: dict[str, Any] = client.CustomObjectsApi(api).list_namespaced_custom_object(
+        metrics: Any = client.CustomObjectsApi(api).list_namespaced_custom_object(
             "metrics.k8s.io", "v1beta1", "default", "pods", label_selector="app=busy")
         assert metrics["kind"] == "PodMetricsList" and metrics["items"]
         hpas = client.AutoscalingV1Api(api).list_namespaced_horizontal_pod_autoscaler("default")
