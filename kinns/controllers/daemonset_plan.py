@@ -122,6 +122,7 @@ def plan(ds: dict[str, Any], nodes: list[dict[str, Any]], pods: list[dict[str, A
          hash_: str = "") -> DaemonPlan:
     """The next step for `ds`; `hash_` names its current revision (history.py)."""
     p = DaemonPlan()
+    on_delete = (ds["spec"].get("updateStrategy") or {}).get("type") == "OnDelete"
     verdicts = {n["metadata"]["name"]: should_run(ds, n) for n in nodes}
     wanted = {name for name, (run, _) in verdicts.items() if run}
     # Pods stay where they may keep running, and on nodes already gone (the pod GC's).
@@ -139,8 +140,9 @@ def plan(ds: dict[str, Any], nodes: list[dict[str, Any]], pods: list[dict[str, A
         failed = [x for x in here if not podutil.is_active(x)]
         p.delete += [x["metadata"]["name"] for x in failed]
         outdated = [x for x in live if not is_updated(ds, x, hash_)]
-        if outdated and len(live) == len(outdated):
-            # Rolling update with maxUnavailable 1: replace one outdated pod at a time.
+        if outdated and len(live) == len(outdated) and not on_delete:
+            # Rolling update with maxUnavailable 1: replace one outdated pod at a time
+            # (with OnDelete, outdated pods stay until someone deletes them).
             p.delete.append(outdated[0]["metadata"]["name"])
         if not live:
             p.create_on.append(name)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from typing import Any
 
 from kinns.client import Client, MockTransport
 from kinns.client.fake import FakeApi
 from kinns.controllers import daemonset_history, history
-from kinns.controllers.daemonset_plan import daemon_pod, is_updated
+from kinns.controllers.daemonset_plan import daemon_pod, is_updated, plan
 
 Obj = dict[str, Any]
 
@@ -100,3 +101,17 @@ def test_a_rollback_renumbers_the_old_revision_instead_of_copying_it() -> None:
         _, same = await step(owner(currentRevision=back["metadata"]["name"]))
         assert same["metadata"]["resourceVersion"] == back["metadata"]["resourceVersion"]
     run(body)
+
+
+def test_on_delete_daemonsets_leave_outdated_pods_alone() -> None:
+    ds = owner("DaemonSet")
+    node = {"metadata": {"name": "n1", "labels": {}}, "spec": {}}
+    old = daemon_pod(ds, "n1", "old")
+    old["metadata"].update(name="db-x", uid="p1")
+    old["spec"]["nodeName"] = "n1"
+    old["status"] = {"phase": "Running"}
+    newer = {**ds, "metadata": {**ds["metadata"], "generation": 2}}
+    now = dt.datetime.now(dt.timezone.utc)
+    assert plan(newer, [node], [old], now, "new").delete == ["db-x"]
+    newer["spec"] = {**newer["spec"], "updateStrategy": {"type": "OnDelete"}}
+    assert plan(newer, [node], [old], now, "new").delete == []
