@@ -12,6 +12,7 @@ columns show `fmt.Fprint` of whatever the path found.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ class _Step:
     arg: Any = None
 
 
+@functools.lru_cache(maxsize=256)
 def parse(path: str) -> tuple[_Step, ...]:
     """Steps of a path like `.status.conditions[?(@.type=="Ready")].status` (braces optional)."""
     text = path.strip()
