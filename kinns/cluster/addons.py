@@ -41,6 +41,7 @@ from .config import ClusterConfig
 
 KUBE_PROXY_IMAGE = f"registry.k8s.io/kube-proxy:{VERSION_INFO['gitVersion']}"
 COREDNS_IMAGE = "registry.k8s.io/coredns/coredns:v1.11.3"
+KUBE_NETWORK_POLICIES_IMAGE = "registry.k8s.io/networking/kube-network-policies:v0.9.1"
 # kubeadm's Corefile (phases/addons/dns/manifests.go), which kinns.dns reads.
 COREFILE = KUBEADM_COREFILE
 # Where a component's credentials Secret is mounted: beside, not on, the
@@ -228,6 +229,56 @@ def coredns_objects(cfg: ClusterConfig, server: str, ident: Identity) -> list[tu
     ]
 
 
+def network_policy_objects(server: str, ident: Identity) -> list[tuple[str, Obj]]:
+    """NetworkPolicy enforcement as sigs.k8s.io/kube-network-policies' install.yaml lays it out
+    (what kindnetd embeds in kind): ClusterRole and binding to list/watch pods, namespaces and
+    networkpolicies, a ServiceAccount, and a hostNetwork, privileged DaemonSet whose image runs
+    kinns' agent (`kinns.netpol`), reaching the API on the control-plane node as kube-proxy does."""
+    ns, name = "kube-system", "kube-network-policies"
+    labels = {"tier": "node", "app": name, "k8s-app": name}
+    rbac = "/apis/rbac.authorization.k8s.io/v1"
+    return [
+        (f"{rbac}/clusterroles", {
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": {"name": name},
+            "rules": [{"apiGroups": [""], "resources": ["pods", "namespaces"], "verbs": ["list", "watch"]},
+                      {"apiGroups": ["networking.k8s.io"], "resources": ["networkpolicies"],
+                       "verbs": ["list", "watch"]}]}),
+        (f"{rbac}/clusterrolebindings", {
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": {"name": name},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
+            "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": ns}]}),
+        (f"/api/v1/namespaces/{ns}/serviceaccounts",
+         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name, "namespace": ns}}),
+        credentials_secret(name, ns, ident, server, {"k8s-app": name}),
+        (f"/apis/apps/v1/namespaces/{ns}/daemonsets", {
+            "apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": name, "namespace": ns, "labels": labels},
+            "spec": {
+                "selector": {"matchLabels": {"app": name}},
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {
+                        "hostNetwork": True,
+                        "nodeSelector": {"kubernetes.io/os": "linux"},
+                        "tolerations": [{"operator": "Exists", "effect": "NoSchedule"}],
+                        "serviceAccountName": name,
+                        "containers": [{
+                            "name": name, "image": KUBE_NETWORK_POLICIES_IMAGE,
+                            "args": ["/bin/netpol", "--hostname-override=$(MY_NODE_NAME)", "--v=2",
+                                     f"--kubeconfig={SA_DIR}/kubeconfig"],
+                            "env": [{"name": "MY_NODE_NAME",
+                                     "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": "spec.nodeName"}}}],
+                            "resources": {"requests": {"cpu": "100m", "memory": "50Mi"}},
+                            "securityContext": {"privileged": True, "capabilities": {"add": ["NET_ADMIN"]}},
+                            "volumeMounts": [{"name": "credentials", "mountPath": SA_DIR, "readOnly": True}],
+                        }],
+                        "volumes": [{"name": "credentials", "secret": {"secretName": f"{name}-credentials"}}],
+                    },
+                },
+            },
+        }),
+    ]
+
+
 def identity(cfg: ClusterConfig, file_stem: str, user: str) -> Identity:
     """The component's client certificate (made once, under the cluster's pki)."""
     pki = cfg.state_dir / "pki"
@@ -243,7 +294,9 @@ async def install(api: ApiServer, cfg: ClusterConfig, control_plane_ip: str, por
     in_cluster = f"https://{ipaddress.ip_network(cfg.service_cidr)[1]}:443"
     objects = (kube_proxy_objects(cfg, server, identity(cfg, "kube-proxy", "system:kube-proxy"))
                + coredns_objects(cfg, in_cluster, identity(cfg, "coredns",
-                                                           "system:serviceaccount:kube-system:coredns")))
+                                                           "system:serviceaccount:kube-system:coredns"))
+               + network_policy_objects(server, identity(
+                   cfg, "kube-network-policies", "system:serviceaccount:kube-system:kube-network-policies")))
     for collection, obj in objects:
         resp = await api.dispatch(Request("POST", collection, obj=obj))
         if resp.status >= 400 and resp.obj.get("reason") != "AlreadyExists":
