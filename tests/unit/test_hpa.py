@@ -4,11 +4,16 @@ autoscaling/v1 ⇄ v2 conversion."""
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from kinns.api import hpa as hpa_api
+from kinns.api.request import Request
+from kinns.api.server import ApiServer
+from kinns.api.store.sqlite import SqliteStore
 from kinns.api.hpaconversion import to_v1, to_v2
 from kinns.controllers import replicacalc as rc
 
@@ -272,3 +277,38 @@ def test_a_plain_v1_hpa_becomes_a_cpu_utilization_metric() -> None:
     assert v2["spec"]["metrics"] == [{"type": "Resource", "resource": {"name": "cpu", "target": {
         "type": "Utilization", "averageUtilization": 50}}}]
     assert v2["status"] == {"desiredReplicas": 0, "currentMetrics": None}
+
+
+def test_autoscaling_v1_is_served_through_the_stored_v2(tmp_path: Path) -> None:
+    """Create in v2, read, patch and list in v1, see the change in v2: one object, two versions."""
+    async def run() -> None:
+        api = ApiServer(SqliteStore(tmp_path / "state.db", durable=False))
+        await api.bootstrap()
+
+        async def call(method: str, path: str, obj: Any = None, ct: str = "application/json",
+                       accept: str = "application/json") -> Any:
+            resp = await api.dispatch(Request(method, path, {}, {"content-type": ct, "accept": accept}, obj=obj))
+            assert resp.status < 300, resp.obj
+            return resp.obj
+
+        v1_path, v2_path = (f"/apis/autoscaling/{v}/namespaces/default/horizontalpodautoscalers" for v in ("v1", "v2"))
+        await call("POST", v2_path, {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+                                     "metadata": {"name": "web"}, "spec": {"maxReplicas": 4, "scaleTargetRef": {
+                                         "apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}}})
+        got = await call("GET", f"{v1_path}/web")
+        assert got["apiVersion"] == "autoscaling/v1" and got["spec"]["targetCPUUtilizationPercentage"] == 80
+        await call("PATCH", f"{v1_path}/web", {"spec": {"targetCPUUtilizationPercentage": 40}},
+                   ct="application/merge-patch+json")
+        v2 = await call("GET", f"{v2_path}/web")
+        assert v2["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"] == 40
+        listed = await call("GET", v1_path)
+        assert (listed["kind"], listed["apiVersion"]) == ("HorizontalPodAutoscalerList", "autoscaling/v1")
+        assert listed["items"][0]["spec"]["targetCPUUtilizationPercentage"] == 40
+        table = await call("GET", v1_path, accept="application/json;as=Table;v=v1;g=meta.k8s.io")
+        assert table["rows"][0]["cells"][:6] == ["web", "Deployment/web", "cpu: <unknown>/40%", "1", 4, 0]
+        resp = await api.dispatch(Request("POST", v1_path, {}, {"content-type": "application/json"}, obj={
+            "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "x"}}))
+        assert resp.obj["message"] == ("the API version in the data (autoscaling/v2) does not match the expected "
+                                       "API version (autoscaling/v1)")
+
+    asyncio.run(run())
