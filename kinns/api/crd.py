@@ -38,6 +38,7 @@ from .errors import ApiError
 from .request import Request, Response
 from .resources import RESOURCES, Registry, ResourceType
 from .rest import ResourceHandlers, Target
+from .selectors import FieldSelector, LabelSelector
 from .store.base import Store
 
 log = logging.getLogger(__name__)
@@ -232,6 +233,14 @@ class CustomResources:
             await self.store.update(key, new, crd["metadata"].get("resourceVersion"))
         except Exception as exc:  # noqa: BLE001 - a concurrent write: the delete below still marks it
             log.debug("crd %s: finalizer not added: %s", name, exc)
+
+    async def prepare_delete_collection(self, req: Request) -> None:
+        """`kubectl delete crd --all` (or -l): each CRD goes through its finalizer too."""
+        labels = LabelSelector.parse(req.param("labelSelector"))
+        fields = FieldSelector.parse(req.param("fieldSelector"))
+        for crd in self.store.list(CRD_RESOURCE):
+            if labels.matches(_d(crd.get("metadata")).get("labels")) and fields.matches(crd):
+                await self.prepare_delete(str(crd["metadata"]["name"]), req)
 
     # ------------------------------------------------------ the controllers
 

@@ -309,7 +309,7 @@ class ResourceHandlers:
         if errs:
             raise invalid(t.rt.kind, t.rt.group, name, errs)
         self._admit_namespace(t)
-        warnings += admission.pod_security(self.store, t.rt.kind, t.namespace, obj, None)
+        warnings += admission.pod_security(self.store, t.rt.kind if t.rt.custom is None else "", t.namespace, obj, None)
         if self.store.get(t.key(name)) is not None:
             raise already_exists(t.rt.plural, t.rt.group, name)
         dry = req.param("dryRun") == "All"
@@ -412,7 +412,8 @@ class ResourceHandlers:
                 else validate_update(t.rt.kind, new, old))
         if errs:
             raise invalid(t.rt.kind, t.rt.group, t.name, errs)
-        warnings = warnings + admission.pod_security(self.store, t.rt.kind, t.namespace, new, old, t.subresource)
+        warnings = warnings + admission.pod_security(self.store, t.rt.kind if t.rt.custom is None else "", t.namespace,
+                                                     new, old, t.subresource)
         if req.param("dryRun") == "All":
             return Response(obj=new)
         if t.rt.custom is not None:
@@ -518,7 +519,7 @@ class ResourceHandlers:
         """Graceful deletion applies to pods bound to a node (the kubelet finishes it)."""
         if rt.kind == "Namespace":
             return 0
-        if rt.kind != "Pod":
+        if rt.kind != "Pod" or rt.custom is not None:
             return 0
         if not obj.get("spec", {}).get("nodeName"):
             return 0

@@ -35,6 +35,7 @@ from .authz import Authorizer, forbidden_error
 from .crd import CustomResources
 from .crdkind import CRD_KIND
 from .errors import ApiError, method_not_allowed
+from .ingress import hook as ingress_admission
 from .metricsapi import MetricsApi
 from .nodeproxy import NODE_SUBRESOURCES, NodeProxy
 from .request import Request, Response
@@ -91,6 +92,7 @@ class ApiServer:
         self.reviews = Reviews(self.authorizer, None)
         self.handlers.admission.append(self._admit)
         self.handlers.admission.append(storagechecks.hook(store))  # storage protection, PVC resize
+        self.handlers.admission.append(ingress_admission(store))  # DefaultIngressClass
 
     @property
     def registry(self) -> Registry:
@@ -263,8 +265,8 @@ class ApiServer:
         conv = conversion.conversion_for(t.rt)
         if conv is not None:   # e.g. autoscaling/v1 HPAs: served through the stored autoscaling/v2
             return await conversion.serve(conv, t.rt, req, self._route)
-        if t.rt.kind == CRD_KIND and t.rt.group == crdkind.GROUP and method == "DELETE" and t.name and not t.subresource:
-            await self.crds.prepare_delete(t.name, req)
+        if t.rt.kind == CRD_KIND and t.rt.group == crdkind.GROUP and method == "DELETE" and not t.subresource:
+            await (self.crds.prepare_delete(t.name, req) if t.name else self.crds.prepare_delete_collection(req))
         resp = await self._serve(req, method, t)
         return crdkind.convert_response(resp, t.rt) if t.rt.custom is not None else resp
 
