@@ -30,7 +30,7 @@ from .metricsstore import MetricsStore, Scrape, Usage, node_usage, pod_usage
 from .nodeproxy import NodeProxy
 from .request import Request, Response
 from .resources import ResourceType
-from .selectors import FieldSelector, LabelSelector, check_field_selector
+from .selectors import FieldSelector, LabelSelector
 from .store.base import Store
 
 Obj = dict[str, Any]
@@ -159,10 +159,12 @@ class MetricsApi:
             return Response(obj=row[0])
         ls = LabelSelector.parse(req.param("labelSelector"))
         fs = FieldSelector.parse(req.param("fieldSelector"))
-        check_field_selector(rt.kind, fs)
 
         def match(o: Obj) -> bool:
-            return ls.matches((o.get("metadata") or {}).get("labels")) and fs.matches(o)
+            # metrics-server matches fields against the object metadata only (other fields read as "")
+            meta = o.get("metadata") or {}
+            fields = {"metadata": {k: meta[k] for k in ("name", "namespace") if k in meta}}
+            return ls.matches(meta.get("labels")) and fs.matches(fields)
 
         rows = await (self._pods(namespace or None, match) if pods else self._nodes(match))
         if "as=Table" in req.header("accept"):
