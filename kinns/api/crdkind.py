@@ -124,6 +124,8 @@ class CustomKind:
     columns: list[Obj] = field(default_factory=list)
     selectable: tuple[str, ...] = ()
     terminating: bool = False
+    # For a version marked deprecated: the Warning every request to it gets.
+    deprecation: str = ""
 
     @property
     def api_version(self) -> str:
@@ -303,7 +305,8 @@ def resource_types(crd: Obj, *, all_versions: bool = False) -> list[ResourceType
         custom = CustomKind(group, version, kind, plural, namespaced, storage_version(crd) or version,
                             schema_for_version(crd, version), "status" in subs,
                             subs.get("scale") if isinstance(subs.get("scale"), dict) else None,
-                            columns_for_version(crd, version), selectable, terminating(crd))
+                            columns_for_version(crd, version), selectable, terminating(crd),
+                            deprecation_warning(crd, version))
         out.append(ResourceType(
             group, version, kind, plural, namespaced,
             short_names=tuple(str(s) for s in names.get("shortNames") or []),
@@ -350,9 +353,30 @@ def _convert_obj(obj: Any, group: str, api_version: str) -> Any:
     return obj
 
 
+def deprecation_warning(crd: Obj, version: str) -> str:
+    """The Warning for requests to a deprecated version: its deprecationWarning,
+    else upstream's default naming the newest served version that is not."""
+    spec = _d(crd.get("spec"))
+    versions = [v for v in spec.get("versions") or [] if isinstance(v, dict)]
+    mine = next((v for v in versions if v.get("name") == version), {})
+    if not mine.get("deprecated"):
+        return ""
+    if isinstance(mine.get("deprecationWarning"), str):
+        return str(mine["deprecationWarning"])
+    group, kind = spec.get("group", ""), _d(spec.get("names")).get("kind", "")
+    msg = f"{group}/{version} {kind} is deprecated"
+    newer = sorted((str(v.get("name")) for v in versions if v.get("served") and not v.get("deprecated")
+                    and version_priority(str(v.get("name"))) < version_priority(version)), key=version_priority)
+    return msg + (f"; use {group}/{newer[0]} {kind}" if newer else "")
+
+
 def convert_response(resp: Response, rt: ResourceType) -> Response:
     """Rewrite stored objects (storage version) into the requested version: the
-    None conversion strategy changes nothing but apiVersion."""
+    None conversion strategy changes nothing but apiVersion.  A deprecated
+    version's requests also get its Warning."""
+    if rt.custom is not None and rt.custom.deprecation:
+        warning = '299 - "' + rt.custom.deprecation.replace('"', '\\"') + '"'
+        resp.headers["Warning"] = ", ".join(w for w in (resp.headers.get("Warning"), warning) if w)
     if resp.obj is not None:
         _convert_obj(resp.obj, rt.group, rt.api_version)
     if resp.stream is not None:

@@ -249,7 +249,7 @@ WIDGET_CRD: dict[str, Any] = {
     "spec": {"group": "demo.kinns.dev", "scope": "Cluster",
              "names": {"plural": "widgets", "kind": "Widget", "shortNames": ["wd"]},
              "versions": [
-                 {"name": "v1beta1", "served": True, "storage": False, "schema": {"openAPIV3Schema": {
+                 {"name": "v1beta1", "served": True, "storage": False, "deprecated": True, "schema": {"openAPIV3Schema": {
                      "type": "object", "properties": {"spec": {"type": "object",
                                                                "x-kubernetes-preserve-unknown-fields": True}}}}},
                  {"name": "v1", "served": True, "storage": True, "schema": {"openAPIV3Schema": {
@@ -260,8 +260,9 @@ WIDGET_CRD: dict[str, Any] = {
 
 def test_versions_share_one_storage_version(cluster: ClusterHandle) -> None:
     apply(cluster, WIDGET_CRD)
-    apply(cluster, {"apiVersion": "demo.kinns.dev/v1beta1", "kind": "Widget", "metadata": {"name": "w1"},
-                    "spec": {"size": "small", "port": "http"}})
+    r = apply(cluster, {"apiVersion": "demo.kinns.dev/v1beta1", "kind": "Widget", "metadata": {"name": "w1"},
+                        "spec": {"size": "small", "port": "http"}})
+    assert "Warning: demo.kinns.dev/v1beta1 Widget is deprecated; use demo.kinns.dev/v1 Widget" in r.stderr
     assert get_json(cluster, "widgets.v1.demo.kinns.dev", "w1")["apiVersion"] == "demo.kinns.dev/v1"
     assert get_json(cluster, "widgets.v1beta1.demo.kinns.dev", "w1")["apiVersion"] == "demo.kinns.dev/v1beta1"
     assert get_json(cluster, "wd", "w1")["apiVersion"] == "demo.kinns.dev/v1"  # the preferred version

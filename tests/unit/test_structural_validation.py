@@ -6,7 +6,7 @@ import copy
 from typing import Any
 
 from kinns.api.crd import names_status
-from kinns.api.crdkind import extended_registry, resource_types, version_priority
+from kinns.api.crdkind import deprecation_warning, extended_registry, resource_types, version_priority
 from kinns.api.crdvalidation import default_crd, validate_crd, validate_crd_update
 from kinns.api.crvalidation import validate_custom_resource, validate_value
 
@@ -135,3 +135,13 @@ def test_served_versions_are_ordered_and_custom_groups_come_last() -> None:
     assert [rt.version for rt in resource_types(c)] == ["v1", "v1beta1"]
     reg = extended_registry([c])
     assert reg.groups()[-1] == "stable.example.com" and reg.versions("stable.example.com") == ["v1", "v1beta1"]
+
+
+def test_deprecated_versions_warn() -> None:
+    c = crd(versions=[{"name": "v1beta1", "served": True, "storage": False, "deprecated": True},
+                      {"name": "v1", "served": True, "storage": True},
+                      {"name": "v1alpha1", "served": True, "storage": False, "deprecated": True,
+                       "deprecationWarning": "v1alpha1 is going away"}])
+    assert deprecation_warning(c, "v1beta1") == "stable.example.com/v1beta1 CronTab is deprecated; use stable.example.com/v1 CronTab"
+    assert deprecation_warning(c, "v1alpha1") == "v1alpha1 is going away"
+    assert deprecation_warning(c, "v1") == ""
