@@ -47,6 +47,8 @@ APPLY, UPDATE = "Apply", "Update"
 MAX_UPDATE_MANAGERS = 10          # upstream DefaultMaxUpdateManagers
 ANCIENT = "ancient-changes"       # where the oldest updates are merged beyond that
 MAX_MANAGER_LENGTH = 128          # upstream FieldManagerMaxLength
+BEFORE_FIRST_APPLY = "before-first-apply"
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
 # What no manager owns (upstream's stripMetaManager).
 _STRIP_META = ("name", "namespace", "creationTimestamp", "selfLink", "uid", "clusterName", "generation",
@@ -415,6 +417,8 @@ def apply(shape: Shape, live: dict[str, Any] | None, config: dict[str, Any], man
         except ValueError as exc:
             raise ApiError(500, "InternalError", f"failed to decode managed fields: {exc}") from None
         base = _without_managed(live or {})
+        if not managed and live is not None:
+            managed = _before_first_apply(shape, base)
         merged = smd.merge(base, config, sch)
         idn: Ident = (manager, APPLY, "", shape.subresource)
         last = managed.get(idn)
@@ -429,7 +433,10 @@ def apply(shape: Shape, live: dict[str, Any] | None, config: dict[str, Any], man
     conflicts = [(other, hit) for other, e in managed.items()
                  if other != idn and (hit := smd.fs_intersection(e.fields, changed))]
     if conflicts and not force:
-        raise conflict_error(conflicts)
+        if manager == "kubectl":
+            conflicts = _beyond_last_applied(conflicts, base, sch)
+        if conflicts:
+            raise conflict_error(conflicts)
     taken = smd.fs_union(changed, cmp.removed)
     if taken:
         managed = _take(managed, taken, keep=idn)
@@ -443,8 +450,53 @@ def apply(shape: Shape, live: dict[str, Any] | None, config: dict[str, Any], man
     _cap(managed)
     out = dict(base if unchanged else merged)
     out["metadata"] = dict(out.get("metadata") or {})
+    if manager == "kubectl" and LAST_APPLIED in (out["metadata"].get("annotations") or {}):
+        out["metadata"]["annotations"] = dict(out["metadata"]["annotations"])
+        out["metadata"]["annotations"][LAST_APPLIED] = _last_applied(config)
     _store(out, managed)
     return out
+
+
+def _before_first_apply(shape: Shape, live: dict[str, Any]) -> Managed:
+    """An object nobody was tracked on: its fields are owned by "before-first-apply",
+    so the first apply conflicts with values it would change (skipNonAppliedManager)."""
+    seeded = dict(live)
+    seeded["metadata"] = dict(live.get("metadata") or {})
+    track(shape, None, seeded, BEFORE_FIRST_APPLY)
+    return decode_or_empty(seeded["metadata"].get("managedFields"))
+
+
+def _beyond_last_applied(conflicts: list[tuple[Ident, FieldSet]], live: dict[str, Any],
+                         sch: Schema) -> list[tuple[Ident, FieldSet]]:
+    """kubectl's move from client-side to server-side apply: conflicts on fields the
+    last-applied annotation set, to values the object still has, are no conflicts
+    (upstream's lastAppliedManager); what remains is reported."""
+    text = ((live.get("metadata") or {}).get("annotations") or {}).get(LAST_APPLIED)
+    if not text:
+        return conflicts
+    try:
+        last = orjson.loads(text)
+        if not isinstance(last, dict):
+            return conflicts
+        allowed = smd.fs_difference(smd.to_field_set(last, sch), smd.compare(last, live, sch).modified)
+    except (orjson.JSONDecodeError, smd.SchemaError):
+        return conflicts
+    out = []
+    for idn, s in conflicts:
+        rest = smd.fs_difference(s, allowed)
+        if rest:
+            out.append((idn, rest))
+    return out
+
+
+def _last_applied(config: dict[str, Any]) -> str:
+    """The annotation kubectl's client-side apply reads, rewritten by a server-side apply
+    as upstream's lastAppliedUpdater does (Go's JSON: sorted keys, a final newline)."""
+    meta = config.get("metadata")
+    if isinstance(meta, dict) and LAST_APPLIED in (meta.get("annotations") or {}):
+        config = dict(config, metadata=dict(meta, annotations={k: v for k, v in meta["annotations"].items()
+                                                               if k != LAST_APPLIED}))
+    return smd.go_json(config, sort=True) + "\n"
 
 
 def _gvk(shape: Shape) -> str:

@@ -262,12 +262,12 @@ class Schema:
             if not fields:
                 raise SchemaError("associative list with keys has an element that omits all key fields "
                                   f"{list(self.keys)} (and doesn't have default values for any key fields)")
-            return "k:" + _go_json(fields, sort=len(fields) > 1)
+            return "k:" + go_json(fields, sort=len(fields) > 1)
         if isinstance(item, (dict, list)):
             raise SchemaError("associative list without keys has an element that's a map type")
         if item is None:
             raise SchemaError("associative list without keys has an element that's an explicit null")
-        return "v:" + _go_json(item)
+        return "v:" + go_json(item)
 
 
 UNTYPED = Schema(None, builtin=False)
@@ -315,7 +315,7 @@ def _resolve(sch: Schema, value: Any) -> tuple[str, Schema]:
 # ------------------------------------------------------------ path elements
 
 
-def _go_json(value: Any, *, sort: bool = False) -> str:
+def go_json(value: Any, *, sort: bool = False) -> str:
     """Compact JSON as Go's encoder writes it (HTML characters escaped)."""
     text = orjson.dumps(value, option=orjson.OPT_SORT_KEYS if sort else 0).decode()
     if "<" in text or ">" in text or "&" in text or "\u2028" in text or "\u2029" in text:
