@@ -73,7 +73,7 @@ from typing import Any, Callable, Sequence
 from kinns.node import images, security
 from kinns.node.cgroups import Cgroups, Limits
 from kinns.node.envvars import expand
-from kinns.node.journal import Journal, Table
+from kinns.node.journal import Journal, Table, write_atomic
 from kinns.node.sandbox import Sandbox
 
 DEFAULT_POD_PIDS_LIMIT = 1024
@@ -388,7 +388,8 @@ class Runtime:
         self._holder_pids: set[int] = set()          # read by the zygote reader thread without a lock
         self._pod_lock = threading.Lock()            # pod cgroups
         self._holder_lock = threading.Lock()         # makes holders one at a time (held across a zygote request)
-        (self.state_dir / "runtime.json").write_text(json.dumps({"cgroup_parent": self.cgroup_parent}))
+        # Atomic: `kinns exec pod/`, cleanup and tests read it while a restarted kubelet rewrites it.
+        write_atomic(self.state_dir / "runtime.json", json.dumps({"cgroup_parent": self.cgroup_parent}))
         self._journal = Journal(self.state_dir / "containers.jsonl", self._table)
         self._restore(self._journal.load())
         self._zygote_lock = threading.Lock()
