@@ -26,7 +26,7 @@ import ipaddress
 from decimal import Decimal, InvalidOperation
 from typing import Any, Callable
 
-from . import batchdefaults, hpa, networkpolicy
+from . import batchdefaults, hpa, ingress, networkpolicy
 from .replication import default_replication_controller
 
 Obj = dict[str, Any]
@@ -540,4 +540,5 @@ _BY_KIND: dict[str, Callable[[Obj], None]] = {
     "CronJob": lambda o: batchdefaults.cronjob(o),
     "HorizontalPodAutoscaler": hpa.default,
     "NetworkPolicy": networkpolicy.default,
+    "IngressClass": ingress.default_class,
 }

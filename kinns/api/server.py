@@ -35,6 +35,7 @@ from .authz import Authorizer, forbidden_error
 from .crd import CustomResources
 from .crdkind import CRD_KIND
 from .errors import ApiError, method_not_allowed
+from .ingress import hook as ingress_admission
 from .metricsapi import MetricsApi
 from .nodeproxy import NODE_SUBRESOURCES, NodeProxy
 from .request import Request, Response
@@ -91,6 +92,7 @@ class ApiServer:
         self.reviews = Reviews(self.authorizer, None)
         self.handlers.admission.append(self._admit)
         self.handlers.admission.append(storagechecks.hook(store))  # storage protection, PVC resize
+        self.handlers.admission.append(ingress_admission(store))  # DefaultIngressClass
 
     @property
     def registry(self) -> Registry:

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Callable
 
-from . import hpa, schemas
+from . import hpa, ingress, schemas
 
 Obj = dict[str, Any]
 Cells = list[Any]
@@ -976,6 +976,20 @@ _TABLES: dict[str, tuple[tuple[Col, ...], CellFn]] = {
         Col("Pod-Selector", doc="@networking.v1.NetworkPolicySpec.podSelector"),
         AGE,
     ), _networkpolicy_cells),
+    "Ingress": ((
+        NAME,
+        Col("Class", doc="The name of the IngressClass resource that should be used for this Ingress"),
+        Col("Hosts", doc="Hosts that incoming requests are matched against before the ingress rule"),
+        Col("Address", doc="Address is a list containing ingress points for the load-balancer"),
+        Col("Ports", doc="Ports of TLS configurations that open"),
+        AGE,
+    ), ingress.cells),
+    "IngressClass": ((
+        NAME,
+        Col("Controller", doc="Controller that is responsible for handling this class"),
+        Col("Parameters", doc="A reference to a resource with additional parameters"),
+        AGE,
+    ), ingress.class_cells),
     "Lease": ((
         NAME,
         Col("Holder", doc="@coordination.v1.LeaseSpec.holderIdentity"),

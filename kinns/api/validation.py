@@ -29,7 +29,7 @@ import json
 import re
 from typing import Any, Callable, Iterable
 
-from . import batchvalidation, containerrules, hpa, networkpolicy, pdb, replication, storagechecks
+from . import batchvalidation, containerrules, hpa, ingress, networkpolicy, pdb, replication, storagechecks
 from .defaults import parse_quantity, service_update_view
 from .errors import (DUPLICATE, FORBIDDEN, INVALID, NOT_FOUND, NOT_SUPPORTED, REQUIRED, TOO_LONG, TOO_MANY,
                      FieldError)
@@ -296,7 +296,8 @@ def _port_num_or_name(path: str, value: Any) -> Errs:
 # ================================================================ metadata
 
 CLUSTER_SCOPED = frozenset({"Namespace", "Node", "PersistentVolume", "StorageClass", "ClusterRole",
-                            "ClusterRoleBinding", "APIService", "CustomResourceDefinition"})
+                            "ClusterRoleBinding", "APIService", "CustomResourceDefinition",
+                            "IngressClass"})
 
 NameCheck = Callable[[str], list[str]]
 def is_path_segment_name(name: str) -> list[str]:
@@ -1619,6 +1620,8 @@ _CREATE: dict[str, Check] = {
     "CronJob": lambda o: batchvalidation.validate_cronjob(o),
     "NetworkPolicy": networkpolicy.validate,
     "HorizontalPodAutoscaler": hpa.validate,
+    "Ingress": ingress.validate,
+    "IngressClass": ingress.validate_class,
 }
 
 _UPDATE: dict[str, UpdateCheck] = {
@@ -1640,6 +1643,7 @@ _UPDATE: dict[str, UpdateCheck] = {
     "RoleBinding": _role_ref_fixed,
     "ClusterRoleBinding": _role_ref_fixed,
     "Job": lambda n, o: batchvalidation.validate_job_update(n, o),
+    "IngressClass": ingress.validate_class_update,
 }
 
 

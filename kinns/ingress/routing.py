@@ -1,0 +1,485 @@
+"""What the Ingresses say, as data: the routing model and the plan nginx is rendered from.
+
+The semantics (Kubernetes docs, concepts/services-networking/ingress, and
+ingress-nginx where the spec leaves room):
+
+- hosts: a rule's `host` is matched exactly (case-insensitively, without the
+  port); `*.foo.com` matches exactly one label (`bar.foo.com`, not
+  `baz.bar.foo.com` nor `foo.com`); an exact host beats a wildcard.  A
+  request whose host has rules is routed by those rules only; other
+  requests by the rules without a host (ingress-nginx's servers);
+- paths: `Exact` matches the path as written, case-sensitively (`/foo` is
+  not `/foo/`); `Prefix` matches element-wise on `/`, a trailing slash
+  ignored (`/aaa/bb` does not match `/aaa/bbb`, `/aaa/bbb` matches
+  `/aaa/bbb/ccc`); `ImplementationSpecific` is treated as `Prefix`, which
+  is what ingress-nginx does without its regex annotation.  The longest
+  matching path wins and `Exact` beats `Prefix` on a tie;
+- nothing matches: the host's Ingress `defaultBackend`, else the oldest
+  Ingress's `defaultBackend`, else a 404 from the controller;
+- conflicts: two Ingresses claiming the same host, path and kind: the
+  oldest (creationTimestamp, then namespace/name) wins, and the other gets
+  a Warning Event `Conflict` naming the winner;
+- backends: a Service port by number or by name, resolved through the
+  Service to the EndpointSlices' port of the same name, so the upstream is
+  the ready pod endpoints themselves (as ingress-nginx routes).  A missing
+  Service or port answers 503 and raises a Warning Event; a Service without
+  ready endpoints answers 503 quietly (it is scaling, not misconfigured);
+- TLS: each `tls` entry's hosts (or, without hosts, the Ingress's rule
+  hosts) get its Secret's certificate when it is a certificate and covers
+  the host; otherwise the host is served with the default certificate and
+  an Event says why.  The oldest Ingress's entry wins for a host.
+
+`build` makes the `Plan`; `select` answers one request with the same rules
+and is the oracle unit and integration tests hold nginx to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .certs import Certificate, InvalidCertificate, covers, parse_secret
+
+Obj = dict[str, Any]
+
+EXACT, PREFIX, IMPL = "Exact", "Prefix", "ImplementationSpecific"
+DEFAULT_SERVER = "_"
+DEFAULT_CERT = "default-fake-certificate.pem"
+CLASS_ANNOTATION = "kubernetes.io/ingress.class"
+SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+
+
+def _d(value: Any) -> Obj:
+    return value if isinstance(value, dict) else {}
+
+
+def _dicts(value: Any) -> list[Obj]:
+    return [x for x in value if isinstance(x, dict)] if isinstance(value, list) else []
+
+
+def ingress_key(ing: Obj) -> str:
+    meta = _d(ing.get("metadata"))
+    return f"{meta.get('namespace', '')}/{meta.get('name', '')}"
+
+
+def age_order(ing: Obj) -> tuple[str, str]:
+    """Oldest first: creationTimestamp, then namespace/name (upstream's tie-break)."""
+    return (str(_d(ing.get("metadata")).get("creationTimestamp") or ""), ingress_key(ing))
+
+
+# ---------------------------------------------------------------- matching
+
+@dataclass(frozen=True)
+class ServiceRef:
+    namespace: str
+    name: str
+    port: int | str
+
+    @property
+    def upstream(self) -> str:
+        """ingress-nginx's upstream name: `<namespace>-<service>-<port>`."""
+        return f"{self.namespace}-{self.name}-{self.port}"
+
+    def __str__(self) -> str:
+        return f"{self.namespace}/{self.name}:{self.port}"
+
+
+@dataclass(frozen=True)
+class Route:
+    """One `rules[].http.paths[]` entry (or a defaultBackend, with `path` None)."""
+
+    host: str
+    path: str
+    path_type: str
+    backend: ServiceRef | None
+    ingress: str
+
+    @property
+    def exact(self) -> bool:
+        return self.path_type == EXACT
+
+    @property
+    def key(self) -> str:
+        """What the path matches on: as written for Exact, without trailing
+        slashes for Prefix (`/` is the empty prefix, which matches everything)."""
+        return self.path if self.exact else self.path.rstrip("/")
+
+    def matches(self, path: str) -> bool:
+        if self.exact:
+            return path == self.path
+        prefix = self.key
+        return not prefix or path == prefix or path.startswith(prefix + "/")
+
+    def describe(self) -> str:
+        return f"{self.host or '*'}{self.path or '/'} ({self.path_type})"
+
+
+def normalize_host(host: str) -> str:
+    """The Host header as nginx picks a server: lower case, no port, no trailing dot."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        host = host.split("]", 1)[0] + "]"
+    elif host.count(":") == 1:
+        host = host.split(":", 1)[0]
+    return host.rstrip(".")
+
+
+def host_matches(pattern: str, host: str) -> bool:
+    """A rule host against a request host; `*.foo.com` covers exactly one label."""
+    if not pattern:
+        return True
+    host = normalize_host(host)
+    if pattern.startswith("*."):
+        label, _, rest = host.partition(".")
+        return bool(label) and rest == pattern[2:]
+    return host == pattern
+
+
+def server_for(hosts: Iterable[str], host: str) -> str:
+    """The server a request lands on: its exact host, else a matching wildcard, else the default."""
+    host = normalize_host(host)
+    names = set(hosts)
+    if host in names:
+        return host
+    for name in sorted(names):
+        if name.startswith("*.") and host_matches(name, host):
+            return name
+    return DEFAULT_SERVER
+
+
+def best(routes: Iterable[Route], path: str) -> Route | None:
+    """The winner among routes for `path`: longest key, Exact on a tie, the
+    earliest listed (oldest Ingress) among equals."""
+    winner: Route | None = None
+    for r in routes:
+        if r.matches(path) and (winner is None or (len(r.key), r.exact) > (len(winner.key), winner.exact)):
+            winner = r
+    return winner
+
+
+def routes_of(ing: Obj) -> list[Route]:
+    """The paths of one Ingress, in spec order."""
+    key = ingress_key(ing)
+    ns = key.split("/", 1)[0]
+    out: list[Route] = []
+    for rule in _dicts(_d(ing.get("spec")).get("rules")):
+        host = str(rule.get("host") or "").lower()
+        for p in _dicts(_d(rule.get("http")).get("paths")):
+            out.append(Route(host, str(p.get("path") or "/"), str(p.get("pathType") or IMPL),
+                             service_ref(ns, _d(p.get("backend"))), key))
+    return out
+
+
+def service_ref(namespace: str, backend: Obj) -> ServiceRef | None:
+    svc = _d(backend.get("service"))
+    if not svc.get("name"):
+        return None   # a resource backend: nothing kinns can proxy to
+    port = _d(svc.get("port"))
+    return ServiceRef(namespace, str(svc["name"]), port.get("name") or int(port.get("number") or 0))
+
+
+def default_backend(ing: Obj) -> Route | None:
+    backend = _d(ing.get("spec")).get("defaultBackend")
+    if not isinstance(backend, dict):
+        return None
+    key = ingress_key(ing)
+    return Route("", "", PREFIX, service_ref(key.split("/", 1)[0], backend), key)
+
+
+def select(ingresses: Sequence[Obj], host: str, path: str) -> Route | None:
+    """The route that answers `host` + `path` (None: the controller's 404).
+
+    The same rules as `build`, for one request: the oracle tests compare
+    nginx's answers with.  Conflicting duplicates resolve to the oldest
+    Ingress because routes are considered oldest first.
+    """
+    ordered = sorted(ingresses, key=age_order)
+    routes = [r for ing in ordered for r in routes_of(ing)]
+    server = server_for({r.host for r in routes if r.host}, host)
+    mine = [r for r in routes if (r.host or DEFAULT_SERVER) == server]
+    hit = best(mine, path)
+    if hit is not None:
+        return hit
+    return _fallback(ordered, server)
+
+
+def _fallback(ordered: Sequence[Obj], server: str) -> Route | None:
+    """Unmatched: the defaultBackend of the oldest Ingress with rules for this
+    host that has one, else of the oldest Ingress that has one."""
+    if server != DEFAULT_SERVER:
+        for ing in ordered:
+            d = default_backend(ing)
+            if d is not None and any(r.host == server for r in routes_of(ing)):
+                return d
+    for ing in ordered:
+        d = default_backend(ing)
+        if d is not None:
+            return d
+    return None
+
+
+# ---------------------------------------------------------------- the plan
+
+@dataclass(frozen=True)
+class Upstream:
+    name: str
+    endpoints: tuple[str, ...]     # "ip:port", "[v6]:port"
+
+
+@dataclass(frozen=True)
+class Location:
+    """An nginx location: `= path` (exact) or `^~ path` / `/` (prefix)."""
+
+    path: str
+    exact: bool
+    route: Route | None
+    upstream: str | None           # None: answer `status` from nginx
+    status: int = 0
+
+
+@dataclass
+class Server:
+    name: str                      # a host, `*.foo.com`, or "_" for the default server
+    locations: list[Location] = field(default_factory=list)
+    certificate: str = DEFAULT_CERT
+
+
+@dataclass(frozen=True)
+class Event:
+    ingress: str                   # namespace/name
+    type: str
+    reason: str
+    message: str
+
+
+@dataclass
+class Plan:
+    servers: list[Server]
+    upstreams: list[Upstream]
+    certificates: dict[str, str]   # file name → PEM
+    events: list[Event]
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The API objects a plan is made of (the controller's informer caches)."""
+
+    ingresses: Sequence[Obj]
+    services: Mapping[str, Obj]                 # "ns/name" → Service
+    slices: Callable[[str], list[Obj]]          # "ns/name" → its EndpointSlices
+    secrets: Mapping[str, Obj]                  # "ns/name" → Secret
+
+
+def is_ours(ing: Obj, class_name: str, controller: str, classes: Mapping[str, Obj], without_class: bool) -> bool:
+    """Does this controller serve `ing`?  By `ingressClassName` naming an
+    IngressClass of our controller, by the legacy annotation naming our class,
+    or (with `--watch-ingress-without-class`) by having neither."""
+    name = _d(ing.get("spec")).get("ingressClassName")
+    if name:
+        cls = classes.get(str(name))
+        return cls is not None and _d(cls.get("spec")).get("controller") == controller
+    annotation = _d(_d(ing.get("metadata")).get("annotations")).get(CLASS_ANNOTATION)
+    if annotation is not None:
+        return bool(annotation == class_name)
+    return without_class
+
+
+def _endpoint(ip: str, port: int) -> str:
+    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+
+
+class _Backends:
+    """Service references resolved to upstreams, each once, with the problem if any."""
+
+    def __init__(self, snap: Snapshot) -> None:
+        self.snap = snap
+        self.upstreams: dict[str, Upstream] = {}
+        self.problems: dict[ServiceRef, tuple[str, str]] = {}
+
+    def resolve(self, ref: ServiceRef) -> tuple[Upstream | None, tuple[str, str] | None]:
+        if ref.upstream in self.upstreams:
+            return self.upstreams[ref.upstream], None
+        if ref in self.problems:
+            return None, self.problems[ref]
+        up, problem = self._resolve(ref)
+        if up is not None:
+            self.upstreams[ref.upstream] = up
+        else:
+            assert problem is not None
+            self.problems[ref] = problem
+        return up, problem
+
+    def _resolve(self, ref: ServiceRef) -> tuple[Upstream | None, tuple[str, str] | None]:
+        key = f"{ref.namespace}/{ref.name}"
+        svc = self.snap.services.get(key)
+        if svc is None:
+            return None, ("ServiceNotFound", f'Service "{key}" not found')
+        spec = _d(svc.get("spec"))
+        if spec.get("type") == "ExternalName":
+            return None, ("ServiceNotSupported", f'Service "{key}" is of type ExternalName, which kinns does not proxy')
+        ports = _dicts(spec.get("ports"))
+        want = [p for p in ports if (p.get("name") == ref.port if isinstance(ref.port, str) else p.get("port") == ref.port)]
+        if not want:
+            have = ", ".join(f"{p.get('port')}/{p.get('protocol', 'TCP')}" + (f" ({p['name']})" if p.get("name") else "")
+                             for p in ports) or "none"
+            what = f'named "{ref.port}"' if isinstance(ref.port, str) else str(ref.port)
+            return None, ("ServicePortNotFound", f'Service "{key}" has no port {what} (it has {have})')
+        port_name = want[0].get("name") or ""
+        endpoints: set[str] = set()
+        for s in self.snap.slices(key):
+            if s.get("addressType", "IPv4") not in ("IPv4", "IPv6"):
+                continue
+            target = next((p.get("port") for p in _dicts(s.get("ports"))
+                           if (p.get("name") or "") == port_name and p.get("protocol", "TCP") == "TCP"), None)
+            if not target:
+                continue
+            for ep in _dicts(s.get("endpoints")):
+                if _d(ep.get("conditions")).get("ready") is False:
+                    continue
+                endpoints.update(_endpoint(str(ip), int(target)) for ip in ep.get("addresses") or [])
+        return Upstream(ref.upstream, tuple(sorted(endpoints))), None
+
+
+def _location(path: str, exact: bool, route: Route | None, backends: _Backends,
+              events: list[Event], reported: set[tuple[str, str]]) -> Location:
+    """A location for `route` (None: nothing matched, 404)."""
+    if route is None:
+        return Location(path, exact, None, None, 404)
+    if route.backend is None:
+        return Location(path, exact, route, None, 503)
+    up, problem = backends.resolve(route.backend)
+    if up is None:
+        assert problem is not None
+        if (route.ingress, problem[1]) not in reported:
+            reported.add((route.ingress, problem[1]))
+            events.append(Event(route.ingress, "Warning", problem[0],
+                                f"{problem[1]}: requests for {route.describe()} are answered 503"
+                                if route.path else
+                                f"{problem[1]}: requests for the default backend are answered 503"))
+        return Location(path, exact, route, None, 503)
+    if not up.endpoints:
+        return Location(path, exact, route, None, 503)
+    return Location(path, exact, route, up.name)
+
+
+def _winners(routes: list[Route], events: list[Event]) -> list[Route]:
+    """Drop later duplicates of (host, exact, key); an Event for each loser from another Ingress."""
+    seen: dict[tuple[str, bool, str], Route] = {}
+    out: list[Route] = []
+    for r in routes:
+        k = (r.host, r.exact, r.key)
+        first = seen.get(k)
+        if first is None:
+            seen[k] = r
+            out.append(r)
+        elif first.ingress != r.ingress:
+            events.append(Event(r.ingress, "Warning", "Conflict",
+                                f'host "{r.host or "*"}" and path "{r.path}" ({r.path_type}) are already defined '
+                                f"in ingress {first.ingress}, which is older; that ingress serves them"))
+    return out
+
+
+def _server_locations(routes: list[Route], fallback: Route | None, backends: _Backends,
+                      events: list[Event], reported: set[tuple[str, str]]) -> list[Location]:
+    """nginx locations equivalent to `best` over `routes`: an Exact path is `= path`;
+    a Prefix `/p` is `= /p` (unless an Exact takes it) plus `^~ /p/`; the empty
+    prefix, or the fallback, is `/`."""
+    exact: dict[str, Route | None] = {}
+    prefix: dict[str, Route | None] = {}
+    for r in routes:
+        if r.exact:
+            exact[r.path] = r
+    for r in routes:
+        if r.exact:
+            continue
+        if not r.key:
+            prefix["/"] = r
+            continue
+        exact.setdefault(r.key, r)
+        prefix[r.key + "/"] = r
+    prefix.setdefault("/", fallback)
+    # nginx answers `/p` with a 301 to `/p/` when a proxying location `/p/`
+    # exists and nothing else claims `/p` exactly; claim it with the route
+    # the spec picks for `/p`.
+    for path in [p for p in list(exact) + list(prefix) if len(p) > 1 and p.endswith("/")]:
+        bare = path.rstrip("/")
+        if bare and bare not in exact:
+            exact[bare] = best(routes, bare) or fallback
+    locs = [_location(p, True, r, backends, events, reported) for p, r in sorted(exact.items())]
+    locs += [_location(p, False, r, backends, events, reported) for p, r in sorted(prefix.items())]
+    return locs
+
+
+def _certificate(ing: Obj, tls: Obj, host: str, snap: Snapshot, certs: dict[str, str],
+                 parsed: dict[str, Certificate | str], events: list[Event]) -> str | None:
+    """The certificate file for `host` from one tls entry, or None (default cert, Event said why)."""
+    key = ingress_key(ing)
+    ns = key.split("/", 1)[0]
+    secret_name = tls.get("secretName")
+    if not secret_name:
+        return None
+    skey = f"{ns}/{secret_name}"
+    if skey not in parsed:
+        secret = snap.secrets.get(skey)
+        if secret is None:
+            parsed[skey] = f'Secret "{skey}" not found'
+        else:
+            try:
+                parsed[skey] = parse_secret(secret)
+            except InvalidCertificate as e:
+                parsed[skey] = f'Secret "{skey}" is not a valid TLS certificate: {e}'
+    cert = parsed[skey]
+    if isinstance(cert, str):
+        events.append(Event(key, "Warning", "InvalidTLSSecret",
+                            f"{cert}; host {host} is served with the default certificate"))
+        return None
+    if not covers(cert.names, host):
+        events.append(Event(key, "Warning", "InvalidTLSSecret",
+                            f'the certificate in Secret "{skey}" is for {", ".join(cert.names) or "no name"}, '
+                            f"not {host}; host {host} is served with the default certificate"))
+        return None
+    name = f"{ns}-{secret_name}.pem"
+    certs[name] = cert.pem
+    return name
+
+
+def _tls_hosts(ing: Obj, tls: Obj, server_names: Iterable[str]) -> list[str]:
+    hosts = [str(h).lower() for h in tls.get("hosts") or []]
+    if not hosts:
+        return sorted({r.host for r in routes_of(ing) if r.host})
+    out = []
+    for name in server_names:
+        if name in hosts or any(h.startswith("*.") and host_matches(h, name) for h in hosts):
+            out.append(name)
+    return sorted(set(out) | {h for h in hosts})
+
+
+def build(snap: Snapshot) -> Plan:
+    """The whole routing plan for the Ingresses this controller serves."""
+    ordered = sorted(snap.ingresses, key=age_order)
+    events: list[Event] = []
+    reported: set[tuple[str, str]] = set()
+    routes = _winners([r for ing in ordered for r in routes_of(ing)], events)
+    backends = _Backends(snap)
+    names = sorted({r.host for r in routes if r.host}
+                   | {str(h).lower() for ing in ordered for t in _dicts(_d(ing.get("spec")).get("tls"))
+                      for h in t.get("hosts") or [] if h})
+    servers: list[Server] = []
+    for name in [DEFAULT_SERVER] + names:
+        mine = [r for r in routes if (r.host or DEFAULT_SERVER) == name]
+        servers.append(Server(name, _server_locations(mine, _fallback(ordered, name), backends, events, reported)))
+    certs: dict[str, str] = {}
+    parsed: dict[str, Certificate | str] = {}
+    by_name = {s.name: s for s in servers}
+    assigned: set[str] = set()
+    for ing in ordered:
+        for tls in _dicts(_d(ing.get("spec")).get("tls")):
+            for host in _tls_hosts(ing, tls, names):
+                if host in assigned or host not in by_name:
+                    continue
+                assigned.add(host)
+                file = _certificate(ing, tls, host, snap, certs, parsed, events)
+                if file is not None:
+                    by_name[host].certificate = file
+    return Plan(servers, sorted(backends.upstreams.values(), key=lambda u: u.name), certs, events)
