@@ -105,6 +105,8 @@ class Agent:
         self.writes = 0
         self.last_write = 0.0                     # time.time() of the last table change
         self.cut = 0                              # conntrack entries deleted
+        self._cutter: asyncio.Task[None] | None = None
+        self._cut_again = False
 
     # ---- handlers: ask for a sync when something policies can see changed
 
@@ -151,13 +153,30 @@ class Agent:
         self.last_write = time.time()
         info(log, "controller.go:420", "Syncing nftables rules", fresh=fresh, pods=len(rs.isolated),
              chains=len(rs.chains), rules=rs.rule_count, elapsed=f"{time.perf_counter() - t0:.3f}s")
-        flows = await asyncio.to_thread(conntrack.list_flows, self.netns)
-        stale = conntrack.plan(flows, rs)
-        if stale:
-            n = await asyncio.to_thread(conntrack.delete, stale, self.netns)
+        self._cut_again = True
+        if self._cutter is None or self._cutter.done():
+            self._cutter = asyncio.ensure_future(self._cut())
+
+    async def _cut(self) -> None:
+        """Delete the conntrack entries of connections the table now denies, beside the sync
+        loop (a big cut must not hold up the next policy), again after every newer write."""
+        while self._cut_again:
+            self._cut_again = False
+            rs = self.written
+            if rs is None:
+                continue
+            t0 = time.perf_counter()
+            try:
+                flows = await asyncio.to_thread(conntrack.list_flows, self.netns)
+                stale = conntrack.plan(flows, rs)
+                n = await asyncio.to_thread(conntrack.delete, stale, self.netns) if stale else 0
+            except Exception:  # noqa: BLE001 - the rules hold; the next write tries again
+                log.exception("cutting denied connections")
+                continue
             self.cut += n
-            info(log, "controller.go:331", "Connections no longer allowed by network policies deleted from conntrack",
-                 flows=n)
+            if n:
+                info(log, "controller.go:331", "Connections no longer allowed by network policies deleted from conntrack",
+                     flows=n, elapsed=f"{time.perf_counter() - t0:.3f}s")
 
     async def _canary(self) -> None:
         """Notice the table flushed behind our back and write it again from scratch."""
@@ -169,6 +188,8 @@ class Agent:
                 self.runner.request()
 
     async def close(self) -> None:
+        if self._cutter is not None:
+            self._cutter.cancel()
         await self.factory.stop()
         await self.client.close()
 
