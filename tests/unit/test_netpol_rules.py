@@ -515,3 +515,40 @@ def test_model_and_renderer_do_no_io(rel: str) -> None:
 
 def test_ip_helper_is_consistent() -> None:
     assert ipaddress.IPv4Address(ip_of("z", "c")) in ipaddress.IPv4Network("10.244.3.0/24")
+
+
+# --------------------------------------------------------------- conntrack
+
+CONNTRACK_L = """\
+tcp      6 431999 ESTABLISHED src=10.244.2.11 dst=10.96.0.20 sport=40000 dport=80 src=10.244.1.10 dst=10.244.2.11 sport=80 dport=40000 [ASSURED] mark=0 use=1
+tcp      6 119 TIME_WAIT src=10.244.2.11 dst=10.244.1.10 sport=40001 dport=80 src=10.244.1.10 dst=10.244.2.11 sport=80 dport=40001 [ASSURED] mark=0 use=1
+udp      17 29 src=10.244.1.11 dst=10.244.1.10 sport=5000 dport=81 [UNREPLIED] src=10.244.1.10 dst=10.244.1.11 sport=81 dport=5000 mark=0 use=1
+udp      17 29 src=10.244.1.10 dst=10.244.3.10 sport=5001 dport=81 src=10.244.3.10 dst=10.244.1.10 sport=81 dport=5001 mark=0 use=1
+icmp     1 29 src=10.244.2.11 dst=10.244.1.10 type=8 code=0 id=7 src=10.244.1.10 dst=10.244.2.11 type=0 code=0 id=7 mark=0 use=1
+sctp     132 3 ESTABLISHED src=10.244.3.10 dst=10.244.1.10 sport=9 dport=80 src=10.244.1.10 dst=10.244.3.10 sport=80 dport=9 mark=0 use=1
+conntrack v1.4.7 (conntrack-tools): 6 flow entries have been shown.
+"""
+
+
+def test_conntrack_listing_parses_after_dnat() -> None:
+    from kinns.netpol.conntrack import parse
+    flows = parse(CONNTRACK_L)
+    assert [(f.protocol, f.state) for f in flows] == [("TCP", "ESTABLISHED"), ("TCP", "TIME_WAIT"), ("UDP", ""),
+                                                      ("UDP", ""), ("SCTP", "ESTABLISHED")]
+    svc = flows[0]
+    assert (svc.src, svc.dst, svc.dport, svc.backend, svc.backend_port) == \
+        ("10.244.2.11", "10.96.0.20", 80, "10.244.1.10", 80)
+    assert svc.delete_args() == ["-p", "tcp", "--orig-src", "10.244.2.11", "--orig-dst", "10.96.0.20",
+                                 "--orig-port-src", "40000", "--orig-port-dst", "80"]
+
+
+def test_conntrack_plan_cuts_only_what_the_new_rules_deny() -> None:
+    from kinns.netpol.conntrack import parse, plan
+    c = cluster(policy("x", "allow-b", {"podSelector": {"matchLabels": {"pod": "a"}},
+                                        "ingress": [{"from": [{"podSelector": {"matchLabels": {"pod": "b"}}}],
+                                                     "ports": [{"protocol": "UDP", "port": 81}]}]}))
+    cut = plan(parse(CONNTRACK_L), render(c, "n1"))
+    # y/b → x/a through a Service (TCP) and z/a → x/a (SCTP) are denied now; x/b → x/a UDP 81
+    # is allowed, x/a's own egress is not isolated, and TIME_WAIT carries nothing.
+    assert [(f.src, f.protocol) for f in cut] == [("10.244.2.11", "TCP"), ("10.244.3.10", "SCTP")]
+    assert plan(parse(CONNTRACK_L), render(cluster(), "n1")) == []
