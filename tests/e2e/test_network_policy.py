@@ -13,7 +13,8 @@ seconds, since a policy takes effect asynchronously; the tests also check
 it does within about a second of the write.
 
 The pods spread over two workers, so every table has same-node pairs
-(bridged on cni0) and cross-node pairs (VXLAN).  Beyond the tables: a policy
+(bridged on cni0) and cross-node pairs (VXLAN); a second, small cluster
+checks the same with the host-gw overlay.  Beyond the tables: a policy
 seen through a Service (after DNAT), an open TCP connection and a UDP flow
 cut when a policy starts denying them, kubelet probes passing a deny-all
 policy, DNS under an egress lockdown, the node's table naming the policy
@@ -30,11 +31,12 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
 
-from kinns.testing import ClusterHandle, kubectl_binary, wait_for
+from kinns.testing import ClusterHandle, kubectl_binary, new_cluster_name, wait_for
 from tests.e2e.helpers import AGNHOST
 
 NAMESPACES = ("x", "y", "z")
@@ -391,6 +393,44 @@ def test_removing_policies_restores_full_reachability(cluster: ClusterHandle, mo
     listing = cluster.cli("exec", "--name", cluster.name, f"node/{node}", "--", "nft", "list", "table", "inet",
                           "kinns-network-policies").stdout
     assert "chain pod-" not in listing and "chain policy-" not in listing
+
+
+# ------------------------------------------------------------------ host-gw
+
+@pytest.fixture(scope="module")
+def hostgw(state_root: Path) -> Iterator[ClusterHandle]:
+    c = ClusterHandle(new_cluster_name("g"), state_root, ["--overlay", "host-gw"])
+    c.up()
+    try:
+        yield c
+    finally:
+        c.down()
+
+
+def test_host_gw_cross_node_and_same_node_traffic_is_filtered(hostgw: ClusterHandle) -> None:
+    """With host-gw, cross-node pod traffic is routed via eth0 instead of flannel.1: filtered all the same."""
+    worker, worker2 = f"{hostgw.name}-worker", f"{hostgw.name}-worker2"
+    placement = {"srv": (worker, {"app": "srv"}), "ok": (worker2, {"role": "ok"}),
+                 "far": (worker2, {}), "near": (worker, {})}
+    hostgw.kubectl("apply", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": [
+        {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": labels},
+         "spec": {"nodeName": node, "terminationGracePeriodSeconds": 0, "containers": [server(80)]}}
+        for name, (node, labels) in placement.items()]}))
+    hostgw.kubectl("wait", "--for=condition=Ready", "pod", *placement, "--timeout=90s", timeout=120)
+    assert "flannel.1" not in hostgw.cli("exec", "--name", hostgw.name, f"node/{worker}", "--", "ip", "link").stdout
+    ip = json.loads(hostgw.kubectl("get", "pod", "srv", "-o", "json").stdout)["status"]["podIP"]
+    targets = json.dumps([["srv", ip, 80, "TCP"], ["srv", ip, 80, "UDP"]])
+
+    def reach(src: str) -> list[bool]:
+        out = json.loads(hostgw.kubectl("exec", src, "--", "python3", "-c", PROBE, targets).stdout)
+        return [out["srv 80 TCP"], out["srv 80 UDP"]]
+    assert all(reach(src) == [True, True] for src in ("ok", "far", "near"))
+    hostgw.kubectl("apply", "-f", "-", stdin=json.dumps(policy("default", "only-ok", {
+        "podSelector": {"matchLabels": {"app": "srv"}},
+        "ingress": [{"from": [{"podSelector": {"matchLabels": {"role": "ok"}}}]}]})))
+    wait_for(lambda: reach("far") == [False, False], timeout=10, interval=0.5)
+    assert reach("near") == [False, False]
+    assert reach("ok") == [True, True]
 
 
 if __name__ == "__main__":
