@@ -157,8 +157,10 @@ def main() -> None:
               help="where the API server keeps objects: embedded SQLite, or etcd as a static pod")
 @click.option("--node-monitor-grace-period", default="", metavar="DURATION",
               help="kube-controller-manager's --node-monitor-grace-period (default 50s)")
+@click.option("--disable", multiple=True, type=click.Choice(["ingress"]),
+              help="leave out a packaged add-on, as k3s --disable (ingress: the ingress-nginx controller)")
 def up(name: str, nodes: int, overlay: str, proxy_mode: str, pod_subnet: str, fabric_subnet: str,
-       lb_pool: str, wait: float, store: str, node_monitor_grace_period: str) -> None:
+       lb_pool: str, wait: float, store: str, node_monitor_grace_period: str, disable: tuple[str, ...]) -> None:
     """Start a cluster and merge its kubeconfig context kinns-NAME."""
     err = validate_name(name) or _check_sizes(nodes, pod_subnet) or _check_proxy_mode(proxy_mode)
     if err:
@@ -196,6 +198,8 @@ def up(name: str, nodes: int, overlay: str, proxy_mode: str, pod_subnet: str, fa
     cfg.api_port = cfg.api_port or _free_port(cfg.api_host)
     if node_monitor_grace_period:
         cfg.extra["node-monitor-grace-period"] = node_monitor_grace_period
+    if disable:
+        cfg.extra["disable"] = ",".join(sorted(set(disable)))
     cfg.save()
     _start_and_wait(cfg, wait, "up")
 

@@ -42,6 +42,7 @@ from .config import ClusterConfig
 KUBE_PROXY_IMAGE = f"registry.k8s.io/kube-proxy:{VERSION_INFO['gitVersion']}"
 COREDNS_IMAGE = "registry.k8s.io/coredns/coredns:v1.11.3"
 KUBE_NETWORK_POLICIES_IMAGE = "registry.k8s.io/networking/kube-network-policies:v0.9.1"
+INGRESS_NGINX_IMAGE = "registry.k8s.io/ingress-nginx/controller:v1.12.1"
 # kubeadm's Corefile (phases/addons/dns/manifests.go), which kinns.dns reads.
 COREFILE = KUBEADM_COREFILE
 # Where a component's credentials Secret is mounted: beside, not on, the
@@ -279,6 +280,125 @@ def network_policy_objects(server: str, ident: Identity) -> list[tuple[str, Obj]
     ]
 
 
+def ingress_nginx_objects(server: str, ident: Identity) -> list[tuple[str, Obj]]:
+    """ingress-nginx as its cloud manifest (deploy/static/provider/cloud) lays it out, in
+    namespace ingress-nginx: ServiceAccount, ClusterRole/Role and bindings, the controller
+    ConfigMap, a LoadBalancer Service on 80/443 (externalTrafficPolicy Local, so backends see
+    client addresses) whose address ServiceLB hands out, the Deployment whose image runs
+    kinns' controller (`kinns.ingress`, nginx in the same container), and the IngressClass
+    `nginx` marked default so class-less Ingresses are served."""
+    ns = name = "ingress-nginx"
+    ctl = "ingress-nginx-controller"
+    version = INGRESS_NGINX_IMAGE.rsplit(":v", 1)[1]
+    base = {"app.kubernetes.io/instance": name, "app.kubernetes.io/name": name}
+    labels = {**base, "app.kubernetes.io/part-of": name, "app.kubernetes.io/version": version}
+    comp = {**labels, "app.kubernetes.io/component": "controller"}
+    select = {**base, "app.kubernetes.io/component": "controller"}
+    rbac = "/apis/rbac.authorization.k8s.io/v1"
+    rgroup = "rbac.authorization.k8s.io"
+
+    def rule(groups: list[str], resources: list[str], verbs: list[str], names: list[str] | None = None) -> Obj:
+        r: Obj = {"apiGroups": groups, "resources": resources, "verbs": verbs}
+        if names:
+            r["resourceNames"] = names
+        return r
+
+    def bind(kind: str, namespace: str | None) -> Obj:
+        meta: Obj = {"name": name, "labels": labels, **({"namespace": namespace} if namespace else {})}
+        return {"apiVersion": f"{rgroup}/v1", "kind": kind, "metadata": meta,
+                "roleRef": {"apiGroup": rgroup, "kind": kind.replace("Binding", ""), "name": name},
+                "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": ns}]}
+
+    read = ["get", "list", "watch"]
+    probe = {"httpGet": {"path": "/healthz", "port": 10254, "scheme": "HTTP"}, "successThreshold": 1,
+             "timeoutSeconds": 1}
+    return [
+        ("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": base}}),
+        (f"/api/v1/namespaces/{ns}/serviceaccounts", {"apiVersion": "v1", "kind": "ServiceAccount",
+                                                      "metadata": {"name": name, "namespace": ns, "labels": comp}}),
+        (f"{rbac}/clusterroles", {"apiVersion": f"{rgroup}/v1", "kind": "ClusterRole",
+                                  "metadata": {"name": name, "labels": labels}, "rules": [
+            rule([""], ["configmaps", "endpoints", "nodes", "pods", "secrets", "namespaces"], ["list", "watch"]),
+            rule(["coordination.k8s.io"], ["leases"], ["list", "watch"]),
+            rule([""], ["nodes"], ["get"]),
+            rule([""], ["services"], read),
+            rule(["networking.k8s.io"], ["ingresses"], read),
+            rule([""], ["events"], ["create", "patch"]),
+            rule(["networking.k8s.io"], ["ingresses/status"], ["update"]),
+            rule(["networking.k8s.io"], ["ingressclasses"], read),
+            rule(["discovery.k8s.io"], ["endpointslices"], ["list", "watch", "get"])]}),
+        (f"{rbac}/clusterrolebindings", bind("ClusterRoleBinding", None)),
+        (f"{rbac}/namespaces/{ns}/roles", {"apiVersion": f"{rgroup}/v1", "kind": "Role",
+                                           "metadata": {"name": name, "namespace": ns, "labels": comp}, "rules": [
+            rule([""], ["namespaces"], ["get"]),
+            rule([""], ["configmaps", "pods", "secrets", "endpoints"], read),
+            rule(["coordination.k8s.io"], ["leases"], ["get", "update"], ["ingress-nginx-leader"]),
+            rule(["coordination.k8s.io"], ["leases"], ["create"]),
+            rule([""], ["events"], ["create", "patch"])]}),
+        (f"{rbac}/namespaces/{ns}/rolebindings", bind("RoleBinding", ns)),
+        (f"/api/v1/namespaces/{ns}/configmaps", {"apiVersion": "v1", "kind": "ConfigMap",
+                                                 "metadata": {"name": ctl, "namespace": ns, "labels": comp},
+                                                 "data": {"allow-snippet-annotations": "false"}}),
+        credentials_secret(name, ns, ident, server, comp),
+        (f"/api/v1/namespaces/{ns}/services", {
+            "apiVersion": "v1", "kind": "Service", "metadata": {"name": ctl, "namespace": ns, "labels": comp},
+            "spec": {"type": "LoadBalancer", "externalTrafficPolicy": "Local", "ipFamilyPolicy": "SingleStack",
+                     "ipFamilies": ["IPv4"], "selector": select,
+                     "ports": [{"name": "http", "port": 80, "protocol": "TCP", "targetPort": "http",
+                                "appProtocol": "http"},
+                               {"name": "https", "port": 443, "protocol": "TCP", "targetPort": "https",
+                                "appProtocol": "https"}]}}),
+        (f"/apis/apps/v1/namespaces/{ns}/deployments", {
+            "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": ctl, "namespace": ns, "labels": comp},
+            "spec": {
+                "minReadySeconds": 0, "revisionHistoryLimit": 10, "selector": {"matchLabels": select},
+                "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1}},
+                "template": {
+                    "metadata": {"labels": comp},
+                    "spec": {
+                        "containers": [{
+                            "name": "controller", "image": INGRESS_NGINX_IMAGE, "imagePullPolicy": "IfNotPresent",
+                            "args": ["/nginx-ingress-controller",
+                                     f"--publish-service=$(POD_NAMESPACE)/{ctl}",
+                                     "--election-id=ingress-nginx-leader",
+                                     "--controller-class=k8s.io/ingress-nginx",
+                                     "--ingress-class=nginx",
+                                     f"--configmap=$(POD_NAMESPACE)/{ctl}",
+                                     "--watch-ingress-without-class=true",
+                                     "--enable-metrics=false"],
+                            "env": [{"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                                    {"name": "POD_NAMESPACE",
+                                     "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}],
+                            "ports": [{"name": "http", "containerPort": 80, "protocol": "TCP"},
+                                      {"name": "https", "containerPort": 443, "protocol": "TCP"}],
+                            "livenessProbe": {**probe, "failureThreshold": 5, "initialDelaySeconds": 10,
+                                              "periodSeconds": 10},
+                            "readinessProbe": {**probe, "failureThreshold": 3, "periodSeconds": 1},
+                            "resources": {"requests": {"cpu": "100m", "memory": "90Mi"}},
+                            "volumeMounts": [{"name": "credentials", "mountPath": SA_DIR, "readOnly": True}],
+                        }],
+                        "dnsPolicy": "ClusterFirst",
+                        "nodeSelector": {"kubernetes.io/os": "linux"},
+                        "serviceAccountName": name,
+                        "terminationGracePeriodSeconds": 300,
+                        "volumes": [{"name": "credentials", "secret": {"secretName": f"{name}-credentials"}}],
+                    },
+                },
+            },
+        }),
+        ("/apis/networking.k8s.io/v1/ingressclasses", {
+            "apiVersion": "networking.k8s.io/v1", "kind": "IngressClass",
+            "metadata": {"name": "nginx", "labels": comp,
+                         "annotations": {"ingressclass.kubernetes.io/is-default-class": "true"}},
+            "spec": {"controller": "k8s.io/ingress-nginx"}}),
+    ]
+
+
+def disabled(cfg: ClusterConfig) -> set[str]:
+    """Packaged add-ons `kinns up --disable` left out (k3s's `--disable traefik`)."""
+    return {x for x in cfg.extra.get("disable", "").split(",") if x}
+
+
 def identity(cfg: ClusterConfig, file_stem: str, user: str) -> Identity:
     """The component's client certificate (made once, under the cluster's pki)."""
     pki = cfg.state_dir / "pki"
@@ -296,7 +416,9 @@ async def install(api: ApiServer, cfg: ClusterConfig, control_plane_ip: str, por
                + coredns_objects(cfg, in_cluster, identity(cfg, "coredns",
                                                            "system:serviceaccount:kube-system:coredns"))
                + network_policy_objects(server, identity(
-                   cfg, "kube-network-policies", "system:serviceaccount:kube-system:kube-network-policies")))
+                   cfg, "kube-network-policies", "system:serviceaccount:kube-system:kube-network-policies"))
+               + ([] if "ingress" in disabled(cfg) else ingress_nginx_objects(in_cluster, identity(
+                   cfg, "ingress-nginx", "system:serviceaccount:ingress-nginx:ingress-nginx"))))
     for collection, obj in objects:
         resp = await api.dispatch(Request("POST", collection, obj=obj))
         if resp.status >= 400 and resp.obj.get("reason") != "AlreadyExists":

@@ -63,6 +63,8 @@ COMPONENT_IMAGES: dict[str, str] = {
     "kube-controller-manager": "kinns.controllers",
     "kube-scheduler": "kinns.controllers.scheduler_main",
     "kube-network-policies": "kinns.netpol",
+    # registry.k8s.io/ingress-nginx/controller: the controller, nginx in its container.
+    "controller": "kinns.ingress",
 }
 
 WEB_ENTRYPOINTS = {"nginx", "httpd", "httpd-foreground", "docker-entrypoint.sh", "caddy", "openresty", "apache2"}

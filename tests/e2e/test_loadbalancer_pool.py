@@ -19,7 +19,8 @@ def cluster(state_root: Path) -> Iterator[ClusterHandle]:
     third = 100 + os.getpid() % 100
     fabric = f"172.29.{third}.0/24"
     c = ClusterHandle(new_cluster_name("lb"), state_root,
-                      extra_args=["--fabric-subnet", fabric, "--lb-pool", f"172.29.{third}.240-172.29.{third}.240"])
+                      extra_args=["--fabric-subnet", fabric, "--lb-pool", f"172.29.{third}.240-172.29.{third}.240",
+                                   "--disable", "ingress"])  # the ingress Service would take the one address
     c.up()
     try:
         yield c
