@@ -62,9 +62,10 @@ def ingress(name: str, rules: list[dict[str, Any]], *, ns: str = "default", crea
         spec["defaultBackend"] = default
     if tls is not None:
         spec["tls"] = tls
-    return {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
-            "metadata": {"name": name, "namespace": ns, "creationTimestamp": created, "uid": f"uid-{name}"},
-            "spec": spec}
+    meta: dict[str, Any] = {"name": name, "namespace": ns}
+    if created:   # as the API server would have stamped it (unit tests); "" for objects to apply
+        meta.update(creationTimestamp=created, uid=f"uid-{name}")
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": meta, "spec": spec}
 
 
 def rule(host: str, paths: list[tuple[str, str, dict[str, Any]]]) -> dict[str, Any]:
