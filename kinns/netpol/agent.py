@@ -32,7 +32,7 @@ import logging
 import subprocess
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Generic, TypeVar
 
 from ..api.discovery import VERSION_INFO
 from ..client import Client, InformerFactory
@@ -40,7 +40,7 @@ from ..client.transport import HttpTransport
 from ..klog import info
 from ..proxy.runner import BoundedFrequencyRunner
 from . import conntrack
-from .model import Cluster, cluster_from_api, namespace_labels, pod_from_api, policy_from_api
+from .model import Cluster, namespace_labels, pod_from_api, policy_from_api
 from .rules import BASE_CHAINS, FAMILY, TABLE, Ruleset, render, transaction
 
 log = logging.getLogger("kube-network-policies")
@@ -87,6 +87,33 @@ def ensure_bridge_netfilter() -> str:
                 "on the same node")
 
 
+T = TypeVar("T")
+
+
+class ParseCache(Generic[T]):
+    """API objects turned into values once per resourceVersion: with 1,000 policies, parsing
+    them again on every sync would cost more than rendering."""
+
+    def __init__(self, parse: Callable[[Obj], T]) -> None:
+        self.parse = parse
+        self._cache: dict[str, tuple[str, T]] = {}
+
+    def __call__(self, objs: list[Obj]) -> list[T]:
+        out: list[T] = []
+        cache: dict[str, tuple[str, T]] = {}
+        for obj in objs:
+            meta = obj.get("metadata") or {}
+            key = meta.get("uid") or f"{meta.get('namespace')}/{meta.get('name')}"
+            rv = meta.get("resourceVersion") or ""
+            hit = self._cache.get(key)
+            if hit is None or hit[0] != rv or not rv:
+                hit = (rv, self.parse(obj))
+            cache[key] = hit
+            out.append(hit[1])
+        self._cache = cache
+        return out
+
+
 class Agent:
     def __init__(self, client: Client, node_name: str, *, netns: str | None = None,
                  min_sync: float = MIN_SYNC) -> None:
@@ -105,6 +132,8 @@ class Agent:
         self.writes = 0
         self.last_write = 0.0                     # time.time() of the last table change
         self.cut = 0                              # conntrack entries deleted
+        self._pod_values = ParseCache(pod_from_api)
+        self._policy_values = ParseCache(policy_from_api)
         self._cutter: asyncio.Task[None] | None = None
         self._cut_again = False
 
@@ -136,7 +165,9 @@ class Agent:
         await asyncio.gather(self.runner.loop(), self._canary())
 
     def cluster(self) -> Cluster:
-        return cluster_from_api(self.pods.list(), self.namespaces.list(), self.policies.list())
+        pods = [p for p in self._pod_values(self.pods.list()) if p is not None]
+        nss = {(o.get("metadata") or {}).get("name", ""): namespace_labels(o) for o in self.namespaces.list()}
+        return Cluster(pods, nss, self._policy_values(self.policies.list()))
 
     async def _sync(self) -> None:
         self.syncs += 1

@@ -37,13 +37,14 @@ Semantics, as upstream (and as kube-network-policies implements them):
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, NamedTuple
 
 from ..api.errors import ApiError
-from ..api.selectors import LabelSelector
+from ..api.selectors import DOUBLE_EQUALS, EQUALS, IN, LabelSelector
 
 log = logging.getLogger(__name__)
 
@@ -99,19 +100,26 @@ class IPBlock:
 
     def networks(self) -> list[Net]:
         """The block as disjoint networks (cidr with the excepts cut out)."""
-        parts = [self.cidr]
-        for exc in self.excepts:
-            nxt: list[Net] = []
-            for p in parts:
-                if exc.subnet_of(p):
-                    nxt.extend(p.address_exclude(exc))
-                elif not p.subnet_of(exc):
-                    nxt.append(p)
-            parts = nxt
-        return sorted(parts)
+        return list(_cut(self.cidr, self.excepts))
 
     def __str__(self) -> str:
         return str(self.cidr) + "".join(f" except {e}" for e in self.excepts)
+
+
+@functools.lru_cache(maxsize=4096)
+def _cut(cidr: Net, excepts: tuple[Net, ...]) -> tuple[Net, ...]:
+    """`cidr` without `excepts`, as sorted disjoint networks (cached: address_exclude is slow
+    and the same blocks come back every sync)."""
+    parts = [cidr]
+    for exc in excepts:
+        nxt: list[Net] = []
+        for p in parts:
+            if exc.subnet_of(p):
+                nxt.extend(p.address_exclude(exc))
+            elif not p.subnet_of(exc):
+                nxt.append(p)
+        parts = nxt
+    return tuple(sorted(parts))
 
 
 @dataclass(frozen=True)
@@ -275,6 +283,14 @@ class Cluster:
         self._by_ns: dict[str, list[Policy]] = {}
         for pol in self.policies:
             self._by_ns.setdefault(pol.namespace, []).append(pol)
+        # Indexes for selector peers: a selector with an `=`/`in` requirement only needs
+        # the pods carrying one of those values, in the namespaces it can match.
+        self._pods_in: dict[str, list[Pod]] = {}
+        self._pods_with: dict[tuple[str, str, str], list[Pod]] = {}
+        for pod in self.pods:
+            self._pods_in.setdefault(pod.namespace, []).append(pod)
+            for kv in pod.labels.items():
+                self._pods_with.setdefault((pod.namespace, *kv), []).append(pod)
 
     def ns_labels(self, ns: str) -> dict[str, str]:
         return self.namespaces.get(ns) or {NAMESPACE_NAME_LABEL: ns}
@@ -288,10 +304,26 @@ class Cluster:
         return [p for p in self.pods if p.namespace == pol.namespace and pol.pod_selector.matches(p.labels)]
 
     def peer_pods(self, pol: Policy, peer: Peer) -> list[Pod]:
-        """The pods a selector peer names (none for an ipBlock peer)."""
+        """The pods a selector peer names (none for an ipBlock peer), in cluster order."""
         if peer.ip_block is not None:
             return []
-        return [p for p in self.pods if self.peer_matches_pod(pol, peer, p)]
+        if peer.namespace_selector is None:
+            namespaces = [pol.namespace]
+        else:
+            namespaces = [ns for ns in self._pods_in if peer.namespace_selector.matches(self.ns_labels(ns))]
+        out: list[Pod] = []
+        for ns in namespaces:
+            out += [p for p in self._candidates(ns, peer.pod_selector)
+                    if peer.pod_selector is None or peer.pod_selector.matches(p.labels)]
+        return out
+
+    def _candidates(self, ns: str, sel: LabelSelector | None) -> list[Pod]:
+        """Pods of `ns` that may match `sel`: by the first `=`/`in` requirement's values, else all."""
+        for req in sel.requirements() if sel is not None else ():
+            if req.op in (EQUALS, DOUBLE_EQUALS, IN):
+                found = [p for v in req.values for p in self._pods_with.get((ns, req.key, v), ())]
+                return found if len(req.values) == 1 else list({id(p): p for p in found}.values())
+        return self._pods_in.get(ns, [])
 
     def peer_matches_pod(self, pol: Policy, peer: Peer, pod: Pod) -> bool:
         if peer.ip_block is not None:

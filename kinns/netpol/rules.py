@@ -74,6 +74,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, NamedTuple
 
 from ..proxy.model import hash_b32
+from .boxes import ALL_ADDRESSES, ANY, PROTO_NAMES, PROTO_NUMBERS, Box, disjoint
 from .model import EGRESS, INGRESS, Cluster, Net, Policy, Pod, PortMatch, Rule
 
 FAMILY = "inet"
@@ -116,21 +117,28 @@ class NftRule:
     dport: tuple[int, int] | None = None
     dst_ports: tuple[tuple[str, str, int], ...] | None = None   # (pod IP, protocol, port)
     counter: bool = False
+    lookup: str | None = None                        # a set of Boxes: `ip <lookup_addr> . proto . port @set`
+    lookup_addr: str = "saddr"
+    boxes: tuple[Box, ...] = field(default=(), compare=False)   # the set's elements, for `matches`
 
     def text(self) -> str:
+        # Cheap comparisons first: most rules a packet meets are for other ports, and then
+        # the address-set lookup is never made.
         parts: list[str] = []
-        if self.saddr is not None:
-            parts.append(f"ip saddr {_addrs(self.saddr)}")
-        if self.daddr is not None:
-            parts.append(f"ip daddr {_addrs(self.daddr)}")
-        if self.dst_ports is not None:
-            elems = ", ".join(f"{ip} . {proto.lower()} . {port}" for ip, proto, port in self.dst_ports)
-            parts.append(f"ip daddr . meta l4proto . th dport {{ {elems} }}")
+        if self.lookup is not None:
+            parts.append(f"ip {self.lookup_addr} . meta l4proto . th dport @{self.lookup}")
         if self.protocol is not None:
             parts.append(f"meta l4proto {self.protocol.lower()}")
         if self.dport is not None:
             lo, hi = self.dport
             parts.append(f"th dport {lo}" if lo == hi else f"th dport {lo}-{hi}")
+        if self.dst_ports is not None:
+            elems = ", ".join(f"{ip} . {proto.lower()} . {port}" for ip, proto, port in self.dst_ports)
+            parts.append(f"ip daddr . meta l4proto . th dport {{ {elems} }}")
+        if self.saddr is not None:
+            parts.append(f"ip saddr {_addrs(self.saddr)}")
+        if self.daddr is not None:
+            parts.append(f"ip daddr {_addrs(self.daddr)}")
         if self.counter:
             parts.append("counter")
         parts.append(self.verdict)
@@ -139,6 +147,11 @@ class NftRule:
         return " ".join(parts)
 
     def matches(self, pkt: Packet) -> bool:
+        if self.lookup is not None:
+            addr = int(ipaddress.IPv4Address(pkt.src if self.lookup_addr == "saddr" else pkt.dst))
+            proto = PROTO_NUMBERS.get(pkt.protocol, 1)
+            if not any(b.contains(addr, proto, pkt.port) for b in self.boxes):
+                return False
         if self.saddr is not None and not _in(pkt.src, self.saddr):
             return False
         if self.daddr is not None and not _in(pkt.dst, self.daddr):
@@ -187,6 +200,7 @@ class Ruleset:
     """One node's desired table: regular chains, pod maps and the isolated set."""
 
     chains: dict[str, tuple[NftRule, ...]] = field(default_factory=dict)
+    sets: dict[str, tuple[Box, ...]] = field(default_factory=dict)      # per-pod allow sets
     pods: dict[str, dict[str, str]] = field(default_factory=lambda: {INGRESS: {}, EGRESS: {}})
     isolated: frozenset[str] = frozenset()
 
@@ -196,51 +210,44 @@ class Ruleset:
 
     # ---- the kernel's walk, for one new connection
 
-    def _run(self, chain: str, pkt: Packet) -> tuple[str, str] | None:
+    def _run(self, chain: str, pkt: Packet, fast: bool) -> tuple[str, str] | None:
         for rule in self.chains.get(chain, ()):
-            if not rule.matches(pkt):
+            if (rule.lookup is not None and not fast) or not rule.matches(pkt):
                 continue
             if rule.verdict.startswith("jump "):
-                out = self._run(rule.verdict[5:], pkt)
+                out = self._run(rule.verdict[5:], pkt, fast)
                 if out is not None:
                     return out
                 continue
             return rule.verdict, rule.comment
         return None
 
-    def check(self, direction: str, pkt: Packet) -> tuple[bool, str]:
-        """This node's verdict on `pkt` in one direction: (allowed, comment of the deciding rule)."""
+    def check(self, direction: str, pkt: Packet, fast: bool = True) -> tuple[bool, str]:
+        """This node's verdict on `pkt` in one direction: (allowed, comment of the deciding rule).
+        `fast=False` skips the pods' allow sets, so an allowed packet is attributed to the
+        policy rule that allows it (the kernel takes the set; both must agree)."""
         ip = pkt.dst if direction == INGRESS else pkt.src
         chain = self.pods[direction].get(ip)
         if chain is None:
             return True, ""
-        out = self._run(chain, pkt)
+        out = self._run(chain, pkt, fast)
         if out is None:
             return True, ""
         return out[0] == "accept", out[1]
 
-    def verdict(self, pkt: Packet) -> tuple[bool, str]:
+    def verdict(self, pkt: Packet, fast: bool = True) -> tuple[bool, str]:
         """What this node does with the first packet of `pkt`'s connection (egress, then ingress)."""
-        ok, why = self.check(EGRESS, pkt)
+        ok, why = self.check(EGRESS, pkt, fast)
         if not ok:
             return ok, why
-        return self.check(INGRESS, pkt)
+        return self.check(INGRESS, pkt, fast)
+
+    def explain(self, pkt: Packet) -> tuple[bool, str]:
+        """The verdict with the deciding policy rule named: what `kinns trace` should print."""
+        return self.verdict(pkt, fast=False)
 
 
 # ---------------------------------------------------------------- rendering
-
-def _peer_nets(cluster: Cluster, pol: Policy, rule: Rule) -> tuple[Net, ...] | None:
-    """The addresses a rule's peers cover, as disjoint networks; None = every address."""
-    if not rule.peers:
-        return None
-    nets: list[Net] = []
-    for peer in rule.peers:
-        if peer.ip_block is not None:
-            nets.extend(peer.ip_block.networks())
-        else:
-            nets.extend(_host(p.ip) for p in cluster.peer_pods(pol, peer))
-    return tuple(ipaddress.collapse_addresses(nets))
-
 
 def _named_targets(pm: PortMatch, candidates: Iterable[Pod]) -> tuple[tuple[str, str, int], ...]:
     out = []
@@ -259,42 +266,113 @@ def _allow(direction: str, comment: str, nets: tuple[Net, ...] | None, protocol:
                    daddr=nets if direction == EGRESS else None, protocol=protocol, dport=dport, dst_ports=dst_ports)
 
 
-def _policy_chain(cluster: Cluster, pol: Policy, direction: str, local: list[Pod]) -> tuple[NftRule, ...]:
-    """The allow rules of one policy in one direction (shared by the local pods it selects)."""
-    out: list[NftRule] = []
-    for i, rule in enumerate(pol.rules(direction)):
-        comment = f"{pol.key} {_DIR[direction]}[{i}]"
-        nets = _peer_nets(cluster, pol, rule)
-        if nets is not None and not nets:
-            continue                             # peers that match nothing allow nothing
-        if not rule.ports:
-            out.append(_allow(direction, comment, nets))
-            continue
-        for pm in rule.ports:
-            if pm.port is None:
-                out.append(_allow(direction, comment, nets, pm.protocol))
-            elif isinstance(pm.port, int):
-                hi = pm.end_port if pm.end_port is not None else pm.port
-                out.append(_allow(direction, comment, nets, pm.protocol, (pm.port, hi)))
-            elif direction == INGRESS:
-                # A name means a number on each destination pod: here the selected (local) pods.
-                targets = _named_targets(pm, local)
-                if targets:
-                    out.append(_allow(direction, comment, nets, dst_ports=targets))
-            else:
-                # ... and for egress the pods among the peers (non-pods have no named ports),
-                # so the (pod, protocol, port) tuples already say which destinations qualify.
-                cands = cluster.pods if nets is None else [p for p in cluster.pods if _in(p.ip, nets)]
-                targets = _named_targets(pm, cands)
-                if targets:
-                    out.append(_allow(direction, comment, None, dst_ports=targets))
-    return tuple(out)
+def _ranges(nets: tuple[Net, ...] | None) -> list[tuple[int, int]]:
+    if nets is None:
+        return [ALL_ADDRESSES]
+    return [(int(n.network_address), int(n.broadcast_address)) for n in nets]
 
 
-def _pod_chain(pod: Pod, direction: str, pols: list[Policy]) -> tuple[NftRule, ...]:
+class _Renderer:
+    """One render: the cluster plus what several pods' chains and sets share (peer addresses,
+    egress named-port targets), computed once."""
+
+    def __init__(self, cluster: Cluster) -> None:
+        self.cluster = cluster
+        self._nets: dict[tuple[str, str, int], tuple[Net, ...] | None] = {}
+        self._targets: dict[tuple[str, int, PortMatch], tuple[tuple[str, str, int], ...]] = {}
+
+    def peer_nets(self, pol: Policy, direction: str, i: int, rule: Rule) -> tuple[Net, ...] | None:
+        """The addresses a rule's peers cover, as disjoint networks; None = every address."""
+        key = (pol.key, direction, i)
+        if key not in self._nets:
+            nets: list[Net] | None = None
+            if rule.peers:
+                nets = []
+                for peer in rule.peers:
+                    if peer.ip_block is not None:
+                        nets.extend(peer.ip_block.networks())
+                    else:
+                        nets.extend(_host(p.ip) for p in self.cluster.peer_pods(pol, peer))
+            self._nets[key] = None if nets is None else tuple(ipaddress.collapse_addresses(nets))
+        return self._nets[key]
+
+    def egress_targets(self, pol: Policy, i: int, pm: PortMatch,
+                       nets: tuple[Net, ...] | None) -> tuple[tuple[str, str, int], ...]:
+        """For egress a name means a number on each destination pod among the peers (non-pods
+        have no named ports), so the (pod, protocol, port) tuples say which destinations qualify."""
+        key = (pol.key, i, pm)
+        if key not in self._targets:
+            pods = self.cluster.pods
+            cands = pods if nets is None else [p for p in pods if _in(p.ip, nets)]
+            self._targets[key] = _named_targets(pm, cands)
+        return self._targets[key]
+
+    def policy_chain(self, pol: Policy, direction: str, local: list[Pod]) -> tuple[NftRule, ...]:
+        """The allow rules of one policy in one direction (shared by the local pods it selects)."""
+        out: list[NftRule] = []
+        for i, rule in enumerate(pol.rules(direction)):
+            comment = f"{pol.key} {_DIR[direction]}[{i}]"
+            nets = self.peer_nets(pol, direction, i, rule)
+            if nets is not None and not nets:
+                continue                             # peers that match nothing allow nothing
+            if not rule.ports:
+                out.append(_allow(direction, comment, nets))
+                continue
+            for pm in rule.ports:
+                if pm.port is None:
+                    out.append(_allow(direction, comment, nets, pm.protocol))
+                elif isinstance(pm.port, int):
+                    hi = pm.end_port if pm.end_port is not None else pm.port
+                    out.append(_allow(direction, comment, nets, pm.protocol, (pm.port, hi)))
+                elif direction == INGRESS:
+                    # A name means a number on each destination pod: here the selected (local) pods.
+                    targets = _named_targets(pm, local)
+                    if targets:
+                        out.append(_allow(direction, comment, nets, dst_ports=targets))
+                else:
+                    targets = self.egress_targets(pol, i, pm, nets)
+                    if targets:
+                        out.append(_allow(direction, comment, None, dst_ports=targets))
+        return tuple(out)
+
+    def pod_boxes(self, pod: Pod, direction: str, pols: list[Policy]) -> tuple[Box, ...]:
+        """Everything `pols` allow `pod` in `direction`, as disjoint boxes (boxes.py)."""
+        boxes: list[Box] = []
+        for pol in pols:
+            for i, rule in enumerate(pol.rules(direction)):
+                nets = self.peer_nets(pol, direction, i, rule)
+                ranges = _ranges(nets)
+                if not rule.ports:
+                    boxes += [Box(lo, hi, ANY) for lo, hi in ranges]
+                    continue
+                for pm in rule.ports:
+                    proto = PROTO_NUMBERS.get(pm.protocol)
+                    if proto is None:
+                        continue
+                    if pm.port is None:
+                        boxes += [Box(lo, hi, proto) for lo, hi in ranges]
+                    elif isinstance(pm.port, int):
+                        end = pm.end_port if pm.end_port is not None else pm.port
+                        boxes += [Box(lo, hi, proto, pm.port, end) for lo, hi in ranges]
+                    elif direction == INGRESS:
+                        number = pod.named_port(pm.port, pm.protocol)
+                        if number is not None:
+                            boxes += [Box(lo, hi, proto, number, number) for lo, hi in ranges]
+                    else:
+                        for ip, _, number in self.egress_targets(pol, i, pm, nets):
+                            a = int(ipaddress.IPv4Address(ip))
+                            boxes.append(Box(a, a, proto, number, number))
+        return disjoint(boxes)
+
+
+def _pod_chain(pod: Pod, direction: str, pols: list[Policy], allow_set: str,
+               boxes: tuple[Box, ...]) -> tuple[NftRule, ...]:
     me = (_host(pod.ip),)
     rules = [NftRule("accept", f"{pod.key} may always reach itself", saddr=me if direction == INGRESS else None,
                      daddr=me if direction == EGRESS else None)]
+    if boxes:
+        rules.append(NftRule("accept", f"{pod.key} {_DIR[direction]}: allowed by a policy (the chains below say which)",
+                             lookup=allow_set, lookup_addr="saddr" if direction == INGRESS else "daddr", boxes=boxes))
     rules += [NftRule(f"jump {chain_name('policy', direction, pol.key)}") for pol in pols]
     names = ", ".join(p.key for p in pols)
     rules.append(NftRule("drop", f"{pod.key} {_DIR[direction]}: isolated by {names}; no rule allows", counter=True))
@@ -305,6 +383,7 @@ def render(cluster: Cluster, node: str) -> Ruleset:
     """The ruleset of `node`: chains for its isolated pods and the policies that isolate them.
     Pods on other nodes and policies selecting none of this node's pods cost nothing here."""
     rs = Ruleset()
+    r = _Renderer(cluster)
     local = [p for p in cluster.pods if p.node == node]
     isolated: set[str] = set()
     for direction in (EGRESS, INGRESS):
@@ -314,14 +393,18 @@ def render(cluster: Cluster, node: str) -> Ruleset:
             if not pols:
                 continue
             chain = chain_name("pod", direction, pod.key)
-            rs.chains[chain] = _pod_chain(pod, direction, pols)
+            allow_set = chain_name("allow", direction, pod.key)
+            boxes = r.pod_boxes(pod, direction, pols)
+            if boxes:
+                rs.sets[allow_set] = boxes
+            rs.chains[chain] = _pod_chain(pod, direction, pols, allow_set, boxes)
             rs.pods[direction][pod.ip] = chain
             isolated.add(pod.ip)
             for pol in pols:
                 users.setdefault(pol.key, (pol, []))[1].append(pod)
         for key in sorted(users):
             pol, pods = users[key]
-            rs.chains[chain_name("policy", direction, key)] = _policy_chain(cluster, pol, direction, pods)
+            rs.chains[chain_name("policy", direction, key)] = r.policy_chain(pol, direction, pods)
     rs.isolated = frozenset(isolated)
     return rs
 
@@ -350,11 +433,33 @@ def _base_chains() -> list[str]:
     return lines
 
 
-def _elements(name: str, items: Iterable[str]) -> list[str]:
+def _elements(name: str, items: Iterable[str], chunk: int = 1000) -> list[str]:
     items = list(items)
-    if not items:
-        return []
-    return [f"add element {_T} {name} {{ {', '.join(items)} }}"]
+    return [f"add element {_T} {name} {{ {', '.join(items[i:i + chunk])} }}" for i in range(0, len(items), chunk)]
+
+
+def _ip_range(lo: int, hi: int) -> str:
+    a, b = ipaddress.IPv4Address(lo), ipaddress.IPv4Address(hi)
+    if lo == hi:
+        return str(a)
+    nets = list(ipaddress.summarize_address_range(a, b))
+    return str(nets[0]) if len(nets) == 1 else f"{a}-{b}"
+
+
+def _box_text(b: Box) -> str:
+    if b.proto == ANY:
+        return f"{_ip_range(b.addr_lo, b.addr_hi)} . 0-255 . 0-65535"
+    ports = str(b.port_lo) if b.port_lo == b.port_hi else f"{b.port_lo}-{b.port_hi}"
+    return f"{_ip_range(b.addr_lo, b.addr_hi)} . {PROTO_NAMES[b.proto]} . {ports}"
+
+
+def _set_lines(name: str, boxes: tuple[Box, ...]) -> list[str]:
+    return _elements(name, (_box_text(b) for b in boxes))
+
+
+def _add_set(name: str) -> str:
+    return (f"add set {_T} {name} {{ type ipv4_addr . inet_proto . inet_service ; flags interval ; "
+            f"comment {_quote('what the policies of ' + name.split('-', 2)[2] + ' allow')} ; }}")
 
 
 def _map_lines(rs: Ruleset) -> list[str]:
@@ -376,13 +481,21 @@ def transaction(new: Ruleset, old: Ruleset | None) -> str:
         lines = [f"add table {_T} {{ comment {_quote(TABLE_COMMENT)} ; }}", f"delete table {_T}",
                  f"add table {_T} {{ comment {_quote(TABLE_COMMENT)} ; }}"]
         lines += _skeleton()
+        for name, boxes in new.sets.items():
+            lines += [_add_set(name)] + _set_lines(name, boxes)
         lines += [f"add chain {_T} {name}" for name in new.chains]
         for name, rules in new.chains.items():
             lines += _chain_lines(name, rules)
         lines += _map_lines(new)
         lines += _base_chains()
         return "\n".join(lines) + "\n"
-    lines = [f"add chain {_T} {name}" for name in new.chains if name not in old.chains]
+    lines = []
+    for name, boxes in new.sets.items():
+        if name not in old.sets:
+            lines += [_add_set(name)] + _set_lines(name, boxes)
+        elif old.sets[name] != boxes:
+            lines += [f"flush set {_T} {name}"] + _set_lines(name, boxes)
+    lines += [f"add chain {_T} {name}" for name in new.chains if name not in old.chains]
     for name, rules in new.chains.items():
         if old.chains.get(name) != rules:
             if name in old.chains:
@@ -394,4 +507,5 @@ def transaction(new: Ruleset, old: Ruleset | None) -> str:
     stale = [name for name in old.chains if name not in new.chains]
     lines += [f"flush chain {_T} {name}" for name in stale]
     lines += [f"delete chain {_T} {name}" for name in stale]
+    lines += [f"delete set {_T} {name}" for name in old.sets if name not in new.sets]
     return "\n".join(lines) + "\n" if lines else ""

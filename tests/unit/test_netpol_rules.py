@@ -64,11 +64,15 @@ def cluster(*policies: Policy, pods: list[Pod] | None = None) -> Cluster:
 
 
 def rendered_allowed(rulesets: dict[str, Ruleset], c: Cluster, pkt: Packet) -> bool:
-    """Source node's egress rules, then destination node's ingress rules (one node: both at once)."""
+    """Source node's egress rules, then destination node's ingress rules (one node: both at once).
+    The pods' allow sets (what the kernel uses) and the policy chains alone must agree."""
     src, dst = c.by_ip.get(pkt.src), c.by_ip.get(pkt.dst)
-    if src is not None and not rulesets[src.node].check(EGRESS, pkt)[0]:
-        return False
-    return dst is None or rulesets[dst.node].check(INGRESS, pkt)[0]
+    verdicts = []
+    for fast in (True, False):
+        ok = src is None or rulesets[src.node].check(EGRESS, pkt, fast)[0]
+        verdicts.append(ok and (dst is None or rulesets[dst.node].check(INGRESS, pkt, fast)[0]))
+    assert verdicts[0] == verdicts[1], f"allow set and policy chains disagree on {pkt}"
+    return verdicts[0]
 
 
 def tables(c: Cluster, port: int, protocol: str) -> tuple[str, str]:
@@ -426,18 +430,24 @@ def test_table_text_names_policies_and_pods() -> None:
     assert "add element inet kinns-network-policies ingress-pods { 10.244.1.10 : jump pod-ingress-x/a }" in text
     chain = rs.chains["policy-ingress-x/allow-b"]
     assert [r.text() for r in chain] == [
-        'ip saddr 10.244.1.11 ip daddr . meta l4proto . th dport { 10.244.1.10 . tcp . 80 } accept '
+        'ip daddr . meta l4proto . th dport { 10.244.1.10 . tcp . 80 } ip saddr 10.244.1.11 accept '
         'comment "x/allow-b ingress[0]"',
-        'ip saddr 10.244.1.11 meta l4proto tcp th dport 81-82 accept comment "x/allow-b ingress[0]"']
+        'meta l4proto tcp th dport 81-82 ip saddr 10.244.1.11 accept comment "x/allow-b ingress[0]"']
     pod_chain = [r.text() for r in rs.chains["pod-ingress-x/a"]]
     assert pod_chain == ['ip saddr 10.244.1.10 accept comment "x/a may always reach itself"',
+                         'ip saddr . meta l4proto . th dport @allow-ingress-x/a accept '
+                         'comment "x/a ingress: allowed by a policy (the chains below say which)"',
                          "jump policy-ingress-x/allow-b",
                          'counter drop comment "x/a ingress: isolated by x/allow-b; no rule allows"']
+    # the union of x/a's policies: x/b on 80 (the named port on x/a) and 81-82, merged
+    assert "add element inet kinns-network-policies allow-ingress-x/a { 10.244.1.11 . tcp . 80-82 }" in text
     # n2 holds only its own pods (x/b is not isolated): nothing to write but the skeleton.
     assert not render(c, "n2").chains
     why = rs.verdict(Packet(ip_of("y", "a"), ip_of("x", "a"), "TCP", 80))
     assert why == (False, "x/a ingress: isolated by x/allow-b; no rule allows")
-    assert rs.verdict(Packet(ip_of("x", "b"), ip_of("x", "a"), "TCP", 82)) == (True, "x/allow-b ingress[0]")
+    ok = Packet(ip_of("x", "b"), ip_of("x", "a"), "TCP", 82)
+    assert rs.verdict(ok) == (True, "x/a ingress: allowed by a policy (the chains below say which)")
+    assert rs.explain(ok) == (True, "x/allow-b ingress[0]")
 
 
 def test_incremental_transaction_touches_only_what_changed() -> None:
@@ -552,3 +562,50 @@ def test_conntrack_plan_cuts_only_what_the_new_rules_deny() -> None:
     # is allowed, x/a's own egress is not isolated, and TIME_WAIT carries nothing.
     assert [(f.src, f.protocol) for f in cut] == [("10.244.2.11", "TCP"), ("10.244.3.10", "SCTP")]
     assert plan(parse(CONNTRACK_L), render(cluster(), "n1")) == []
+
+
+# --------------------------------------------------------------- allow sets
+
+def overlap(a: Any, b: Any) -> bool:
+    protos = a.proto == b.proto or -1 in (a.proto, b.proto)
+    return (a.addr_lo <= b.addr_hi and b.addr_lo <= a.addr_hi and protos
+            and a.port_lo <= b.port_hi and b.port_lo <= a.port_hi)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_disjoint_boxes_cover_exactly_the_union(seed: int) -> None:
+    from kinns.netpol.boxes import ANY, Box, disjoint
+    rng = random.Random(seed)
+    boxes = []
+    for _ in range(rng.randrange(1, 12)):
+        lo = rng.randrange(0, 60)
+        plo = rng.randrange(0, 30)
+        boxes.append(Box(lo, lo + rng.randrange(0, 20), rng.choice([6, 17, 132, ANY]), plo,
+                         plo + rng.randrange(0, 10)))
+    out = disjoint(boxes)
+    assert not any(overlap(a, b) for i, a in enumerate(out) for b in out[i + 1:]), out
+    for addr in range(0, 82):
+        for proto in (1, 6, 17, 132):
+            for port in range(0, 42):
+                assert any(b.contains(addr, proto, port) for b in out) == \
+                    any(b.contains(addr, proto, port) for b in boxes), (addr, proto, port)
+
+
+def test_allow_sets_are_accepted_by_the_real_nft_and_a_thousand_policies_make_one_set(scratch_netns: str) -> None:
+    pols = [policy("x", f"p{i:04d}", {"podSelector": {"matchLabels": {"pod": "a"}}, "ingress": [{"from": [
+        {"ipBlock": {"cidr": f"172.{16 + i % 16}.0.0/16", "except": [f"172.{16 + i % 16}.{i % 250}.0/24"]}}],
+        "ports": [{"port": 9000 + i % 100, "endPort": 9100 + i % 100}]}]}) for i in range(1000)]
+    c = cluster(*pols)
+    rs = render(c, "n1")
+    listing = nft(scratch_netns, transaction(rs, None))
+    assert "set allow-ingress-x/a {" in listing and "flags interval" in listing
+    assert len(rs.chains["pod-ingress-x/a"]) == 1000 + 3
+    # a packet from one of the blocks is accepted by the set rule, before any policy chain
+    pkt = Packet("172.16.251.7", ip_of("x", "a"), "TCP", 9050)
+    assert rs.verdict(pkt) == (True, "x/a ingress: allowed by a policy (the chains below say which)")
+    assert rs.explain(pkt)[1].startswith("x/p0000 ingress[0]")
+    rng = random.Random(3)
+    for _ in range(300):
+        pkt = Packet(f"172.{rng.randrange(15, 33)}.{rng.randrange(256)}.7", ip_of("x", "a"), "TCP",
+                     rng.randrange(8990, 9210))
+        assert rs.verdict(pkt)[0] == rs.explain(pkt)[0] == c.allowed(*pkt), pkt
