@@ -37,12 +37,21 @@ The table:
         [ingress only] TCP without SYN from/to @isolated-pods: drop
         ip saddr vmap @egress-pods  /  ip daddr vmap @ingress-pods
     map egress-pods / ingress-pods   pod IP : jump pod-<dir>-<ns>/<pod>   (isolated local pods)
+    set allow-ingress-<ns>/<pod>  ipv4_addr . inet_proto . inet_service, intervals
+        the union of everything the pod's policies allow (boxes.py)
     chain pod-ingress-<ns>/<pod>
         ip saddr <itself> accept                      a pod may always reach itself
+        ip saddr . meta l4proto . th dport @allow-ingress-<ns>/<pod> accept
         jump policy-ingress-<ns>/<policy>             for every policy isolating it, by name
         counter drop comment "<ns>/<pod> ingress: ..." what nothing allowed
     chain policy-ingress-<ns>/<policy>
-        ip saddr { peers } meta l4proto tcp th dport 80 accept comment "<ns>/<policy> ingress[0]"
+        meta l4proto tcp th dport 80 ip saddr { peers } accept comment "<ns>/<policy> ingress[0]"
+
+An allowed connection is accepted by one lookup in its pod's allow set,
+however many policies select the pod; only a connection about to be
+dropped walks the policy chains (which decide exactly as the set does) to
+the drop rule that counts it, and `Ruleset.explain` walks them to name the
+policy that allowed one.
 
 Every allow carries its policy's `ns/name` and rule index, every drop its
 pod, so `nft list table inet kinns-network-policies` (and a packet trace)
