@@ -3,9 +3,10 @@
 The shape follows ingress-nginx's nginx.tmpl so a user who has read one
 recognises the other: upstreams named `<namespace>-<service>-<port>`
 holding the pod endpoints themselves (kept-alive connections), one
-`server` per host listening on 80 and 443 (`ssl http2`) with the host's
-certificate so SNI picks it, a default server `_` that answers what no
-host claims, and the headers upstream sets (`X-Real-IP`, `X-Forwarded-For`
+`server` per host listening on 80 and 443, with the host's certificate when
+it has one so SNI picks it (others complete the handshake with the default
+server's self-signed certificate), a default server `_` that answers what
+no host claims, and the headers upstream sets (`X-Real-IP`, `X-Forwarded-For`
 = the client address, `X-Forwarded-Host/Port/Proto/Scheme`, `X-Request-ID`,
 `X-Original-URI`) plus `Upgrade`/`Connection` so WebSockets pass through.
 
@@ -30,7 +31,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 
-from .routing import DEFAULT_SERVER, Location, Plan, Server, Upstream
+from .routing import DEFAULT_CERT, DEFAULT_SERVER, Location, Plan, Server, Upstream
 
 CHECKSUM_MARK = "@@CHECKSUM@@"
 
@@ -96,18 +97,25 @@ def _location(loc: Location) -> list[str]:
 
 
 def _server(srv: Server, s: Settings) -> list[str]:
-    default = " default_server" if srv.name == DEFAULT_SERVER else ""
-    h2 = " http2" if s.http2 else ""
-    cert = f"{s.ssl_dir}/{srv.certificate}"
+    """A host's server.  Only the default server and hosts with a certificate of
+    their own carry TLS settings: every `ssl_certificate` costs nginx an SSL
+    context (milliseconds per server on each reload), while a host on the same
+    443 socket without one completes the handshake with the default server's
+    certificate and is still routed by its Host header."""
+    default = srv.name == DEFAULT_SERVER
+    own_cert = default or srv.certificate != DEFAULT_CERT
+    flags = (" ssl" + (" http2" if s.http2 else "")) if own_cert else ""
+    tail = " default_server backlog=4096" if default else ""
     lines = [
         "server {",
         f"    server_name {server_name(srv.name)};",
-        f"    {_listen(s, s.http_port, default + ' backlog=4096' if default else '')}",
-        f"    {_listen(s, s.https_port, ' ssl' + h2 + default + (' backlog=4096' if default else ''))}",
-        f"    ssl_certificate {quote(cert)};",
-        f"    ssl_certificate_key {quote(cert)};",
-        '    set $proxy_upstream_name "-";',
+        f"    {_listen(s, s.http_port, tail)}",
+        f"    {_listen(s, s.https_port, flags + tail)}",
     ]
+    if own_cert:
+        cert = f"{s.ssl_dir}/{srv.certificate}"
+        lines += [f"    ssl_certificate {quote(cert)};", f"    ssl_certificate_key {quote(cert)};"]
+    lines.append('    set $proxy_upstream_name "-";')
     for loc in srv.locations:
         lines += _location(loc)
     return lines + ["}"]

@@ -195,28 +195,31 @@ def select(ingresses: Sequence[Obj], host: str, path: str) -> Route | None:
     Ingress because routes are considered oldest first.
     """
     ordered = sorted(ingresses, key=age_order)
-    routes = [r for ing in ordered for r in routes_of(ing)]
+    per_ingress = [(ing, routes_of(ing)) for ing in ordered]
+    routes = [r for _ing, rs in per_ingress for r in rs]
     server = server_for({r.host for r in routes if r.host}, host)
-    mine = [r for r in routes if (r.host or DEFAULT_SERVER) == server]
-    hit = best(mine, path)
+    hit = best([r for r in routes if (r.host or DEFAULT_SERVER) == server], path)
     if hit is not None:
         return hit
-    return _fallback(ordered, server)
+    by_host, fallback = fallbacks(per_ingress)
+    return by_host.get(server, fallback)
 
 
-def _fallback(ordered: Sequence[Obj], server: str) -> Route | None:
-    """Unmatched: the defaultBackend of the oldest Ingress with rules for this
-    host that has one, else of the oldest Ingress that has one."""
-    if server != DEFAULT_SERVER:
-        for ing in ordered:
-            d = default_backend(ing)
-            if d is not None and any(r.host == server for r in routes_of(ing)):
-                return d
-    for ing in ordered:
+def fallbacks(per_ingress: Sequence[tuple[Obj, list[Route]]]) -> tuple[dict[str, Route], Route | None]:
+    """What answers when no path matches: per host, the defaultBackend of the
+    oldest Ingress with rules for that host that has one; everywhere else the
+    oldest Ingress's defaultBackend (None: the controller's 404)."""
+    by_host: dict[str, Route] = {}
+    fallback: Route | None = None
+    for ing, routes in per_ingress:   # oldest first
         d = default_backend(ing)
-        if d is not None:
-            return d
-    return None
+        if d is None:
+            continue
+        fallback = fallback or d
+        for r in routes:
+            if r.host:
+                by_host.setdefault(r.host, d)
+    return by_host, fallback
 
 
 # ---------------------------------------------------------------- the plan
@@ -460,15 +463,21 @@ def build(snap: Snapshot) -> Plan:
     ordered = sorted(snap.ingresses, key=age_order)
     events: list[Event] = []
     reported: set[tuple[str, str]] = set()
-    routes = _winners([r for ing in ordered for r in routes_of(ing)], events)
+    per_ingress = [(ing, routes_of(ing)) for ing in ordered]
+    routes = _winners([r for _ing, rs in per_ingress for r in rs], events)
+    by_server: dict[str, list[Route]] = {}
+    for r in routes:
+        by_server.setdefault(r.host or DEFAULT_SERVER, []).append(r)
+    default_for, fallback = fallbacks(per_ingress)
     backends = _Backends(snap)
     names = sorted({r.host for r in routes if r.host}
                    | {str(h).lower() for ing in ordered for t in _dicts(_d(ing.get("spec")).get("tls"))
                       for h in t.get("hosts") or [] if h})
     servers: list[Server] = []
     for name in [DEFAULT_SERVER] + names:
-        mine = [r for r in routes if (r.host or DEFAULT_SERVER) == name]
-        servers.append(Server(name, _server_locations(mine, _fallback(ordered, name), backends, events, reported)))
+        locations = _server_locations(by_server.get(name, []), default_for.get(name, fallback), backends, events,
+                                      reported)
+        servers.append(Server(name, locations))
     certs: dict[str, str] = {}
     parsed: dict[str, Certificate | str] = {}
     by_name = {s.name: s for s in servers}
