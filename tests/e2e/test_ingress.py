@@ -171,10 +171,10 @@ def test_two_paths_to_two_deployments_and_the_status_address(cluster: ClusterHan
     assert eventually(lb, "paths.example.com", "/one") in names(cluster, "one")
     assert {request(lb, "paths.example.com", "/two/deeper")[1] for _ in range(6)} == names(cluster, "two")
     assert request(lb, "paths.example.com", "/three")[0] == 404
-    # nginx sends requests straight to the pod endpoints (its access log names them).
+    # nginx sends requests straight to the pod endpoints (its access log, flushed each second, names them).
     ips = {p["status"]["podIP"] for p in pods(cluster, "app=one")}
-    logs = cluster.kubectl("logs", "-n", "ingress-nginx", "deploy/ingress-nginx-controller").stdout
-    assert any(f"[default-one-http] [] {ip}:9376" in logs for ip in ips)
+    wait_for(lambda: any(f"[default-one-http] [] {ip}:9376" in cluster.kubectl(
+        "logs", "-n", "ingress-nginx", "deploy/ingress-nginx-controller").stdout for ip in ips))
 
 
 def test_host_based_routing_with_a_wildcard(cluster: ClusterHandle, lb: str) -> None:
