@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 packages=(python3 python3-venv python3-pip nftables iptables iproute2 conntrack dnsutils curl
           busybox containernetworking-plugins procps psmisc kmod util-linux ca-certificates iputils-ping
-          tcpdump iperf3 dnsperf dnsmasq-base etcd-server etcd-client)
+          tcpdump iperf3 dnsperf dnsmasq-base etcd-server etcd-client nginx wrk)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
@@ -16,6 +16,11 @@ if [ "${#missing[@]}" -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq "${missing[@]}" >/dev/null
+  # kinns runs nginx only inside the ingress controller's pods; the package's
+  # own service would listen on the host's port 80.
+  if [[ " ${missing[*]} " == *" nginx "* ]] && command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+    systemctl disable --now nginx.service >/dev/null 2>&1 || true
+  fi
 fi
 
 if [ ! -x .venv/bin/python ]; then
