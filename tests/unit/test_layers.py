@@ -44,7 +44,8 @@ def test_api_and_client_do_not_import_the_node_side(layer: str) -> None:
 PURE = ["net/desired.py", "controllers/scheduling.py", "controllers/rollout.py",
         "controllers/daemonset_plan.py", "controllers/nodehealth.py", "controllers/taints.py", "node/dnsconfig.py", "node/envvars.py",
         "proxy/model.py", "proxy/tracker.py", "proxy/roundrobin.py", "node/security.py", "api/podsecurity.py",
-        "api/cron.py", "controllers/job_plan.py", "controllers/job_intervals.py"]
+        "api/cron.py", "controllers/job_plan.py", "controllers/job_intervals.py",
+        "ingress/routing.py", "ingress/nginxconf.py", "ingress/certs.py"]
 IO_MODULES = {"subprocess", "socket", "pyroute2", "aiohttp", "sqlite3", "kinns.client", "kinns.net.netns",
               "kinns.net.applier", "kinns.node.runtime"}
 
