@@ -112,11 +112,11 @@ class IngressController:
         for inf in f.informers():
             inf.max_backoff = 5.0
             inf.add_handlers(on_add=self._changed, on_update=self._updated, on_delete=self._changed)
-        self.ingresses.add_handlers(on_add=self._scheduled, on_update=self._rescheduled)
         self.dirty = asyncio.Event()
         self.status_dirty = asyncio.Event()
         self.ready = False
         self.reported: set[routing.Event] = set()
+        self.seen: dict[str, Any] = {}           # uid → generation of the Ingresses taken
         self.last_reload = 0.0
 
     # ------------------------------------------------------------ handlers
@@ -134,14 +134,17 @@ class IngressController:
         return routing.is_ours(ing, self.opts.ingress_class, self.opts.controller_class, classes,
                                self.opts.watch_without_class)
 
-    def _scheduled(self, ing: dict[str, Any]) -> None:
-        """`Normal Sync "Scheduled for sync"` on an Ingress this controller takes, as upstream says it."""
-        if self._ours(ing):
-            self.client.emit_event(ing, "Sync", "Scheduled for sync", component=COMPONENT)
-
-    def _rescheduled(self, old: dict[str, Any], new: dict[str, Any]) -> None:
-        if (old.get("metadata") or {}).get("generation") != (new.get("metadata") or {}).get("generation"):
-            self._scheduled(new)
+    def _scheduled(self, ours: list[dict[str, Any]]) -> None:
+        """`Normal Sync "Scheduled for sync"` on each Ingress this controller takes, new or with a new
+        generation, as upstream says it (from the sync, when every informer has the classes)."""
+        seen: dict[str, Any] = {}
+        for ing in ours:
+            meta = ing.get("metadata") or {}
+            uid, gen = meta.get("uid", ""), meta.get("generation")
+            seen[uid] = gen
+            if uid not in self.seen or self.seen[uid] != gen:
+                self.client.emit_event(ing, "Sync", "Scheduled for sync", component=COMPONENT)
+        self.seen = seen
 
     # ------------------------------------------------------------ the plan
 
@@ -166,7 +169,9 @@ class IngressController:
     async def sync(self) -> None:
         """Render the cluster's Ingresses and make nginx run them (reload only on a change)."""
         start = time.monotonic()
-        plan = routing.build(self.snapshot())
+        snap = self.snapshot()
+        self._scheduled(list(snap.ingresses))
+        plan = routing.build(snap)
         text = render(plan, self.settings())
         self._report(plan.events)
         if text == self.nginx.live:
