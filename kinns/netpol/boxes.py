@@ -18,6 +18,7 @@ intervals that allow the same.  Pure; rules.py renders the result.
 
 from __future__ import annotations
 
+import functools
 from typing import Iterable, NamedTuple
 
 PROTO_NUMBERS = {"TCP": 6, "UDP": 17, "SCTP": 132}
@@ -53,35 +54,38 @@ def _merge(intervals: Iterable[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
 
 
 Signature = tuple[tuple[int, tuple[tuple[int, int], ...]], ...]
+Key = tuple[int, int, int]                      # (protocol, port lo, port hi) of a covering box
 
 
-def _signature(active: Iterable[Box]) -> Signature:
+@functools.lru_cache(maxsize=65536)
+def _signature(keys: frozenset[Key]) -> Signature:
     """What a set of covering boxes allows, per protocol: ((ANY, ...),) or ((proto, ports), ...)."""
     ports: dict[int, list[tuple[int, int]]] = {}
-    for b in active:
-        if b.proto == ANY:
+    for proto, lo, hi in keys:
+        if proto == ANY:
             return ((ANY, (ALL_PORTS,)),)
-        ports.setdefault(b.proto, []).append((b.port_lo, b.port_hi))
+        ports.setdefault(proto, []).append((lo, hi))
     return tuple((proto, _merge(iv)) for proto, iv in sorted(ports.items()))
 
 
 def disjoint(boxes: Iterable[Box]) -> tuple[Box, ...]:
     """The union of `boxes` as disjoint boxes (sorted by address, then protocol and port)."""
-    events: dict[int, list[tuple[int, Box]]] = {}
+    events: dict[int, list[tuple[int, Key]]] = {}
     for b in boxes:
-        events.setdefault(b.addr_lo, []).append((1, b))
-        events.setdefault(b.addr_hi + 1, []).append((-1, b))
-    active: dict[Box, int] = {}
-    runs: list[tuple[int, int, Signature]] = []        # address intervals with what they allow
+        key = (b.proto, b.port_lo, b.port_hi)
+        events.setdefault(b.addr_lo, []).append((1, key))
+        events.setdefault(b.addr_hi + 1, []).append((-1, key))
+    active: dict[Key, int] = {}                  # what covers the current address, with multiplicity
+    runs: list[tuple[int, int, Signature]] = []  # address intervals with what they allow
     points = sorted(events)
     for i, at in enumerate(points):
-        for delta, b in events[at]:
-            active[b] = active.get(b, 0) + delta
-            if not active[b]:
-                del active[b]
+        for delta, key in events[at]:
+            active[key] = active.get(key, 0) + delta
+            if not active[key]:
+                del active[key]
         if not active or i + 1 == len(points):
             continue
-        sig = _signature(active)
+        sig = _signature(frozenset(active))
         end = points[i + 1] - 1
         if runs and runs[-1][2] == sig and runs[-1][1] + 1 == at:
             runs[-1] = (runs[-1][0], end, sig)

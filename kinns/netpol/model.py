@@ -153,6 +153,14 @@ class Rule:
     peers: tuple[Peer, ...] = ()
     ports: tuple[PortMatch, ...] = ()
 
+    @functools.cached_property
+    def block_nets(self) -> tuple[Net, ...] | None:
+        """For a rule whose peers are all ipBlocks: their addresses as disjoint networks,
+        computed once per parsed policy (they do not depend on pods); else None."""
+        if not self.peers or any(p.ip_block is None for p in self.peers):
+            return None
+        return tuple(ipaddress.collapse_addresses(n for p in self.peers if p.ip_block for n in p.ip_block.networks()))
+
 
 @dataclass(frozen=True)
 class Policy:

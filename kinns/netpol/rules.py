@@ -78,6 +78,7 @@ clean-up and for tests that hold the rules against the spec (model.allowed).
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from dataclasses import dataclass, field
 from typing import Iterable, NamedTuple
@@ -275,6 +276,12 @@ def _allow(direction: str, comment: str, nets: tuple[Net, ...] | None, protocol:
                    daddr=nets if direction == EGRESS else None, protocol=protocol, dport=dport, dst_ports=dst_ports)
 
 
+@functools.lru_cache(maxsize=8192)
+def _collapse(nets: tuple[Net, ...]) -> tuple[Net, ...]:
+    """Disjoint, merged networks (cached: the same ipBlocks come back every sync)."""
+    return tuple(ipaddress.collapse_addresses(nets))
+
+
 def _ranges(nets: tuple[Net, ...] | None) -> list[tuple[int, int]]:
     if nets is None:
         return [ALL_ADDRESSES]
@@ -292,6 +299,8 @@ class _Renderer:
 
     def peer_nets(self, pol: Policy, direction: str, i: int, rule: Rule) -> tuple[Net, ...] | None:
         """The addresses a rule's peers cover, as disjoint networks; None = every address."""
+        if rule.block_nets is not None:
+            return rule.block_nets
         key = (pol.key, direction, i)
         if key not in self._nets:
             nets: list[Net] | None = None
@@ -302,7 +311,7 @@ class _Renderer:
                         nets.extend(peer.ip_block.networks())
                     else:
                         nets.extend(_host(p.ip) for p in self.cluster.peer_pods(pol, peer))
-            self._nets[key] = None if nets is None else tuple(ipaddress.collapse_addresses(nets))
+            self._nets[key] = None if nets is None else _collapse(tuple(nets))
         return self._nets[key]
 
     def egress_targets(self, pol: Policy, i: int, pm: PortMatch,
