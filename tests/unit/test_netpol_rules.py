@@ -75,9 +75,10 @@ def rendered_allowed(rulesets: dict[str, Ruleset], c: Cluster, pkt: Packet) -> b
     return verdicts[0]
 
 
-def tables(c: Cluster, port: int, protocol: str) -> tuple[str, str]:
-    """(oracle table, rendered-rules table) for one port/protocol, truthtable.go style."""
-    rulesets = {n: render(c, n) for n in NODES}
+def tables(c: Cluster, port: int, protocol: str, allow_set_from: int = 1) -> tuple[str, str]:
+    """(oracle table, rendered-rules table) for one port/protocol, truthtable.go style.
+    Rendered with allow sets for every isolated pod unless told otherwise (`check` does both)."""
+    rulesets = {n: render(c, n, allow_set_from) for n in NODES}
     keys = [f"{ns}/{p}" for ns in NAMESPACES for p in PODS]
     rows_o, rows_r = [], []
     for src in keys:
@@ -106,6 +107,7 @@ def check(c: Cluster, expected: str, port: int = 80, protocol: str = "TCP") -> N
     oracle, rules = tables(c, port, protocol)
     assert oracle == expected, f"spec says:\n{oracle}\nexpected:\n{expected}"
     assert rules == expected, f"rules do:\n{rules}\nexpected:\n{expected}"
+    assert tables(c, port, protocol, allow_set_from=1000)[1] == expected, "chains alone differ"
 
 
 # --------------------------------------------------------------- truth tables
@@ -409,7 +411,7 @@ def test_random_policies_rendered_rules_agree_with_the_spec(seed: int) -> None:
     rng = random.Random(seed)
     c = cluster(*(random_policy(rng, i) for i in range(rng.randrange(1, 5))))
     for port, proto in ((80, "TCP"), (81, "TCP"), (80, "UDP"), (81, "SCTP"), (90, "TCP"), (0, "ICMP")):
-        oracle, rules = tables(c, port, proto)
+        oracle, rules = tables(c, port, proto, allow_set_from=seed % 3)
         assert rules == oracle, f"seed {seed} {proto}/{port}\nspec:\n{oracle}\nrules:\n{rules}"
     outside = Packet("192.168.7.7", ip_of("x", "a"), "TCP", 80)
     assert rendered_allowed({n: render(c, n) for n in NODES}, c, outside) == c.allowed(*outside)
@@ -421,7 +423,7 @@ def test_table_text_names_policies_and_pods() -> None:
     c = cluster(policy("x", "allow-b", {"podSelector": {"matchLabels": {"pod": "a"}},
                                         "ingress": [{"from": [{"podSelector": {"matchLabels": {"pod": "b"}}}],
                                                      "ports": [{"port": "serve-80-tcp"}, {"port": 81, "endPort": 82}]}]}))
-    rs = render(c, "n1")
+    rs = render(c, "n1", allow_set_from=1)
     text = transaction(rs, None)
     assert f"add table inet {TABLE}" in text
     assert "add chain inet kinns-network-policies ingress { type filter hook forward priority filter ; policy accept ; }" in text
