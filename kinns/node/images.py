@@ -63,9 +63,20 @@ COMPONENT_IMAGES: dict[str, str] = {
     "kube-controller-manager": "kinns.controllers",
     "kube-scheduler": "kinns.controllers.scheduler_main",
     "kube-network-policies": "kinns.netpol",
-    # registry.k8s.io/ingress-nginx/controller: the controller, nginx in its container.
-    "controller": "kinns.ingress",
+    # registry.k8s.io/ingress-nginx/controller: the controller, nginx in its container.  Keyed by
+    # the last two path parts: a bare "controller" would also catch MetalLB's and others'.
+    "ingress-nginx/controller": "kinns.ingress",
 }
+
+
+def component_of(image: str) -> str | None:
+    """The COMPONENT_IMAGES key `image` names, if any (`.../kube-proxy:v1.32` → `kube-proxy`)."""
+    parts = image.split("@", 1)[0].lower().split("/")
+    parts[-1] = parts[-1].split(":", 1)[0]       # the tag (a registry's :port is in parts[0])
+    for key in ("/".join(parts[-2:]), parts[-1]):
+        if key in COMPONENT_IMAGES:
+            return key
+    return None
 
 WEB_ENTRYPOINTS = {"nginx", "httpd", "httpd-foreground", "docker-entrypoint.sh", "caddy", "openresty", "apache2"}
 AGNHOST_SUBCOMMANDS = {"netexec", "serve-hostname", "pause"}
@@ -144,8 +155,9 @@ def resolve(container: dict[str, Any], pod_name: str = "", pod_ip: str = "") -> 
         return _agnhost(image, command[1:] + args if command else args)
     if repo in ("serve-hostname", "serve_hostname") and not command:
         return Behaviour(image, builtin="serve-hostname", args=args)
-    if repo in COMPONENT_IMAGES and (not command or entry == repo):
-        return Behaviour(image, builtin=repo, args=command[1:] + args if command else args)
+    component = component_of(image)
+    if component is not None and (not command or entry == component.rsplit("/", 1)[-1]):
+        return Behaviour(image, builtin=component, args=command[1:] + args if command else args)
     if repo == "pause" and not command:
         return Behaviour(image, builtin="pause")
     if repo == "hello-app" and not command:
