@@ -45,7 +45,8 @@ PURE = ["net/desired.py", "controllers/scheduling.py", "controllers/rollout.py",
         "controllers/daemonset_plan.py", "controllers/nodehealth.py", "controllers/taints.py", "node/dnsconfig.py", "node/envvars.py",
         "proxy/model.py", "proxy/tracker.py", "proxy/roundrobin.py", "node/security.py", "api/podsecurity.py",
         "api/cron.py", "controllers/job_plan.py", "controllers/job_intervals.py",
-        "ingress/routing.py", "ingress/nginxconf.py", "ingress/certs.py"]
+        "ingress/routing.py", "ingress/nginxconf.py", "ingress/certs.py",
+        "netpol/model.py", "netpol/rules.py", "netpol/boxes.py", "node/staticpods.py", "node/containers.py"]
 IO_MODULES = {"subprocess", "socket", "pyroute2", "aiohttp", "sqlite3", "kinns.client", "kinns.net.netns",
               "kinns.net.applier", "kinns.node.runtime"}
 

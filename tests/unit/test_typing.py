@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-STRICT_PACKAGES = ["kinns/api", "kinns/client", "kinns/controllers", "kinns/proxy"]
+STRICT_PACKAGES = ["kinns/api", "kinns/client", "kinns/controllers", "kinns/proxy", "kinns/netpol", "kinns/ingress",
+                   "kinns/node", "kinns/cluster"]
 
 
 def test_mypy_strict(tmp_path: Path) -> None:
