@@ -38,12 +38,13 @@ import socket
 import time
 import uuid
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Coroutine
+from typing import Any, Awaitable, Callable, Coroutine, TypeVar
 
 from ..api.errors import ApiError
 from .client import Client, Obj
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 LEASE = ("coordination.k8s.io/v1", "Lease")
 JITTER_FACTOR = 1.2   # upstream's JitterFactor for the acquire loop
@@ -266,7 +267,7 @@ class LeaderElector:
         """One round, bounded so a hung API call cannot outlive the renew deadline."""
         timeout = self.config.renew_deadline if deadline is None else max(0.01, deadline - time.monotonic())
         try:
-            return await asyncio.wait_for(self.try_acquire_or_renew(), timeout)
+            return await _wait_for(self.try_acquire_or_renew(), timeout)
         except asyncio.TimeoutError:
             log.error("Failed to update lock: request timed out", extra={"source": "leaderelection.go:474"})
             return False
@@ -321,7 +322,7 @@ class LeaderElector:
         record = LeaderElectionRecord(lease_duration_seconds=1, acquire_time=stamp, renew_time=stamp,
                                       leader_transitions=self.observed.leader_transitions)
         try:
-            await asyncio.wait_for(self._release(record), self.config.renew_deadline)
+            await _wait_for(self._release(record), self.config.renew_deadline)
         except Exception as exc:  # noqa: BLE001 - the lease then simply runs out
             log.error("Failed to release lock: %s", _text(exc), extra={"source": "leaderelection.go:319"})
             return False
@@ -376,6 +377,17 @@ class LeaderElector:
         finally:
             if self.on_stopped_leading is not None:
                 self.on_stopped_leading()
+
+
+async def _wait_for(aw: Awaitable[T], timeout: float) -> T:
+    """asyncio.wait_for that never swallows a cancellation: Python 3.11's returns the inner
+    result when the cancel lands as the inner call completes (fixed in 3.12), and a cancelled
+    elector would then go on campaigning forever."""
+    result = await asyncio.wait_for(aw, timeout)
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+    return result
 
 
 async def _stop(task: asyncio.Task[Any], timeout: float | None) -> None:
