@@ -111,13 +111,16 @@ def snapshot(cluster: ClusterHandle) -> dict[str, str]:
 
     Controllers and kubelets keep writing status (the Deployment's pods come
     up), so Deployments are compared by generation (spec changes only) and
-    controller-owned pods are left out; everything else by resourceVersion.
+    controller-owned pods and the CA ConfigMap the controller-manager publishes
+    are left out; everything else by resourceVersion.
     """
     out: dict[str, str] = {}
     for path in (f"{NS}/configmaps", f"{NS}/services", f"{NS}/pods", f"{APPS}/deployments", "/api/v1/namespaces"):
         for item in cluster.http("GET", path).json()["items"]:
             meta = item["metadata"]
             if path.endswith("/pods") and meta.get("ownerReferences"):
+                continue
+            if meta["name"] == "kube-root-ca.crt":   # the root-ca-cert-publisher's, written when it gets round to it
                 continue
             key = f"{path}/{meta['name']}"
             out[key] = str(meta.get("generation")) if path.endswith("deployments") else meta["resourceVersion"]
