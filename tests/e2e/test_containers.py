@@ -132,7 +132,8 @@ def test_a_sidecar_of_a_finished_job_is_stopped(cluster: ClusterHandle) -> None:
     apply(cluster, pod("sc-job", busybox("work", "sleep 1; echo worked"), restartPolicy="Never",
                        initContainers=[busybox("proxy", "trap 'exit 0' TERM; while true; do sleep 0.1; done",
                                                restartPolicy="Always")]))
-    assert wait_column(cluster, "sc-job", "Completed") == ("0/2", "Completed")
+    # Wait for both columns: a status write may show Completed while the sidecar's stop is still reported.
+    wait_for(lambda: column(cluster, "sc-job") == ("0/2", "Completed"), timeout=30)
     st = status(cluster, "sc-job")
     assert st["phase"] == "Succeeded"
     assert st["initContainerStatuses"][0]["state"]["terminated"]["exitCode"] == 0
