@@ -20,18 +20,21 @@ from ..node.cgroups import Cgroups
 from .config import ClusterConfig
 
 
+def kill_kubelet(pidfile: Path) -> list[str]:
+    """SIGKILL the kubelet `pidfile` names, if that process still is one."""
+    try:
+        pid = int(pidfile.read_text())
+        if b"kinns.node" in Path(f"/proc/{pid}/cmdline").read_bytes():
+            os.kill(pid, signal.SIGKILL)
+            return [f"kubelet {pid}"]
+    except (OSError, ValueError):
+        pass
+    return []
+
+
 def kill_kubelets(state_dir: Path) -> list[str]:
-    """SIGKILL every kubelet process the cluster's pid files name (and that still is one)."""
-    done = []
-    for pidfile in sorted((state_dir / "kubelet").glob("*/kubelet.pid")):
-        try:
-            pid = int(pidfile.read_text())
-            if b"kinns.node" in Path(f"/proc/{pid}/cmdline").read_bytes():
-                os.kill(pid, signal.SIGKILL)
-                done.append(f"kubelet {pid}")
-        except (OSError, ValueError):
-            continue
-    return done
+    """SIGKILL every kubelet process the cluster's pid files name."""
+    return [x for pidfile in sorted((state_dir / "kubelet").glob("*/kubelet.pid")) for x in kill_kubelet(pidfile)]
 
 
 def runtime_dirs(state_dir: Path) -> list[Path]:
