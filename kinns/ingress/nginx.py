@@ -50,6 +50,7 @@ class Nginx:
         self.proc: subprocess.Popen[bytes] | None = None
         self.live = ""          # the text nginx runs (or will once the reload lands)
         self.reloads = 0
+        self._old_workers: set[int] = set()   # workers of the configuration before the last reload
 
     def prepare(self, default_pem: str) -> None:
         """Directories, and the default certificate every server can fall back to."""
@@ -102,9 +103,31 @@ class Nginx:
         os.replace(candidate, self.conf)
         self.live = text
         if self.proc is not None:
+            self._old_workers = set(self.workers())
             self.proc.send_signal(signal.SIGHUP)
         self.reloads += 1
         return True
+
+    def workers(self) -> list[int]:
+        """Pids of the master's workers that still accept connections.
+
+        A worker told to finish (SIGQUIT after a reload) renames itself
+        "nginx: worker process is shutting down" and closes its listeners."""
+        if self.proc is None:
+            return []
+        try:
+            kids = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split()
+        except OSError:
+            return []
+        accepting = []
+        for kid in kids:
+            try:
+                title = Path(f"/proc/{kid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if "worker process" in title and "shutting down" not in title:
+                accepting.append(int(kid))
+        return accepting
 
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -119,11 +142,13 @@ class Nginx:
             return ""
 
     async def wait_live(self, text: str, timeout: float = 30.0) -> float:
-        """Wait until the workers serve `text`; seconds waited (raises TimeoutError)."""
+        """Wait until the workers serve `text` and the previous generation no longer
+        accepts (so no new request can reach an old worker); seconds waited
+        (raises TimeoutError)."""
         want = checksum(text)
         start = time.monotonic()
         while True:
-            if await asyncio.to_thread(self.live_checksum) == want:
+            if await asyncio.to_thread(self.live_checksum) == want and not self._old_workers & set(self.workers()):
                 return time.monotonic() - start
             if time.monotonic() - start > timeout:
                 raise TimeoutError(f"nginx did not load configuration {want[:12]} within {timeout:g}s")

@@ -166,8 +166,11 @@ def test_api_server_killed_services_keep_answering_and_it_comes_back(c: ClusterH
     wait_for(lambda: api_answers(c), timeout=40)
     assert component(c, "kube-apiserver")["pid"] != api
     assert curl() == "survivor"
-    mirror = pod_json(c, f"kube-apiserver-{c.name}-control-plane", "kube-system")
-    assert mirror["status"]["containerStatuses"][0]["restartCount"] >= 1
+    # The kubelet writes the mirror pod's status once the new API server answers it.
+    def restarts() -> int:
+        mirror = pod_json(c, f"kube-apiserver-{c.name}-control-plane", "kube-system")
+        return int(mirror["status"]["containerStatuses"][0]["restartCount"])
+    wait_for(lambda: restarts() >= 1, timeout=20)
 
 
 def test_moving_a_manifest_stops_the_component(c: ClusterHandle) -> None:
