@@ -117,7 +117,7 @@ def _check_lb_pool(cfg: ClusterConfig, text: str) -> str | None:
         pool = parse_pool(text)
     except ValueError as exc:
         return f"--lb-pool: {exc}"
-    fabric = ipaddress.ip_network(cfg.fabric_subnet, strict=False)
+    fabric = ipaddress.IPv4Network(cfg.fabric_subnet, strict=False)
     if pool.first not in fabric or pool.last not in fabric:
         return f"--lb-pool {text} is outside the fabric subnet {fabric}; the host reaches LoadBalancers only there"
     first_free = fabric.network_address + 2 + cfg.nodes
@@ -137,7 +137,29 @@ def _check_proxy_mode(mode: str) -> str | None:
     return None
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    """A group whose larger commands live in their own packages and are imported
+    only when named (`kinns trace`, `kinns ui`), so `kinns status` stays quick."""
+
+    LAZY: dict[str, str] = {
+        "trace": "kinns.trace.command:trace",
+        "ui": "kinns.ui.command:ui",
+    }
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *self.LAZY])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.LAZY:
+            return super().get_command(ctx, cmd_name)
+        import importlib
+        module, attr = self.LAZY[cmd_name].split(":")
+        cmd = getattr(importlib.import_module(module), attr)
+        assert isinstance(cmd, click.Command)
+        return cmd
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """kinns: a real multi-node Kubernetes cluster in network namespaces."""
 

@@ -1,0 +1,1 @@
+"""`kinns trace`: a real probe followed hop by hop through what the kernel did."""

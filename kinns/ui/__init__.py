@@ -1,0 +1,1 @@
+"""`kinns ui`: a live web view of the cluster, served on loopback."""
