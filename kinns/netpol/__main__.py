@@ -18,11 +18,11 @@ import argparse
 import asyncio
 import logging
 import os
-import signal
 import socket
 import sys
 
 from ..klog import setup
+from ..signals import run_until_signalled
 from .agent import Agent, build
 
 DEFAULT_KUBECONFIG = "/var/run/secrets/kinns.io/credentials/kubeconfig"
@@ -42,14 +42,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 async def _run(agent: Agent) -> int:
-    task = asyncio.ensure_future(agent.run())
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, task.cancel)
     try:
-        await task
-    except asyncio.CancelledError:
-        pass
+        await run_until_signalled(agent.run())
     finally:
         await agent.close()
     return 0

@@ -12,11 +12,11 @@ import argparse
 import asyncio
 import logging
 import os
-import signal
 import socket
 import sys
 
 from ..klog import setup
+from ..signals import run_until_signalled
 from .server import ProxyConfig, build
 
 log = logging.getLogger("kube-proxy")
@@ -41,14 +41,8 @@ def main(argv: list[str] | None = None) -> int:
 
 async def _run(cfg: ProxyConfig, node: str) -> int:
     server = build(cfg, node)
-    task = asyncio.ensure_future(server.run())
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, task.cancel)
     try:
-        await task
-    except asyncio.CancelledError:
-        pass
+        await run_until_signalled(server.run())
     except SystemExit as e:
         log.error("Error running ProxyServer", extra={"source": "server.go:548", "kv": {"err": str(e.code)}})
         return 1
