@@ -75,3 +75,30 @@ class WatcherLike(Protocol):
         ...
 
     def stop(self) -> None: ...
+
+
+class ObjectCache:
+    """The in-memory copy of every object both stores answer reads from.
+
+    SQLite and etcd keep the same shape, resource -> (namespace, name) ->
+    object, filled at start and kept current by their own writes (SQLite)
+    or watch (etcd); reads never touch the backend."""
+
+    _objects: dict[str, dict[tuple[str, str], dict[str, Any]]]
+    _revision: int
+
+    @property
+    def revision(self) -> int:
+        return self._revision
+
+    def get(self, key: Key) -> dict[str, Any] | None:
+        return self._objects.get(key[0], {}).get((key[1], key[2]))
+
+    def list(self, resource: str, namespace: str | None = None) -> list[dict[str, Any]]:
+        items = self._objects.get(resource, {})
+        if namespace is None:
+            return [*items.values()]
+        return [o for (ns, _), o in items.items() if ns == namespace]
+
+    def count(self, resource: str) -> int:
+        return len(self._objects.get(resource, {}))

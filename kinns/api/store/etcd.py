@@ -50,7 +50,7 @@ from typing import Any
 
 import orjson
 
-from .base import ConflictError, Event, ExistsError, Key, NotFoundError
+from .base import ConflictError, Event, ExistsError, Key, NotFoundError, ObjectCache
 from .etcd_gateway import EtcdError, EtcdGateway, b64, prefix_end, unb64
 from .etcd_keys import KeyLayout
 from .watchcache import Watcher, WatchCache
@@ -61,7 +61,7 @@ COMPACT_REV_KEY = b"compact_rev_key"   # upstream's, outside the prefix
 LIST_PAGE = 1000
 
 
-class EtcdStore:
+class EtcdStore(ObjectCache):
     """A Store on etcd's v3 API; see the module docstring."""
 
     def __init__(self, endpoint: str, *, prefix: str = "/registry", ssl_context: ssl.SSLContext | None = None,
@@ -172,23 +172,7 @@ class EtcdStore:
         obj["metadata"]["resourceVersion"] = str(kv["mod_revision"])
         return obj
 
-    # -- reads -------------------------------------------------------------
-
-    @property
-    def revision(self) -> int:
-        return self._revision
-
-    def get(self, key: Key) -> dict[str, Any] | None:
-        return self._objects.get(key[0], {}).get((key[1], key[2]))
-
-    def list(self, resource: str, namespace: str | None = None) -> list[dict[str, Any]]:
-        items = self._objects.get(resource, {})
-        if namespace is None:
-            return builtins.list(items.values())
-        return [o for (ns, _), o in items.items() if ns == namespace]
-
-    def count(self, resource: str) -> int:
-        return len(self._objects.get(resource, {}))
+    # Reads: ObjectCache.
 
     # -- writes ------------------------------------------------------------
 

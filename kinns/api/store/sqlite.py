@@ -27,7 +27,7 @@ from typing import Any
 
 import orjson
 
-from .base import ConflictError, Event, ExistsError, Key, NotFoundError
+from .base import ConflictError, Event, ExistsError, Key, NotFoundError, ObjectCache
 from .watchcache import Watcher, WatchCache
 
 _SCHEMA = """
@@ -43,7 +43,7 @@ CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v INTEGER NOT NULL);
 """
 
 
-class SqliteStore:
+class SqliteStore(ObjectCache):
     def __init__(self, path: str | Path, *, durable: bool = True) -> None:
         self._path = str(path)
         self._db = sqlite3.connect(self._path, check_same_thread=False, isolation_level=None)
@@ -68,23 +68,7 @@ class SqliteStore:
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kinns-store")
         self._flush_task: asyncio.Task[None] | None = None
 
-    # -- reads -------------------------------------------------------------
-
-    @property
-    def revision(self) -> int:
-        return self._revision
-
-    def get(self, key: Key) -> dict[str, Any] | None:
-        return self._objects.get(key[0], {}).get((key[1], key[2]))
-
-    def list(self, resource: str, namespace: str | None = None) -> list[dict[str, Any]]:
-        items = self._objects.get(resource, {})
-        if namespace is None:
-            return list(items.values())
-        return [o for (ns, _), o in items.items() if ns == namespace]
-
-    def count(self, resource: str) -> int:
-        return len(self._objects.get(resource, {}))
+    # Reads: ObjectCache.
 
     # -- writes ------------------------------------------------------------
 
