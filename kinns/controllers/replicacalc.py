@@ -360,8 +360,11 @@ def _changed_within(period: float, events: list[ScaleEvent], now: float) -> int:
     return sum(e.change for e in events if e.timestamp > now - period)
 
 
-def scale_up_limit(current: int, up: list[ScaleEvent], down: list[ScaleEvent], rules: Obj, now: float) -> int:
-    """calculateScaleUpLimitWithScalingRules: the most replicas the policies allow now."""
+def _limit(current: int, up: list[ScaleEvent], down: list[ScaleEvent], rules: Obj, now: float,
+           pods: Callable[[int, int], int], percent: Callable[[int, int], int], most: bool) -> int:
+    """Each policy proposes a bound from the replicas at the start of its period
+    (`current` less what changed within it); `selectPolicy` picks the most
+    permissive (Max) or the least (Min) of them; Disabled keeps `current`."""
     select = rules.get("selectPolicy") or "Max"
     if select == "Disabled":
         return current
@@ -369,31 +372,25 @@ def scale_up_limit(current: int, up: list[ScaleEvent], down: list[ScaleEvent], r
     for p in rules.get("policies") or []:
         period = float(p.get("periodSeconds", 0))
         start = current - _changed_within(period, up, now) + _changed_within(period, down, now)
-        if p.get("type") == "Pods":
-            proposals.append(start + int(p.get("value", 0)))
-        else:
-            proposals.append(math.ceil(start * (1 + int(p.get("value", 0)) / 100)))
+        step = pods if p.get("type") == "Pods" else percent
+        proposals.append(step(start, int(p.get("value", 0))))
     if not proposals:
         return current
-    return min(proposals) if select == "Min" else max(proposals)
+    permissive = max if most else min
+    strict = min if most else max
+    return strict(proposals) if select == "Min" else permissive(proposals)
+
+
+def scale_up_limit(current: int, up: list[ScaleEvent], down: list[ScaleEvent], rules: Obj, now: float) -> int:
+    """calculateScaleUpLimitWithScalingRules: the most replicas the policies allow now."""
+    return _limit(current, up, down, rules, now, lambda start, v: start + v,
+                  lambda start, v: math.ceil(start * (1 + v / 100)), most=True)
 
 
 def scale_down_limit(current: int, up: list[ScaleEvent], down: list[ScaleEvent], rules: Obj, now: float) -> int:
     """calculateScaleDownLimitWithBehaviors: the fewest replicas the policies allow now."""
-    select = rules.get("selectPolicy") or "Max"
-    if select == "Disabled":
-        return current
-    proposals = []
-    for p in rules.get("policies") or []:
-        period = float(p.get("periodSeconds", 0))
-        start = current - _changed_within(period, up, now) + _changed_within(period, down, now)
-        if p.get("type") == "Pods":
-            proposals.append(start - int(p.get("value", 0)))
-        else:
-            proposals.append(int(start * (1 - int(p.get("value", 0)) / 100)))
-    if not proposals:
-        return current
-    return max(proposals) if select == "Min" else min(proposals)
+    return _limit(current, up, down, rules, now, lambda start, v: start - v,
+                  lambda start, v: int(start * (1 - v / 100)), most=False)
 
 
 def normalize_with_behavior(recs: list[Recommendation], up_events: list[ScaleEvent], down_events: list[ScaleEvent],
