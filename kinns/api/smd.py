@@ -416,12 +416,10 @@ def _union(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _difference(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any] | None:
-    if a is b:
-        return None
-    a_member, b_member = _member(a), _member(b)
-    if not a:
-        return None if b_member else a
+def _subtract_children(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any] | None:
+    """`a` with each child that `b` also has replaced by their difference (removed
+    when nothing is left); None when no child changed, so callers can keep `a`
+    itself (copy on write: most applies leave most of a set untouched)."""
     out: dict[str, Any] | None = None
     for k, bv in b.items():
         if k == ".":
@@ -438,6 +436,16 @@ def _difference(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any] | None:
             del out[k]
         else:
             out[k] = r
+    return out
+
+
+def _difference(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any] | None:
+    if a is b:
+        return None
+    a_member, b_member = _member(a), _member(b)
+    if not a:
+        return None if b_member else a
+    out = _subtract_children(a, b)
     if out is None:
         if not (a_member and b_member):
             return a
@@ -478,20 +486,7 @@ def fs_union(a: FieldSet, b: FieldSet) -> FieldSet:
 def fs_difference(a: FieldSet, b: FieldSet) -> FieldSet:
     if not a or not b:
         return a
-    out: FieldSet | None = None
-    for k, bv in b.items():
-        av = a.get(k)
-        if av is None:
-            continue
-        r = _difference(av, bv)
-        if r is av:
-            continue
-        if out is None:
-            out = dict(a)
-        if r is None:
-            del out[k]
-        else:
-            out[k] = r
+    out = _subtract_children(a, b)
     return a if out is None else out
 
 
