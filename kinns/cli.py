@@ -167,7 +167,8 @@ def main() -> None:
 @main.command()
 @NAME_OPTION
 @click.option("--nodes", default=3, show_default=True, help="number of nodes (one control plane + workers)")
-@click.option("--overlay", type=click.Choice(["vxlan", "host-gw"]), default="vxlan", show_default=True)
+@click.option("--overlay", type=click.Choice(["vxlan", "host-gw", "ipip"]), default="vxlan", show_default=True,
+              help="flannel's VXLAN, host-gw routes, or Calico's IP-in-IP (kernel ipip, else a user-space TUN encapsulator)")
 @click.option("--proxy-mode", type=click.Choice(["nftables", "iptables", "userspace", "ipvs"]), default="nftables",
               show_default=True, help="kube-proxy's mode (written into the kube-proxy ConfigMap)")
 @click.option("--pod-subnet", default="10.244.0.0/16", show_default=True, help="cluster CIDR; a /24 per node")
@@ -217,6 +218,15 @@ def up(name: str, nodes: int, overlay: str, proxy_mode: str, pod_subnet: str, fa
     if err:
         _fail(err)
     cfg.lb_pool = lb_pool
+    if overlay == "ipip":
+        from .net.ipip import IpipUnavailable, probe
+        try:
+            cfg.ipip_path = probe()
+        except IpipUnavailable as exc:
+            _fail(str(exc))
+        how = ("the kernel's ipip module" if cfg.ipip_path == "kernel"
+               else "a user-space encapsulator per node (this kernel has no ipip module)")
+        console.print(f"Overlay ipip: tunl0 by {how}", highlight=False)
     cfg.api_port = cfg.api_port or _free_port(cfg.api_host)
     if node_monitor_grace_period:
         cfg.extra["node-monitor-grace-period"] = node_monitor_grace_period

@@ -35,6 +35,7 @@ class ClusterConfig:
     node_port_range: tuple[int, int] = (30000, 32767)
     nodes: int = 3
     overlay: str = "vxlan"
+    ipip_path: str = ""          # with overlay ipip: "kernel" or "userspace" (ipip.probe at `kinns up`)
     proxy_mode: str = "nftables"
     lb_pool: str = ""            # "first-last" addresses for LoadBalancers; default: top of the fabric /24
     fabric_subnet: str = ""

@@ -57,11 +57,11 @@ def kubelet_argv(cfg: ClusterConfig, node: NodeNet, control_plane: bool) -> list
     return argv
 
 
-def _kill_stale(pidfile: Path) -> None:
-    """A kubelet left by an earlier daemon (SIGKILLed): stop it, its containers stay."""
+def _kill_stale(pidfile: Path, needle: bytes = b"kinns.node") -> None:
+    """A process left by an earlier daemon (SIGKILLed): stop it; a kubelet's containers stay."""
     try:
         pid = int(pidfile.read_text())
-        if b"kinns.node" not in Path(f"/proc/{pid}/cmdline").read_bytes():
+        if needle not in Path(f"/proc/{pid}/cmdline").read_bytes():
             return
         os.kill(pid, signal.SIGTERM)
     except (OSError, ValueError):
@@ -75,24 +75,39 @@ def _kill_stale(pidfile: Path) -> None:
         pass
 
 
-class KubeletService:
-    """One node's kubelet, kept running (a systemd unit with Restart=always)."""
+class NodeService:
+    """One per-node process kept running (a systemd unit with Restart=always).
 
-    def __init__(self, cfg: ClusterConfig, node: NodeNet, control_plane: bool) -> None:
-        self.cfg, self.node, self.control_plane = cfg, node, control_plane
+    Subclasses say what runs (`argv`), where its pid and log go, and may
+    react to an exit or a restart (`exited`, `restarted`)."""
+
+    unit = "kubelet"
+    needle = b"kinns.node"     # in the cmdline of a stale process of this kind
+
+    def __init__(self, cfg: ClusterConfig, node: NodeNet) -> None:
+        self.cfg, self.node = cfg, node
         self.proc: asyncio.subprocess.Process | None = None
         self.task: asyncio.Task[None] | None = None
         self.stopping = False
         self.starts = 0
-        self.log_path = cfg.state_dir / "logs" / f"kubelet-{node.name}.log"
+        self.log_path = cfg.state_dir / "logs" / f"{self.unit}-{node.name}.log"
 
     @property
     def pid_path(self) -> Path:
-        return self.cfg.state_dir / "kubelet" / self.node.name / "kubelet.pid"
+        return self.cfg.state_dir / self.unit / self.node.name / f"{self.unit}.pid"
+
+    def argv(self) -> list[str]:
+        raise NotImplementedError
+
+    async def exited(self, code: int) -> None:
+        """Called when the process died on its own (not stopped by us)."""
+
+    async def restarted(self) -> None:
+        """Called after a start that followed an exit."""
 
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        _kill_stale(self.pid_path)
+        _kill_stale(self.pid_path, self.needle)
         self.task = asyncio.ensure_future(self._keep_running())
 
     async def _keep_running(self) -> None:
@@ -104,15 +119,18 @@ class KubeletService:
                 continue
             with open(self.log_path, "ab") as out:
                 self.proc = await asyncio.create_subprocess_exec(
-                    *kubelet_argv(self.cfg, self.node, self.control_plane), stdin=asyncio.subprocess.DEVNULL,
+                    *self.argv(), stdin=asyncio.subprocess.DEVNULL,
                     stdout=out, stderr=out, start_new_session=True)
             self.starts += 1
             self.pid_path.parent.mkdir(parents=True, exist_ok=True)
             self.pid_path.write_text(str(self.proc.pid))
+            if self.starts > 1:
+                await self.restarted()
             code = await self.proc.wait()
             if self.stopping:
                 return
-            log.warning("kubelet on %s exited (%s); restarting in %.0fs", self.node.name, code, RESTART_SEC)
+            log.warning("%s on %s exited (%s); restarting in %.0fs", self.unit, self.node.name, code, RESTART_SEC)
+            await self.exited(code)
             await asyncio.sleep(RESTART_SEC)
 
     async def stop(self) -> None:
@@ -127,6 +145,72 @@ class KubeletService:
         if self.task is not None:
             self.task.cancel()
             await asyncio.gather(self.task, return_exceptions=True)
+
+
+class KubeletService(NodeService):
+    """One node's kubelet."""
+
+    def __init__(self, cfg: ClusterConfig, node: NodeNet, control_plane: bool) -> None:
+        super().__init__(cfg, node)
+        self.control_plane = control_plane
+
+    def argv(self) -> list[str]:
+        return kubelet_argv(self.cfg, self.node, self.control_plane)
+
+
+class IpipEncapService(NodeService):
+    """One node's user-space IP-in-IP encapsulator (`kinns.net.ipip_encap`).
+
+    Supervised here beside the kubelet rather than by it: it is node
+    plumbing, like the kernel's ipip module it replaces, so it must not
+    stop with the kubelet (a kubelet restart would cut every cross-node
+    flow) and `kinns down` finds it by its pid file like the kubelets.
+    While it is down the node's pods are unreachable from other nodes; it
+    says so with an Event on the Node, posted with the node's credentials."""
+
+    unit = "ipip"
+    needle = b"kinns.net.ipip_encap"
+
+    def argv(self) -> list[str]:
+        return ["nsenter", f"--net=/run/netns/{self.node.netns}", "--", sys.executable, "-m",
+                "kinns.net.ipip_encap", f"--node={self.node.name}"]
+
+    async def exited(self, code: int) -> None:
+        await _node_event(self.cfg, self.node, "Warning", "IPIPTunnelDown",
+                          f"ipip encapsulator exited ({code}): pods on {self.node.name} are unreachable "
+                          f"from other nodes until it restarts")
+
+    async def restarted(self) -> None:
+        await _node_event(self.cfg, self.node, "Normal", "IPIPTunnelUp",
+                          f"ipip encapsulator restarted (pid {self.proc.pid if self.proc else '?'}): "
+                          f"pods on {self.node.name} are reachable from other nodes again")
+
+
+async def _node_event(cfg: ClusterConfig, node: NodeNet, type: str, reason: str, message: str) -> None:
+    """An Event on Node `node`, as its kubelet would post it (involvedObject uid = node name,
+    which `kubectl describe node` looks for); best effort, bounded in time."""
+    from ..client.client import Client
+    from ..client.transport import HttpTransport
+    client = Client(HttpTransport.from_kubeconfig(cfg.state_dir / "kubeconfigs" / f"kubelet-{node.name}.conf"))
+    involved = {"kind": "Node", "apiVersion": "v1", "metadata": {"name": node.name, "uid": node.name}}
+    try:
+        await asyncio.wait_for(client.create_event(involved, reason, message, type=type, component="kinns-ipip",
+                                                   host=node.name), 10)
+    except asyncio.TimeoutError:
+        log.warning("event %s on node %s: the API did not answer", reason, node.name)
+    finally:
+        await client.close()
+
+
+async def ipip_services(cfg: ClusterConfig, nodes: list[NodeNet]) -> list[NodeService]:
+    """tunl0 on every node; an encapsulator per node where tunl0 is a TUN device."""
+    from ..net import ipip
+    paths = [await asyncio.to_thread(ipip.ensure_tunnel, n.netns, cfg.ipip_path or None) for n in nodes]
+    if paths[0] == ipip.KERNEL:
+        report(cfg.state_dir, "ipip overlay: the kernel's ipip device tunl0 on every node")
+        return []
+    report(cfg.state_dir, "ipip overlay: TUN device tunl0 and a user-space encapsulator on every node")
+    return [IpipEncapService(cfg, n) for n in nodes]
 
 
 def _admin_ssl(cfg: ClusterConfig) -> ssl.SSLContext:
@@ -185,7 +269,9 @@ async def run(cfg: ClusterConfig) -> None:
     write_control_plane_manifests(cfg, cp.name, cp.ip)
     publisher = PortPublisher(cfg.api_host, cfg.api_port, cp.ip, API_PORT)
     await publisher.start()
-    services = [KubeletService(cfg, n, i == 0) for i, n in enumerate(nodes)]
+    services: list[NodeService] = [KubeletService(cfg, n, i == 0) for i, n in enumerate(nodes)]
+    if cfg.overlay == "ipip":
+        services += await ipip_services(cfg, nodes)
     for s in services:
         s.start()
     report(state, f"{len(nodes)} kubelets started; the control-plane node's kubelet starts the API server")

@@ -20,16 +20,23 @@ from ..node.cgroups import Cgroups
 from .config import ClusterConfig
 
 
-def kill_kubelet(pidfile: Path) -> list[str]:
-    """SIGKILL the kubelet `pidfile` names, if that process still is one."""
+def kill_kubelet(pidfile: Path, needle: bytes = b"kinns.node", what: str = "kubelet") -> list[str]:
+    """SIGKILL the kubelet (or other node process whose cmdline holds `needle`)
+    `pidfile` names, if that process still is one."""
     try:
         pid = int(pidfile.read_text())
-        if b"kinns.node" in Path(f"/proc/{pid}/cmdline").read_bytes():
+        if needle in Path(f"/proc/{pid}/cmdline").read_bytes():
             os.kill(pid, signal.SIGKILL)
-            return [f"kubelet {pid}"]
+            return [f"{what} {pid}"]
     except (OSError, ValueError):
         pass
     return []
+
+
+def kill_encapsulators(state_dir: Path) -> list[str]:
+    """SIGKILL every user-space ipip encapsulator (overlay ipip without the kernel module)."""
+    return [x for pidfile in sorted((state_dir / "ipip").glob("*/ipip.pid"))
+            for x in kill_kubelet(pidfile, b"kinns.net.ipip_encap", "ipip encapsulator")]
 
 
 def kill_kubelets(state_dir: Path) -> list[str]:
@@ -62,6 +69,7 @@ def remove_cluster_cgroup(cfg: ClusterConfig) -> list[str]:
 
 def teardown(cfg: ClusterConfig) -> list[str]:
     removed = stop_runtimes(cfg.state_dir)
+    removed += kill_encapsulators(cfg.state_dir)
     removed += remove_cluster_cgroup(cfg)
     removed += net_cleanup.teardown(cfg.name)
     shutil.rmtree(cfg.state_dir, ignore_errors=True)

@@ -15,7 +15,10 @@ Facts used (REFERENCE.md, flannel): VXLAN VNI 1, device `flannel.1`, UDP
 `<podCIDR> via <podCIDR .0> dev flannel.1 onlink`, a permanent neighbour
 `<podCIDR .0>` -> remote VTEP MAC, and an FDB entry `<VTEP MAC> dst <node
 IP>`; the local flannel.1 carries `<own podCIDR .0>/32`.  host-gw: a route
-`<podCIDR> via <node IP>`.
+`<podCIDR> via <node IP>`.  ipip (Calico's layout): `tunl0` with MTU link - 20
+and `<own podCIDR .0>/32`, per remote node `<podCIDR> via <node IP> dev
+tunl0 onlink`; tunl0 is the kernel's IP-in-IP device or, where the kernel has
+no ipip, a TUN device of that name served by `ipip_encap` (same routes).
 """
 
 from __future__ import annotations
@@ -33,8 +36,11 @@ VXLAN_IF = "flannel.1"
 VXLAN_VNI = 1
 VXLAN_PORT = 8472
 VXLAN_OVERHEAD = 50
+IPIP_IF = "tunl0"
+IPIP_OVERHEAD = 20              # one outer IPv4 header (RFC 2003)
 LINK_MTU = 1500
-MODES = ("vxlan", "host-gw")
+MODES = ("vxlan", "host-gw", "ipip")
+OVERHEAD = {"vxlan": VXLAN_OVERHEAD, "host-gw": 0, "ipip": IPIP_OVERHEAD}
 
 
 # ---- names ---------------------------------------------------------------
@@ -183,7 +189,7 @@ class Vxlan:
 @dataclass(frozen=True)
 class Link:
     name: str
-    kind: str                         # bridge | veth | vxlan
+    kind: str                         # bridge | veth | vxlan | ipip | tun
     mtu: int | None = None
     mac: str | None = None
     master: str | None = None         # bridge in the same namespace
@@ -265,13 +271,14 @@ def fabric_state(cluster: str, subnet: str, nodes: Sequence[NodeNet]) -> list[Ns
 def pod_mtu(mode: str, link_mtu: int = LINK_MTU) -> int:
     if mode not in MODES:
         raise ValueError(f"unknown overlay {mode!r}; use one of {', '.join(MODES)}")
-    return link_mtu - VXLAN_OVERHEAD if mode == "vxlan" else link_mtu
+    return link_mtu - OVERHEAD[mode]
 
 
 def node_state(node: NodeNet, peers: Sequence[NodeNet], mode: str, cluster_cidr: str = "10.244.0.0/16",
-               link_mtu: int = LINK_MTU) -> NsState:
+               link_mtu: int = LINK_MTU, tunnel_kind: str = "ipip") -> NsState:
     """A node's pod side: `cni0` with the pods' gateway, and the routes to
-    every other node's pod range for the chosen overlay."""
+    every other node's pod range for the chosen overlay.  `tunnel_kind` is
+    what tunl0 is for ipip: the kernel's "ipip" device or a user-space "tun"."""
     mtu = pod_mtu(mode, link_mtu)
     gw_len = ipaddress.ip_network(node.pod_cidr).prefixlen
     st = NsState(node.netns,
@@ -291,6 +298,12 @@ def node_state(node: NodeNet, peers: Sequence[NodeNet], mode: str, cluster_cidr:
             st.routes.append(Route(p.pod_cidr, gw=p.vtep_ip, dev=VXLAN_IF, onlink=True))
             st.neighs.append(Neigh(VXLAN_IF, p.vtep_ip, p.vtep_mac))
             st.fdbs.append(Fdb(VXLAN_IF, p.vtep_mac, p.ip))
+    elif mode == "ipip":
+        st.absent_links.append(VXLAN_IF)
+        st.links.append(Link(IPIP_IF, tunnel_kind, mtu=mtu))
+        st.addrs.append(Addr(IPIP_IF, f"{node.vtep_ip}/32"))
+        for p in others:
+            st.routes.append(Route(p.pod_cidr, gw=p.ip, dev=IPIP_IF, onlink=True))
     else:
         st.absent_links.append(VXLAN_IF)
         for p in others:
