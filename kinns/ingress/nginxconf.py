@@ -19,6 +19,18 @@ all, 404.  Failed connections to one endpoint are retried on the next
 (`proxy_next_upstream error timeout`), which is what keeps a rolling
 update free of errors while an endpoint is leaving.
 
+An HTTPRoute's extras use the same locations.  Routes with a match on
+method, headers or query parameters guard the location's answer: each is
+one `map` at http level (the request's method, headers and arguments, one
+per line, against a case-sensitive regex) and an `if` that hands the
+request to a named location `@rN` holding that route's answer (nginx's
+`error_page 418 = @rN` idiom, the only safe thing to do in an `if`).  A
+weighted split is a `split_clients` on `$request_id` choosing among upstream
+names (or `=500`/`=503` for a part nginx answers itself); a header added to
+an existing one is a `map` too.  Request header changes restate the whole
+`proxy_set_header` list in their location, because nginx inherits it only
+into locations that set none.
+
 No listening socket uses `reuseport`: with it, a reload drops the
 connections queued on the old workers' sockets.  The status server on
 127.0.0.1 (`/nginx_status`, `/configuration/checksum`) is for the
@@ -31,9 +43,16 @@ import hashlib
 import re
 from dataclasses import dataclass
 
-from .routing import DEFAULT_CERT, DEFAULT_SERVER, Location, Plan, Server, Upstream
+from .routing import DEFAULT_CERT, DEFAULT_SERVER, GATEWAY_WILDCARD, Filters, Location, Match, Plan, Server, Share, \
+    Upstream
 
 CHECKSUM_MARK = "@@CHECKSUM@@"
+# What every proxied request carries (ingress-nginx's set), in order.
+PROXY_HEADERS: tuple[tuple[str, str], ...] = (
+    ("Host", "$host"), ("X-Request-ID", "$request_id"), ("X-Real-IP", "$remote_addr"),
+    ("X-Forwarded-For", "$remote_addr"), ("X-Forwarded-Host", "$host"), ("X-Forwarded-Port", "$server_port"),
+    ("X-Forwarded-Proto", "$scheme"), ("X-Forwarded-Scheme", "$scheme"), ("X-Scheme", "$scheme"),
+    ("X-Original-URI", "$request_uri"), ("Upgrade", "$http_upgrade"), ("Connection", "$connection_upgrade"))
 
 
 @dataclass(frozen=True)
@@ -72,31 +91,147 @@ def server_name(name: str) -> str:
     """`*.foo.com` as a regex of exactly one label: nginx's own `*.` would match several."""
     if name == DEFAULT_SERVER:
         return "_"
+    if name.startswith(GATEWAY_WILDCARD):
+        return name[1:]            # nginx's own `*.` covers any number of labels, as the Gateway API's
     if name.startswith("*."):
         return quote("~^[^.]+" + name[1:].replace(".", "\\.") + "$")
     return name
 
 
-def _location(loc: Location) -> list[str]:
+def _var_name(text: str) -> str:
+    """A header or argument name as nginx spells it in `$http_…`/`$arg_…`."""
+    return re.sub(r"[^a-z0-9_]", "_", text.lower().replace("-", "_"))
+
+
+class _HttpExtras:
+    """The http-level `map`s and `split_clients` the servers' locations refer to, each once."""
+
+    def __init__(self) -> None:
+        self.blocks: dict[str, list[str]] = {}
+
+    def _add(self, prefix: str, key: str, block: list[str]) -> str:
+        name = f"$kinns_{prefix}_{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+        self.blocks.setdefault(name, [line.replace("@@VAR@@", name) for line in block])
+        return name
+
+    def match(self, m: Match) -> str:
+        """A variable that is 1 when a request meets `m`."""
+        sources = ["$request_method"] * bool(m.method) + [f"$http_{_var_name(k)}" for k, _ in m.headers] \
+            + [f"$arg_{_var_name(k)}" for k, _ in m.query]
+        wants = [m.method] * bool(m.method) + [v for _, v in m.headers] + [v for _, v in m.query]
+        regex = "~^" + "\n".join(re.escape(w) for w in wants) + "$"
+        return self._add("match", repr(m), [f"map {quote(chr(10).join(sources))} @@VAR@@ {{",
+                                            f"    {quote(regex)} 1;", "    default 0;", "}"])
+
+    def split(self, shares: tuple[Share, ...]) -> str:
+        """A variable naming each request's upstream (or `=status`) by the shares' weights."""
+        total = sum(s.weight for s in shares)
+        lines = ['split_clients "$request_id" @@VAR@@ {']
+        for i, sh in enumerate(shares):
+            target = sh.upstream or f"={sh.status}"
+            pct = "*" if i == len(shares) - 1 else f"{100 * sh.weight / total:.2f}%"
+            lines.append(f"    {pct} {quote(target)};")
+        return self._add("split", repr(shares), lines + ["}"])
+
+    def appended(self, header: str, value: str) -> str:
+        """The request's `header` with `value` appended (just `value` when it had none)."""
+        src = f"$http_{_var_name(header)}"
+        return self._add("add", f"{header}\0{value}", [f"map {src} @@VAR@@ {{", f'    "" {quote(value)};',
+                                                       f"    default {quote(src + ',' + value)};", "}"])
+
+    def lines(self) -> list[str]:
+        return [line for block in self.blocks.values() for line in block]
+
+
+def _headers(f: Filters, extras: _HttpExtras) -> list[str]:
+    """The whole proxy_set_header list with a route's RequestHeaderModifier (and URLRewrite host) applied."""
+    headers = {k.lower(): (k, v) for k, v in PROXY_HEADERS}
+    if f.rewrite_host:
+        headers["host"] = ("Host", f.rewrite_host)
+    for k, v in f.set_headers:
+        headers[k.lower()] = (k, v)
+    for k, v in f.add_headers:
+        headers[k.lower()] = (k, extras.appended(k, v))
+    for k in f.remove_headers:
+        headers[k.lower()] = (k, "")
+    return [f"proxy_set_header {k} {quote(v)};" for k, v in headers.values()]
+
+
+def _rewrite(loc: Location, f: Filters) -> list[str]:
+    """URLRewrite as nginx rewrites (the arguments follow on their own)."""
+    if f.rewrite_full is not None:
+        return [f"rewrite ^ {quote(f.rewrite_full)} break;"]
+    if f.rewrite_prefix is None or loc.route is None:
+        return []
+    new, prefix = f.rewrite_prefix.rstrip("/"), loc.route.key
+    if not prefix:
+        return [f"rewrite ^(.*)$ {quote(new + '$1')} break;"]
+    return [f"rewrite {quote('^' + re.escape(prefix) + '$')} {quote(new or '/')} break;",
+            f"rewrite {quote('^' + re.escape(prefix) + '(/.*)$')} {quote(new + '$1')} break;"]
+
+
+def _redirect(f: Filters) -> str:
+    """RequestRedirect's Location: unset parts from the request, no port for the scheme's own."""
+    r = f.redirect
+    assert r is not None
+    scheme = r.scheme or "$scheme"
+    default = {"http": 80, "https": 443}.get(r.scheme)
+    port = f":{r.port}" if r.port and r.port != default else ""
+    host = r.hostname or "$host"
+    return f"return {r.status} {quote(scheme + '://' + host + port + '$request_uri')};"
+
+
+def _action(loc: Location, extras: _HttpExtras) -> list[str]:
+    """The directives answering one route's requests, in a location or a named location."""
+    route = loc.route
+    name = route.backend.upstream if route is not None and route.backend is not None else (
+        loc.upstream or "upstream-default-backend")
+    body = [f"set $proxy_upstream_name {quote(name)};"]
+    f = route.filters if route is not None else Filters()
+    if f.redirect is not None:
+        return body + [_redirect(f)]
+    if loc.upstream is None and not loc.split:
+        return body + [f"return {loc.status};"]
+    body += _rewrite(loc, f)
+    if f.changes_headers:
+        body += _headers(f, extras)
+    if not loc.split:
+        return body + [f"proxy_pass http://{loc.upstream};"]
+    var = extras.split(loc.split)
+    body += [f'if ({var} = "={st}") {{ return {st}; }}' for st in sorted({s.status for s in loc.split if s.status})]
+    return body + [f"set $proxy_upstream_name {var};", f"proxy_pass http://{var};"]
+
+
+def _where(loc: Location) -> str:
+    route = loc.route
+    if route is None:
+        return "# no rule matches"
+    if not route.path:
+        return f"# {route.ingress} defaultBackend"
+    what = f"{route.kind} {route.ingress}" if route.kind != "Ingress" else route.ingress
+    return "# " + _comment(f"{what} {route.describe()}")
+
+
+def _location(loc: Location, extras: _HttpExtras, named: list[list[str]]) -> list[str]:
+    """A location; its guarded routes' answers go to `named` as `@rN` locations."""
     if loc.exact:
         head = f"location = {quote(loc.path)} {{"
     elif loc.path == "/":
         head = "location / {"
     else:
         head = f"location ^~ {quote(loc.path)} {{"
-    route = loc.route
-    where = "# " + _comment(f"{route.ingress} {route.describe()}") if route is not None and route.path else (
-        f"# {route.ingress} defaultBackend" if route is not None else "# no rule matches")
-    name = route.backend.upstream if route is not None and route.backend is not None else "upstream-default-backend"
-    body = [f"    set $proxy_upstream_name {quote(name)};"]
-    if loc.upstream is None:
-        body.append(f"    return {loc.status};")
-    else:
-        body.append(f"    proxy_pass http://{loc.upstream};")
-    return [f"    {where}", f"    {head}", *("    " + b for b in body), "    }"]
+    body: list[str] = []
+    for g in loc.guarded:
+        assert g.route is not None
+        label = f"@r{len(named)}"
+        named.append([f"    {_where(g)}", f"    location {label} {{",
+                      *("        " + b for b in _action(g, extras)), "    }"])
+        body.append(f"if ({extras.match(g.route.match)}) {{ error_page 418 = {label}; return 418; }}")
+    body += _action(loc, extras)
+    return [f"    {_where(loc)}", f"    {head}", *("        " + b for b in body), "    }"]
 
 
-def _server(srv: Server, s: Settings) -> list[str]:
+def _server(srv: Server, s: Settings, extras: _HttpExtras) -> list[str]:
     """A host's server.  Only the default server and hosts with a certificate of
     their own carry TLS settings: every `ssl_certificate` costs nginx an SSL
     context (milliseconds per server on each reload), while a host on the same
@@ -116,8 +251,11 @@ def _server(srv: Server, s: Settings) -> list[str]:
         cert = f"{s.ssl_dir}/{srv.certificate}"
         lines += [f"    ssl_certificate {quote(cert)};", f"    ssl_certificate_key {quote(cert)};"]
     lines.append('    set $proxy_upstream_name "-";')
+    named: list[list[str]] = []
     for loc in srv.locations:
-        lines += _location(loc)
+        lines += _location(loc, extras, named)
+    for block in named:
+        lines += block
     return lines + ["}"]
 
 
@@ -181,18 +319,7 @@ http {{
     ssl_prefer_server_ciphers on;
 
     proxy_http_version 1.1;
-    proxy_set_header Host $host;
-    proxy_set_header X-Request-ID $request_id;
-    proxy_set_header X-Real-IP $remote_addr;
-    proxy_set_header X-Forwarded-For $remote_addr;
-    proxy_set_header X-Forwarded-Host $host;
-    proxy_set_header X-Forwarded-Port $server_port;
-    proxy_set_header X-Forwarded-Proto $scheme;
-    proxy_set_header X-Forwarded-Scheme $scheme;
-    proxy_set_header X-Scheme $scheme;
-    proxy_set_header X-Original-URI $request_uri;
-    proxy_set_header Upgrade $http_upgrade;
-    proxy_set_header Connection $connection_upgrade;
+@@HEADERS@@
     proxy_connect_timeout 5s;
     proxy_send_timeout 60s;
     proxy_read_timeout 60s;
@@ -200,18 +327,22 @@ http {{
     proxy_next_upstream error timeout;
     proxy_next_upstream_tries 3;
     proxy_redirect off;
-""".splitlines()
+""".replace("@@HEADERS@@", "\n".join(f"    proxy_set_header {k} {v};" for k, v in PROXY_HEADERS)).splitlines()
 
 
 def render(plan: Plan, s: Settings = Settings()) -> str:
     """The complete nginx.conf for `plan`; its checksum (of everything else) is served
     at /configuration/checksum on the status port."""
     lines = _head(s)
+    extras = _HttpExtras()
+    servers: list[str] = []
+    for srv in plan.servers:
+        servers.append("")
+        servers += ["    " + x for x in _server(srv, s, extras)]
+    lines += ["    " + x for x in extras.lines()]
     for up in plan.upstreams:
         lines += ["    " + x for x in _upstream(up, s)]
-    for srv in plan.servers:
-        lines.append("")
-        lines += ["    " + x for x in _server(srv, s)]
+    lines += servers
     lines += [
         "",
         "    server {",

@@ -31,12 +31,23 @@ ingress-nginx where the spec leaves room):
 
 `build` makes the `Plan`; `select` answers one request with the same rules
 and is the oracle unit and integration tests hold nginx to.
+
+The Gateway API's HTTPRoutes (kinns/ingress/gateway.py) are translated into
+the same `Route`s, with what Ingress has no words for: a `Match` on method,
+headers and query parameters, weighted backends (`split`) and `Filters`
+(request header changes, a redirect, a URL rewrite).  Their precedence is
+the HTTPRoute spec's, which for plain paths is the Ingress order: Exact,
+then the longest prefix, then a method match, the most header matches, the
+most query matches, then the older route (routes are listed oldest
+first).  Gateway wildcards (`*.example.com`, any number of labels, as the
+Gateway API says) are kept as `**.example.com` so they stay apart from an
+Ingress's one-label wildcards.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .certs import Certificate, InvalidCertificate, covers, parse_secret
@@ -46,6 +57,7 @@ Obj = dict[str, Any]
 EXACT, PREFIX, IMPL = "Exact", "Prefix", "ImplementationSpecific"
 DEFAULT_SERVER = "_"
 DEFAULT_CERT = "default-fake-certificate.pem"
+GATEWAY_WILDCARD = "**."
 CLASS_ANNOTATION = "kubernetes.io/ingress.class"
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 
@@ -86,14 +98,74 @@ class ServiceRef:
 
 
 @dataclass(frozen=True)
+class Match:
+    """Conditions beyond host and path (an HTTPRoute match's): all must hold."""
+
+    method: str = ""
+    headers: tuple[tuple[str, str], ...] = ()      # (lower-case name, exact value)
+    query: tuple[tuple[str, str], ...] = ()        # (name, exact value)
+
+    @property
+    def rank(self) -> tuple[bool, int, int]:
+        """The spec's order after the path: a method, then more headers, then more query params."""
+        return (bool(self.method), len(self.headers), len(self.query))
+
+    def holds(self, method: str, headers: Mapping[str, str], query: Mapping[str, str]) -> bool:
+        lower = {k.lower(): v for k, v in headers.items()}
+        return ((not self.method or self.method == method.upper())
+                and all(lower.get(k) == v for k, v in self.headers)
+                and all(query.get(k) == v for k, v in self.query))
+
+
+@dataclass(frozen=True)
+class Redirect:
+    """RequestRedirect: fields left empty keep the request's (port 0: the scheme's own)."""
+
+    scheme: str = ""
+    hostname: str = ""
+    port: int = 0
+    status: int = 302
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What an HTTPRoute rule does to a request on its way (or instead of it)."""
+
+    set_headers: tuple[tuple[str, str], ...] = ()
+    add_headers: tuple[tuple[str, str], ...] = ()
+    remove_headers: tuple[str, ...] = ()
+    redirect: Redirect | None = None
+    rewrite_full: str | None = None                # URLRewrite ReplaceFullPath
+    rewrite_prefix: str | None = None              # URLRewrite ReplacePrefixMatch
+    rewrite_host: str = ""
+
+    @property
+    def changes_headers(self) -> bool:
+        return bool(self.set_headers or self.add_headers or self.remove_headers or self.rewrite_host)
+
+
+@dataclass(frozen=True)
+class Weighted:
+    """One backendRef: a Service (None: it does not resolve, answered 500) and its weight."""
+
+    ref: ServiceRef | None
+    weight: int
+
+
+@dataclass(frozen=True)
 class Route:
-    """One `rules[].http.paths[]` entry (or a defaultBackend, with `path` None)."""
+    """One `rules[].http.paths[]` entry (or a defaultBackend, with `path` None), or one
+    match of an HTTPRoute rule on one hostname (`kind` "HTTPRoute", backends in `split`)."""
 
     host: str
     path: str
     path_type: str
     backend: ServiceRef | None
-    ingress: str
+    ingress: str                                   # the owner: namespace/name
+    match: Match = Match()
+    filters: Filters = Filters()
+    split: tuple[Weighted, ...] = ()
+    kind: str = "Ingress"
 
     @property
     def exact(self) -> bool:
@@ -104,6 +176,11 @@ class Route:
         """What the path matches on: as written for Exact, without trailing
         slashes for Prefix (`/` is the empty prefix, which matches everything)."""
         return self.path if self.exact else self.path.rstrip("/")
+
+    @property
+    def rank(self) -> tuple[int, bool, tuple[bool, int, int]]:
+        """Higher wins: the longest path (Exact on a tie), then the match's own rank."""
+        return (len(self.key), self.exact, self.match.rank)
 
     def matches(self, path: str) -> bool:
         if self.exact:
@@ -130,6 +207,9 @@ def host_matches(pattern: str, host: str) -> bool:
     if not pattern:
         return True
     host = normalize_host(host)
+    if pattern.startswith(GATEWAY_WILDCARD):
+        suffix = pattern[len(GATEWAY_WILDCARD) - 1:]
+        return host.endswith(suffix) and len(host) > len(suffix)
     if pattern.startswith("*."):
         label, _, rest = host.partition(".")
         return bool(label) and rest == pattern[2:]
@@ -137,23 +217,29 @@ def host_matches(pattern: str, host: str) -> bool:
 
 
 def server_for(hosts: Iterable[str], host: str) -> str:
-    """The server a request lands on: its exact host, else a matching wildcard, else the default."""
+    """The server a request lands on, as nginx picks it: its exact host, else the longest
+    Gateway wildcard that covers it, else an Ingress wildcard, else the default."""
     host = normalize_host(host)
     names = set(hosts)
     if host in names:
         return host
+    for name in sorted((n for n in names if n.startswith(GATEWAY_WILDCARD)), key=len, reverse=True):
+        if host_matches(name, host):
+            return name
     for name in sorted(names):
         if name.startswith("*.") and host_matches(name, host):
             return name
     return DEFAULT_SERVER
 
 
-def best(routes: Iterable[Route], path: str) -> Route | None:
-    """The winner among routes for `path`: longest key, Exact on a tie, the
-    earliest listed (oldest Ingress) among equals."""
+def best(routes: Iterable[Route], path: str, method: str = "GET", headers: Mapping[str, str] | None = None,
+         query: Mapping[str, str] | None = None) -> Route | None:
+    """The winner among routes for a request: longest key, Exact on a tie, then
+    the match's rank; the earliest listed (oldest owner) among equals."""
     winner: Route | None = None
     for r in routes:
-        if r.matches(path) and (winner is None or (len(r.key), r.exact) > (len(winner.key), winner.exact)):
+        if (r.matches(path) and r.match.holds(method, headers or {}, query or {})
+                and (winner is None or r.rank > winner.rank)):
             winner = r
     return winner
 
@@ -187,18 +273,20 @@ def default_backend(ing: Obj) -> Route | None:
     return Route("", "", PREFIX, service_ref(key.split("/", 1)[0], backend), key)
 
 
-def select(ingresses: Sequence[Obj], host: str, path: str) -> Route | None:
+def select(ingresses: Sequence[Obj], host: str, path: str, *, routes: Sequence[Route] = (), method: str = "GET",
+           headers: Mapping[str, str] | None = None, query: Mapping[str, str] | None = None) -> Route | None:
     """The route that answers `host` + `path` (None: the controller's 404).
 
     The same rules as `build`, for one request: the oracle tests compare
     nginx's answers with.  Conflicting duplicates resolve to the oldest
-    Ingress because routes are considered oldest first.
+    Ingress because routes are considered oldest first; `routes` are
+    translated HTTPRoutes (oldest first), after the Ingresses' own.
     """
     ordered = sorted(ingresses, key=age_order)
     per_ingress = [(ing, routes_of(ing)) for ing in ordered]
-    routes = [r for _ing, rs in per_ingress for r in rs]
-    server = server_for({r.host for r in routes if r.host}, host)
-    hit = best([r for r in routes if (r.host or DEFAULT_SERVER) == server], path)
+    every = [r for _ing, rs in per_ingress for r in rs] + list(routes)
+    server = server_for({r.host for r in every if r.host}, host)
+    hit = best([r for r in every if (r.host or DEFAULT_SERVER) == server], path, method, headers, query)
     if hit is not None:
         return hit
     by_host, fallback = fallbacks(per_ingress)
@@ -231,14 +319,29 @@ class Upstream:
 
 
 @dataclass(frozen=True)
+class Share:
+    """One weighted part of a split: an upstream, or a status nginx answers itself."""
+
+    upstream: str | None
+    status: int
+    weight: int
+
+
+@dataclass(frozen=True)
 class Location:
-    """An nginx location: `= path` (exact) or `^~ path` / `/` (prefix)."""
+    """An nginx location: `= path` (exact) or `^~ path` / `/` (prefix).
+
+    `route` answers what the `guarded` locations (routes with a `Match`,
+    best first, tried in turn) leave; `split` shares the requests between
+    several backends by weight."""
 
     path: str
     exact: bool
     route: Route | None
     upstream: str | None           # None: answer `status` from nginx
     status: int = 0
+    split: tuple[Share, ...] = ()
+    guarded: tuple[Location, ...] = ()
 
 
 @dataclass
@@ -272,6 +375,8 @@ class Snapshot:
     services: Mapping[str, Obj]                 # "ns/name" → Service
     slices: Callable[[str], list[Obj]]          # "ns/name" → its EndpointSlices
     secrets: Mapping[str, Obj]                  # "ns/name" → Secret
+    routes: Sequence[Route] = ()                # translated HTTPRoutes, oldest first
+    certificates: Mapping[str, tuple[str, Certificate]] = field(default_factory=dict)  # host → (file, cert)
 
 
 def is_ours(ing: Obj, class_name: str, controller: str, classes: Mapping[str, Obj], without_class: bool) -> bool:
@@ -344,11 +449,36 @@ class _Backends:
         return Upstream(ref.upstream, tuple(sorted(endpoints))), None
 
 
+def _share(ref: ServiceRef | None, weight: int, backends: _Backends) -> Share:
+    """An HTTPRoute backendRef's part: 500 for one that does not resolve (the spec's
+    answer), 503 for a Service without ready endpoints."""
+    if ref is None:
+        return Share(None, 500, weight)
+    up, _problem = backends.resolve(ref)
+    if up is None:
+        return Share(None, 500, weight)
+    return Share(up.name, 0, weight) if up.endpoints else Share(None, 503, weight)
+
+
+def _split_location(path: str, exact: bool, route: Route, backends: _Backends) -> Location:
+    """An HTTPRoute rule's answer: its redirect, else its backends by weight (none: 500)."""
+    if route.filters.redirect is not None:
+        return Location(path, exact, route, None, route.filters.redirect.status)
+    shares = tuple(_share(w.ref, w.weight, backends) for w in route.split if w.weight > 0)
+    if not shares:
+        return Location(path, exact, route, None, 500)
+    if len({(s.upstream, s.status) for s in shares}) == 1:
+        return Location(path, exact, route, shares[0].upstream, shares[0].status)
+    return Location(path, exact, route, None, 0, shares)
+
+
 def _location(path: str, exact: bool, route: Route | None, backends: _Backends,
               events: list[Event], reported: set[tuple[str, str]]) -> Location:
     """A location for `route` (None: nothing matched, 404)."""
     if route is None:
         return Location(path, exact, None, None, 404)
+    if route.kind != "Ingress":
+        return _split_location(path, exact, route, backends)
     if route.backend is None:
         return Location(path, exact, route, None, 503)
     up, problem = backends.resolve(route.backend)
@@ -367,51 +497,59 @@ def _location(path: str, exact: bool, route: Route | None, backends: _Backends,
 
 
 def _winners(routes: list[Route], events: list[Event]) -> list[Route]:
-    """Drop later duplicates of (host, exact, key); an Event for each loser from another Ingress."""
-    seen: dict[tuple[str, bool, str], Route] = {}
+    """Drop later duplicates of (host, exact, key, match); an Event for each loser from another Ingress."""
+    seen: dict[tuple[str, bool, str, Match], Route] = {}
     out: list[Route] = []
     for r in routes:
-        k = (r.host, r.exact, r.key)
+        k = (r.host, r.exact, r.key, r.match)
         first = seen.get(k)
         if first is None:
             seen[k] = r
             out.append(r)
-        elif first.ingress != r.ingress:
+        elif first.ingress != r.ingress and r.kind == first.kind == "Ingress":
             events.append(Event(r.ingress, "Warning", "Conflict",
                                 f'host "{r.host or "*"}" and path "{r.path}" ({r.path_type}) are already defined '
                                 f"in ingress {first.ingress}, which is older; that ingress serves them"))
     return out
 
 
+def _candidates(routes: list[Route], path: str, exact: bool) -> list[Route]:
+    """The routes that may answer every request a location gets, best first
+    (a prefix location's requests all lie under `path`, so Exact routes are
+    not among them); equals keep their order, oldest first."""
+    hits = [r for r in routes if r.matches(path) and (exact or not r.exact)]
+    return sorted(hits, key=lambda r: r.rank, reverse=True)
+
+
+def _answer(path: str, exact: bool, candidates: list[Route], fallback: Route | None, backends: _Backends,
+            events: list[Event], reported: set[tuple[str, str]]) -> Location:
+    """The first candidate without a Match answers; those with one before it guard it."""
+    guarded: list[Location] = []
+    final = fallback
+    for r in candidates:
+        if r.match == Match():
+            final = r
+            break
+        guarded.append(_location(path, exact, r, backends, events, reported))
+    loc = _location(path, exact, final, backends, events, reported)
+    return replace(loc, guarded=tuple(guarded)) if guarded else loc
+
+
 def _server_locations(routes: list[Route], fallback: Route | None, backends: _Backends,
                       events: list[Event], reported: set[tuple[str, str]]) -> list[Location]:
     """nginx locations equivalent to `best` over `routes`: an Exact path is `= path`;
-    a Prefix `/p` is `= /p` (unless an Exact takes it) plus `^~ /p/`; the empty
-    prefix, or the fallback, is `/`."""
-    exact: dict[str, Route | None] = {}
-    prefix: dict[str, Route | None] = {}
-    for r in routes:
-        if r.exact:
-            exact[r.path] = r
-    for r in routes:
-        if r.exact:
-            continue
-        if not r.key:
-            prefix["/"] = r
-            continue
-        exact.setdefault(r.key, r)
-        prefix[r.key + "/"] = r
-    prefix.setdefault("/", fallback)
+    a Prefix `/p` is `= /p` plus `^~ /p/`; `/` takes the rest.  Each answers
+    with its best candidate route (or, when none fits, the fallback)."""
+    exact = {r.path for r in routes if r.exact} | {r.key for r in routes if not r.exact and r.key}
+    prefix = {"/"} | {r.key + "/" for r in routes if not r.exact and r.key}
     # nginx answers `/p` with a 301 to `/p/` when a proxying location `/p/`
     # exists and nothing else claims `/p` exactly; claim it with the route
     # the spec picks for `/p`.
-    for path in [p for p in list(exact) + list(prefix) if len(p) > 1 and p.endswith("/")]:
-        bare = path.rstrip("/")
-        if bare and bare not in exact:
-            exact[bare] = best(routes, bare) or fallback
-    locs = [_location(p, True, r, backends, events, reported) for p, r in sorted(exact.items())]
-    locs += [_location(p, False, r, backends, events, reported) for p, r in sorted(prefix.items())]
-    return locs
+    exact |= {p.rstrip("/") for p in exact | prefix if len(p) > 1 and p.endswith("/") and p.rstrip("/")}
+    return ([_answer(p, True, _candidates(routes, p, True), fallback, backends, events, reported)
+             for p in sorted(exact)]
+            + [_answer(p, False, _candidates(routes, p, False), fallback, backends, events, reported)
+               for p in sorted(prefix)])
 
 
 def _certificate(ing: Obj, tls: Obj, host: str, snap: Snapshot, certs: dict[str, str],
@@ -464,7 +602,7 @@ def build(snap: Snapshot) -> Plan:
     events: list[Event] = []
     reported: set[tuple[str, str]] = set()
     per_ingress = [(ing, routes_of(ing)) for ing in ordered]
-    routes = _winners([r for _ing, rs in per_ingress for r in rs], events)
+    routes = _winners([r for _ing, rs in per_ingress for r in rs] + list(snap.routes), events)
     by_server: dict[str, list[Route]] = {}
     for r in routes:
         by_server.setdefault(r.host or DEFAULT_SERVER, []).append(r)
@@ -472,7 +610,7 @@ def build(snap: Snapshot) -> Plan:
     backends = _Backends(snap)
     names = sorted({r.host for r in routes if r.host}
                    | {str(h).lower() for ing in ordered for t in _dicts(_d(ing.get("spec")).get("tls"))
-                      for h in t.get("hosts") or [] if h})
+                      for h in t.get("hosts") or [] if h} | set(snap.certificates))
     servers: list[Server] = []
     for name in [DEFAULT_SERVER] + names:
         locations = _server_locations(by_server.get(name, []), default_for.get(name, fallback), backends, events,
@@ -491,4 +629,8 @@ def build(snap: Snapshot) -> Plan:
                 file = _certificate(ing, tls, host, snap, certs, parsed, events)
                 if file is not None:
                     by_name[host].certificate = file
+    for host, (file, cert) in sorted(snap.certificates.items()):    # a Gateway listener's
+        if host not in assigned and host in by_name:
+            by_name[host].certificate = file
+            certs[file] = cert.pem
     return Plan(servers, sorted(backends.upstreams.values(), key=lambda u: u.name), certs, events)
