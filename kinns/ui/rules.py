@@ -19,6 +19,7 @@ Pure text functions: unit tests feed them listings.
 from __future__ import annotations
 
 import re
+import textwrap
 
 _CHAIN_PREFIXES = ("KUBE-SVC-", "KUBE-SEP-", "KUBE-EXT-", "KUBE-FW-", "KUBE-SVL-")
 
@@ -83,7 +84,7 @@ def nft_rules(listing: str, ns: str, name: str, addresses: list[str]) -> str:
         keep = [e for e in elements if tag in e or (addr_re is not None and addr_re.search(e))]
         if keep:
             out += [header, "\t\telements = { " + ",\n\t\t\t     ".join(keep) + " }", "\t}"]
-    return "\n".join(out)
+    return textwrap.dedent("\n".join(out))
 
 
 def _blocks(listing: str) -> list[tuple[str, list[str]]]:
