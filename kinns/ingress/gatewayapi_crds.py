@@ -161,8 +161,8 @@ def gateway_crd() -> Obj:
                     protocol=_s("string", minLength=1, maxLength=255),
                     tls=_obj(mode=_s("string", default="Terminate", enum=["Terminate", "Passthrough"]),
                              certificateRefs=_list(cert_ref, 64)),
-                    allowedRoutes=_obj(namespaces=_obj(**{"from": _s("string", default="Same",
-                                                                     enum=["All", "Same", "Selector"])}),
+                    allowedRoutes=_obj(namespaces={"type": "object", "properties": {
+                        "from": _s("string", default="Same", enum=["All", "Same", "Selector"])}},
                                        kinds=_list(_obj(["kind"], group=_s("string"), kind=_s("string")), 8)))
     spec = _obj(["gatewayClassName", "listeners"], gatewayClassName=NAME, listeners=_list(listener, 64),
                 addresses=_list(_obj(["value"], type=_s("string", default="IPAddress"), value=_s("string")), 16))
@@ -180,9 +180,9 @@ def gateway_crd() -> Obj:
 
 
 def http_route_crd() -> Obj:
-    rule = _obj(matches=_list(_match(), 64), filters=_list(_filter(), 16),
-                backendRefs=_list(_obj(["name"], **_backend_ref()["properties"],
-                                       filters=_list(_filter(), 16)), 16))
+    backend = _backend_ref()
+    backend["properties"]["filters"] = _list(_filter(), 16)
+    rule = _obj(matches=_list(_match(), 64), filters=_list(_filter(), 16), backendRefs=_list(backend, 16))
     rule["properties"]["matches"]["default"] = [{"path": {"type": "PathPrefix", "value": "/"}}]
     spec = _obj(parentRefs=_list(_parent_ref(), 32), hostnames=_list(_hostname(), 16), rules=_list(rule, 16))
     spec["properties"]["rules"]["default"] = [{"matches": [{"path": {"type": "PathPrefix", "value": "/"}}]}]
