@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 
 packages=(python3 python3-venv python3-pip nftables iptables iproute2 conntrack dnsutils curl
           busybox containernetworking-plugins procps psmisc kmod util-linux ca-certificates iputils-ping
-          tcpdump iperf3 dnsperf dnsmasq-base etcd-server etcd-client nginx wrk)
+          tcpdump iperf3 dnsperf dnsmasq-base etcd-server etcd-client nginx wrk
+          chromium)  # chromium: the browser tests/e2e/test_ui.py drives (Playwright, system binary)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
