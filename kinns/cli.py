@@ -318,20 +318,24 @@ def node_group() -> None:
     """Take a node down as if its machine died, and bring it back."""
 
 
+def _node_power(name: str, node: str, on: bool, done: str) -> None:
+    """Stop or start NODE through lifecycle; its refusals are one-line errors."""
+    from .cluster.lifecycle import LifecycleError, start_node, stop_node
+    cfg = _running(name)
+    try:
+        (start_node if on else stop_node)(cfg, node)
+    except LifecycleError as exc:
+        _fail(str(exc))
+    console.print(f"[green]✓[/green] Node [bold]{node}[/bold] {done}", highlight=False)
+
+
 @node_group.command("stop")
 @NAME_OPTION
 @click.argument("node")
 def node_stop(name: str, node: str) -> None:
     """Kill NODE's kubelet and containers and cut its link: its addresses stop answering."""
-    from .cluster.lifecycle import LifecycleError, stop_node
-    cfg = _running(name)
-    try:
-        stop_node(cfg, node)
-    except LifecycleError as exc:
-        _fail(str(exc))
-    console.print(f"[green]✓[/green] Node [bold]{node}[/bold] stopped: its kubelet and pods are gone and its "
-                  "address does not answer; the node lifecycle controller marks it NotReady after "
-                  "--node-monitor-grace-period", highlight=False)
+    _node_power(name, node, False, "stopped: its kubelet and pods are gone and its address does not answer; "
+                "the node lifecycle controller marks it NotReady after --node-monitor-grace-period")
 
 
 @node_group.command("start")
@@ -339,13 +343,7 @@ def node_stop(name: str, node: str) -> None:
 @click.argument("node")
 def node_start(name: str, node: str) -> None:
     """Power NODE back on: its link comes up and its kubelet starts again."""
-    from .cluster.lifecycle import LifecycleError, start_node
-    cfg = _running(name)
-    try:
-        start_node(cfg, node)
-    except LifecycleError as exc:
-        _fail(str(exc))
-    console.print(f"[green]✓[/green] Node [bold]{node}[/bold] started", highlight=False)
+    _node_power(name, node, True, "started")
 
 
 def _node_rows(cfg: ClusterConfig) -> list[dict[str, str]]:
