@@ -1,0 +1,189 @@
+"""Talking to the nodes' kernels during a trace: the trace table, `nft monitor trace`, conntrack.
+
+Everything runs inside the cluster's node namespaces (`nsenter --net`), never
+in the host's: the host's firewall is not ours to change.  `Session` is the
+one place rules are written and removed, as a context manager, so a trace
+that fails, times out or is interrupted still deletes its tables and stops
+its monitors.  Monitors are started first and waited for until their
+netlink socket has joined the trace group (read from the process's own
+/proc/<pid>/net/netlink), so the probe is never sent before anyone listens.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from ..net import netns as nsmod
+from . import nftrace
+
+NFNLGRP_NFTRACE = 9
+NETLINK_NETFILTER = 12
+
+
+class KernelError(Exception):
+    pass
+
+
+def _in(ns: str) -> list[str]:
+    return ["nsenter", f"--net={nsmod.path(ns)}"]
+
+
+def _run_all(cmds: list[list[str]], stdin: str | None = None, timeout: float = 10) -> list[tuple[int, str, str]]:
+    """Run commands in parallel; (returncode, stdout, stderr) each, in order."""
+    procs = [subprocess.Popen(c, stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for c in cmds]
+    out = []
+    for p in procs:
+        try:
+            o, e = p.communicate(stdin, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            o, e = p.communicate()
+        out.append((p.returncode, o, e))
+    return out
+
+
+def _joined_trace_group(pid: int) -> bool:
+    """True once process `pid` has a netfilter netlink socket in the trace multicast group."""
+    try:
+        with open(f"/proc/{pid}/net/netlink") as f:
+            rows = f.read().splitlines()[1:]
+    except OSError:
+        return False
+    for row in rows:
+        cols = row.split()
+        if len(cols) >= 4 and cols[1] == str(NETLINK_NETFILTER) and cols[2] == str(pid):
+            if int(cols[3], 16) & (1 << (NFNLGRP_NFTRACE - 1)):
+                return True
+    return False
+
+
+@dataclass
+class Line:
+    netns: str
+    text: str
+    at: float
+
+
+class Session:
+    """Trace tables and monitors in a set of namespaces, for one probe."""
+
+    def __init__(self, namespaces: list[str]) -> None:
+        self.namespaces = namespaces
+        self.lines: queue.Queue[Line] = queue.Queue()
+        self._procs: list[subprocess.Popen[str]] = []
+        self._threads: list[threading.Thread] = []
+
+    def _reader(self, ns: str, proc: subprocess.Popen[str]) -> None:
+        assert proc.stdout is not None
+        for text in proc.stdout:
+            self.lines.put(Line(ns, text, time.monotonic()))
+
+    def start(self, ready_timeout: float = 5.0) -> None:
+        for ns in self.namespaces:
+            p = subprocess.Popen([*_in(ns), "nft", "monitor", "trace"], stdout=subprocess.PIPE,
+                                 stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, text=True, bufsize=1)
+            self._procs.append(p)
+            t = threading.Thread(target=self._reader, args=(ns, p), daemon=True)
+            t.start()
+            self._threads.append(t)
+        results = _run_all([[*_in(ns), "nft", "-f", "-"] for ns in self.namespaces], nftrace.table_script())
+        for ns, (rc, _, err) in zip(self.namespaces, results):
+            if rc != 0:
+                raise KernelError(f"could not add table {nftrace.TABLE} in {ns}: {err.strip()}")
+        deadline = time.monotonic() + ready_timeout
+        waiting = list(self._procs)
+        while waiting:
+            waiting = [p for p in waiting if not _joined_trace_group(p.pid)]
+            for p in waiting:
+                if p.poll() is not None:
+                    raise KernelError(f"nft monitor trace exited with {p.returncode}")
+            if waiting and time.monotonic() > deadline:
+                raise KernelError("nft monitor trace did not start listening")
+            if waiting:
+                time.sleep(0.002)
+
+    def stop(self) -> None:
+        """Remove the tables and stop the monitors; safe to call more than once."""
+        try:
+            _run_all([[*_in(ns), "nft", "-f", "-"] for ns in self.namespaces if nsmod.exists(ns)],
+                     nftrace.delete_script())
+        finally:
+            for p in self._procs:
+                if p.poll() is None:
+                    p.terminate()
+            for p in self._procs:
+                try:
+                    p.wait(timeout=2)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
+            for t in self._threads:
+                t.join(timeout=1)
+            self._procs.clear()
+
+    def drain(self, quiet: float, limit: float) -> list[Line]:
+        """Lines so far, waiting until none came for `quiet` seconds (at most `limit`)."""
+        out: list[Line] = []
+        deadline = time.monotonic() + limit
+        while True:
+            left = min(quiet, deadline - time.monotonic())
+            if left <= 0:
+                return out
+            try:
+                out.append(self.lines.get(timeout=left))
+            except queue.Empty:
+                return out
+
+
+@contextmanager
+def session(namespaces: list[str]) -> Iterator[Session]:
+    s = Session(namespaces)
+    try:
+        s.start()
+        yield s
+    finally:
+        s.stop()
+
+
+def conntrack(namespaces: list[str]) -> dict[str, list[str]]:
+    """The probe's conntrack entries (those carrying the trace bit) per namespace."""
+    mark = f"{nftrace.CT_BIT:#x}/{nftrace.CT_BIT:#x}"
+    res = _run_all([[*_in(ns), "conntrack", "-L", "--mark", mark] for ns in namespaces])
+    return {ns: [ln for ln in out.splitlines() if ln.strip()] for ns, (_, out, _) in zip(namespaces, res)}
+
+
+def table_left(ns: str) -> bool:
+    """Whether a trace table exists in `ns` (tests check nothing is left behind)."""
+    r = subprocess.run([*_in(ns), "nft", "list", "table", nftrace.FAMILY, nftrace.TABLE],
+                       capture_output=True, text=True)
+    return r.returncode == 0
+
+
+def peer_link(pod_ns: str, node_ns: str, ifname: str = "eth0") -> str | None:
+    """The node-side name of a pod's veth: the peer of the pod's `eth0`."""
+    try:
+        with nsmod.iproute(pod_ns) as pod:
+            links = pod.link_lookup(ifname=ifname)
+            if not links:
+                return None
+            peer = pod.get_links(links[0])[0].get_attr("IFLA_LINK")
+        with nsmod.iproute(node_ns) as node:
+            found = node.get_links(peer)
+            return str(found[0].get_attr("IFLA_IFNAME")) if found else None
+    except Exception:   # a pod gone mid-trace, or a link without a peer: no name to give
+        return None
+
+
+def route_get(ns: str | None, dst: str) -> str:
+    """`ip route get DST` as the namespace decides it (one line)."""
+    cmd = (["ip", "route", "get", dst] if ns is None else [*_in(ns), "ip", "route", "get", dst])
+    r = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "LC_ALL": "C"})
+    return (r.stdout or r.stderr).splitlines()[0].strip() if (r.stdout or r.stderr) else ""

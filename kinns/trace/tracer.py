@@ -1,0 +1,161 @@
+"""One trace, start to end: look up, arm the nodes, send the probe, read what the kernels did.
+
+Order matters for correctness, not only speed: the trace tables and their
+monitors are in place (and listening) before the probe leaves; the probe
+runs in a thread while the main thread watches the events, so a drop
+verdict ends the wait at once instead of at the timeout; the monitors are
+drained until quiet, the probe's conntrack entries read, and then the
+tables removed - in a `finally`, with SIGTERM turned into an exception for
+the duration so `kill` cleans up as Ctrl-C does.  One trace at a time per
+cluster (a lock file in its state directory): the tables of two traces
+would mark each other's probes.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+from typing import Any
+
+from ..cluster.config import ClusterConfig
+from . import hops as hopmod
+from . import kernel, probe
+from .nftrace import Parser
+from ..net.desired import pod_netns
+from .targets import Plan, plan as make_plan
+
+
+@contextmanager
+def _signals_raise() -> Iterator[None]:
+    """SIGTERM (and SIGINT, which Python already raises) end the trace through its finally blocks."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def _raise(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+    old_term = signal.signal(signal.SIGTERM, _raise)
+    old_int = signal.signal(signal.SIGINT, _raise)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old_term)
+        signal.signal(signal.SIGINT, old_int)
+
+
+@contextmanager
+def _cluster_lock(cfg: ClusterConfig) -> Iterator[None]:
+    cfg.state_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(cfg.state_dir / "trace.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _veths(cluster: str, p: Plan, endpoint_ip: str | None = None) -> dict[str, str]:
+    """Node-side veth names of the source and destination pods (netlink facts)."""
+    out: dict[str, str] = {}
+    pods = [p.source_pod, p.dest_pod, p.pods_by_ip.get(endpoint_ip or "")]
+    for pod in pods:
+        if pod is not None and pod.node in p.nodes and pod.key not in out.values():
+            name = kernel.peer_link(pod_netns(cluster, pod.uid), p.nodes[pod.node])
+            if name:
+                out[name] = pod.key
+    return out
+
+
+def _dns_hop(p: Plan) -> dict[str, Any] | None:
+    if p.dns is None:
+        return None
+    tried = ", ".join(f"{t['name']} {t['rcode']}" for t in p.dns["tried"])
+    if p.dns["address"]:
+        summary = f"{p.dns['name']} → {p.dns['address']} (asked {p.dns['server']}: {tried})"
+    else:
+        summary = f"no address for it (asked {p.dns['server']}: {tried})"
+    return {"step": "dns", "node": p.source_node, "summary": summary, "detail": dict(p.dns)}
+
+
+def _veth_hop(p: Plan, veths: dict[str, str]) -> dict[str, Any] | None:
+    if p.source_pod is None:
+        return None
+    veth = next((v for v, k in veths.items() if k == p.source_pod.key), None)
+    return {"step": "veth", "node": p.source_node,
+            "summary": f"pod {p.source_pod.name} ({p.source_pod.ip}) eth0 → {veth or '?'} on cni0 of {p.source_node}",
+            "detail": {"pod_interface": "eth0", "node_interface": veth, "bridge": "cni0"}}
+
+
+def run(cfg: ClusterConfig, source: str, dest: str, namespace: str = "default", timeout: float = 2.0,
+        protocol: str | None = None) -> dict[str, Any]:
+    """Trace one probe from SOURCE to DEST; the contract's JSON object (see kinns/trace/__init__.py)."""
+    t0 = time.monotonic()
+    p = make_plan(cfg, source, dest, namespace, protocol, timeout)
+    result: dict[str, Any] = {"source": p.source_label, "dest": p.dest_label, "protocol": p.protocol, "ok": False,
+                              "resolved": p.resolved, "endpoint": None, "hops": [], "stopped": None}
+    dns = _dns_hop(p)
+    if dns is not None:
+        result["hops"].append(dns)
+    if not p.address:
+        result["stopped"] = {"step": "dns", "reason": "NXDOMAIN", "policy": None, "rule": None}
+        result["seconds"] = round(time.monotonic() - t0, 3)
+        return result
+    veths = _veths(cfg.name, p)
+    namespaces = list(p.nodes.values())
+    node_of = {ns: n for n, ns in p.nodes.items()}
+    with _signals_raise(), _cluster_lock(cfg), kernel.session(namespaces) as s:
+        cancel = threading.Event()
+        box: list[probe.Outcome] = []
+        th = threading.Thread(target=lambda: box.append(
+            probe.send(p.source_ns, p.protocol, p.address, p.port, timeout, cancel, p.http)), daemon=True)
+        th.start()
+        parsers = {ns: Parser() for ns in namespaces}
+        events: dict[str, list[Any]] = {ns: [] for ns in namespaces}
+
+        def take(lines: list[kernel.Line]) -> None:
+            for ln in lines:
+                ev = parsers[ln.netns].feed(ln.text)
+                if ev is not None:
+                    events[ln.netns].append(ev)
+                    if ev.probe and ev.verdict == "drop":
+                        cancel.set()
+        while th.is_alive():
+            take(s.drain(0.01, 0.05))
+        th.join()
+        take(s.drain(0.03, 0.3))
+        ct = kernel.conntrack(namespaces)
+    outcome = box[0] if box else probe.Outcome(False, "error", error="probe did not run")
+    ctx = hopmod.Context(p.protocol, p.address, p.port, p.source_node,
+                         pod_names={ip: (pi.namespace, pi.name) for ip, pi in p.pods_by_ip.items()},
+                         node_ips=p.node_ips, veths=veths, source_label=p.source_label)
+    flows = [hopmod.split(node_of[ns], evs) for ns, evs in events.items()]
+    hops, stopped, endpoint = hopmod.build(flows, ctx)
+    ep_pod = p.pods_by_ip.get(endpoint["ip"]) if endpoint else None
+    if ep_pod is not None and ep_pod.key not in veths.values():    # the kernel chose it: name its veth too
+        ctx.veths.update(_veths(cfg.name, p, ep_pod.ip))
+        hops, stopped, endpoint = hopmod.build(flows, ctx)
+    vh = _veth_hop(p, veths)
+    result["hops"] += ([vh] if vh else []) + hops
+    for h in result["hops"]:
+        if h["step"] == "nat" and h["node"] in p.nodes and ct.get(p.nodes[h["node"]]):
+            h["detail"]["conntrack"] = ct[p.nodes[h["node"]]][0]
+    if endpoint is None and p.dest_pod is not None:
+        endpoint = {"pod": p.dest_pod.name, "namespace": p.dest_pod.namespace, "ip": p.dest_pod.ip, "port": p.port}
+    result["endpoint"] = endpoint
+    if stopped is None and not outcome.ok:
+        stopped = hopmod.answer_stop(outcome.result, result["hops"], ctx)
+    if outcome.answer:
+        result["answer"] = outcome.answer
+    result["stopped"] = stopped
+    result["ok"] = outcome.ok and stopped is None
+    result["probe"] = {"result": outcome.result, "local": f"{outcome.local[0]}:{outcome.local[1]}",
+                       "error": outcome.error, "seconds": round(outcome.seconds, 4)}
+    result["conntrack"] = {node_of[ns]: lines for ns, lines in ct.items() if lines}
+    result["seconds"] = round(time.monotonic() - t0, 3)
+    return result
