@@ -128,7 +128,8 @@ def _crd(kind: str, plural: str, scope: str, spec: Obj, status: Obj, columns: li
                   status=status)
     return {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
             "metadata": {"name": f"{plural}.{GROUP}",
-                         "annotations": {"gateway.networking.k8s.io/bundle-version": BUNDLE_VERSION,
+                         "annotations": {"api-approved.kubernetes.io": "https://github.com/kubernetes-sigs/gateway-api",
+                                         "gateway.networking.k8s.io/bundle-version": BUNDLE_VERSION,
                                          "gateway.networking.k8s.io/channel": "standard"}},
             "spec": {"group": GROUP, "names": names, "scope": scope,
                      "versions": [{"name": VERSION, "served": True, "storage": True,
