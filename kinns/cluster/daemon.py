@@ -173,11 +173,13 @@ class IpipEncapService(NodeService):
 
     def argv(self) -> list[str]:
         return ["nsenter", f"--net=/run/netns/{self.node.netns}", "--", sys.executable, "-m",
-                "kinns.net.ipip_encap", f"--node={self.node.name}"]
+                "kinns.net.ipip_encap", f"--node={self.node.name}",
+                f"--counters={self.pid_path.parent / 'counters.json'}"]
 
     async def exited(self, code: int) -> None:
+        how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
         await _node_event(self.cfg, self.node, "Warning", "IPIPTunnelDown",
-                          f"ipip encapsulator exited ({code}): pods on {self.node.name} are unreachable "
+                          f"ipip encapsulator {how}: pods on {self.node.name} are unreachable "
                           f"from other nodes until it restarts")
 
     async def restarted(self) -> None:

@@ -18,7 +18,7 @@ The routes are the only configuration: a netlink subscription keeps a
 private copy (the kubelet's `sync_routes` edits them), so there is nothing
 to keep in sync by hand.  One thread per direction, each blocking in its own
 syscall (they release the GIL), fixed buffers, no per-packet allocation on
-the receive side.  Exits non-zero on any unexpected error: the daemon
+the receive side.  Counters (packets each way, drops) go to `--counters`.  Exits non-zero on any unexpected error: the daemon
 restarts it, and the persistent tunl0 and the routes stay meanwhile.
 """
 
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import json
 import logging
 import os
 import signal
@@ -170,7 +171,8 @@ def _run_thread(target: Any, *args: Any) -> threading.Thread:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m kinns.net.ipip_encap", description=__doc__.splitlines()[0])
     ap.add_argument("--node", default="", help="node name, for the log")
-    ap.add_argument("--stats-every", type=float, default=60.0, help="seconds between counter lines in the log")
+    ap.add_argument("--counters", default="", help="JSON file to rewrite with the packet counters")
+    ap.add_argument("--stats-every", type=float, default=5.0, help="seconds between counter updates")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)
@@ -184,9 +186,18 @@ def main(argv: list[str] | None = None) -> None:
     _run_thread(outbound, tun, sock, routes, stats)
     _run_thread(inbound, tun, sock, routes, stats)
     log.info("ipip encapsulator on %s: %s is a TUN device, protocol 4 over a raw socket", args.node or "node", IPIP_IF)
+    dropped = 0
     while True:
         time.sleep(args.stats_every)
-        log.info("packets out %d in %d, dropped out %d in %d; %d routes", *stats, len(routes.peers))
+        counters = dict(zip(("out", "in", "out_dropped", "in_dropped"), stats), peers=len(routes.peers))
+        if args.counters:
+            tmp = f"{args.counters}.tmp"
+            with open(tmp, "w") as f:
+                json.dump(counters, f)
+            os.replace(tmp, args.counters)
+        if stats[2] + stats[3] != dropped:    # drops are worth a line; steady traffic is not
+            dropped = stats[2] + stats[3]
+            log.info("packets %s", counters)
 
 
 if __name__ == "__main__":
