@@ -12,11 +12,9 @@ import json
 import os
 import signal
 import socket
-import ssl
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -25,7 +23,7 @@ from rich.console import Console
 
 # Heavier modules (netlink, the node layer) are imported inside the commands
 # that need them, so `kinns status` and friends start quickly.
-from .cluster import kubeconfig
+from .cluster import adminapi, kubeconfig
 from .cluster.certs import paths as cert_paths
 from .cluster.config import ClusterConfig, ConfigError, validate_name
 
@@ -65,17 +63,6 @@ def _free_port(host: str) -> int:
     with socket.socket() as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
-
-
-def _api_ready(cfg: ClusterConfig) -> bool:
-    certs = cert_paths(cfg.state_dir / "pki")
-    ctx = ssl.create_default_context(cafile=str(certs.ca_cert))
-    ctx.load_cert_chain(str(certs.admin_cert), str(certs.admin_key))
-    try:
-        with urllib.request.urlopen(f"{cfg.server_url}/readyz", context=ctx, timeout=1) as r:
-            return bool(r.status == 200)
-    except OSError:
-        return False
 
 
 def _check_sizes(nodes: int, pod_subnet: str) -> str | None:
@@ -249,7 +236,7 @@ def _start_and_wait(cfg: ClusterConfig, wait: float, verb: str) -> None:
             if proc.poll() is not None:
                 tail = (cfg.state_dir / "daemon.log").read_text(errors="replace").strip().splitlines()[-5:]
                 _fail(f"the cluster daemon exited ({proc.returncode}):\n  " + "\n  ".join(tail))
-            if (cfg.state_dir / "ready").exists() and _api_ready(cfg):
+            if (cfg.state_dir / "ready").exists() and adminapi.ready(cfg):
                 break
             if time.monotonic() - start > wait:
                 _fail(f"the cluster was not ready within {wait:.0f}s; see {cfg.state_dir / 'daemon.log'} "
@@ -349,7 +336,7 @@ def node_start(name: str, node: str) -> None:
 def _node_rows(cfg: ClusterConfig) -> list[dict[str, str]]:
     """Nodes as the API reports them (empty when it does not answer)."""
     try:
-        data = _api_get(cfg, "/api/v1/nodes")
+        data = adminapi.get_json(cfg, "/api/v1/nodes")
     except OSError:
         return []
     rows = []
@@ -363,14 +350,6 @@ def _node_rows(cfg: ClusterConfig) -> list[dict[str, str]]:
     return rows
 
 
-def _api_get(cfg: ClusterConfig, path: str) -> dict[str, Any]:
-    certs = cert_paths(cfg.state_dir / "pki")
-    ctx = ssl.create_default_context(cafile=str(certs.ca_cert))
-    ctx.load_cert_chain(str(certs.admin_cert), str(certs.admin_key))
-    with urllib.request.urlopen(f"{cfg.server_url}{path}", context=ctx, timeout=2) as r:
-        return json.loads(r.read())  # type: ignore[no-any-return]
-
-
 @main.command()
 @NAME_OPTION
 @click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True)
@@ -381,7 +360,7 @@ def status(name: str, output: str) -> None:
     from .net.fabric import Fabric
     cfg = _existing(name)
     pid = _pid(cfg)
-    api = bool(pid) and _api_ready(cfg)
+    api = bool(pid) and adminapi.ready(cfg)
     state = "running" if api else ("stopped" if not pid else "control-plane-stopped")
     cp = Fabric.plan(cfg.name, cfg.fabric_subnet, cfg.nodes, cfg.cluster_cidr)[0] if cfg.fabric_subnet else None
     comps = components_json(cfg)
@@ -449,7 +428,7 @@ def _move_manifests(name: str, want: str) -> None:
         if (src / f"{stem}.yaml").exists():
             (src / f"{stem}.yaml").rename(dst / f"{stem}.yaml")
     deadline = time.monotonic() + 30
-    while _api_ready(cfg) != (want == "running"):
+    while adminapi.ready(cfg) != (want == "running"):
         if time.monotonic() > deadline:
             _fail(f"the control plane did not become {want} within 30s; see "
                   f"{cfg.state_dir / 'logs' / f'kubelet-{cp}.log'}")

@@ -13,14 +13,12 @@ working directory, as `kubectl exec` would.
 from __future__ import annotations
 
 import json
-import ssl
 import urllib.error
-import urllib.request
 from typing import Any
 
 from ..net.fabric import Fabric
 from ..node.cgroups import Cgroups
-from .certs import paths as cert_paths
+from .adminapi import get_json
 from .config import ClusterConfig
 from .manifests import node_etc
 
@@ -49,12 +47,8 @@ def node_command(cfg: ClusterConfig, node: str, argv: list[str]) -> tuple[list[s
 
 
 def _get(cfg: ClusterConfig, path: str) -> dict[str, Any]:
-    pki = cert_paths(cfg.state_dir / "pki")
-    ctx = ssl.create_default_context(cafile=str(pki.ca_cert))
-    ctx.load_cert_chain(str(pki.admin_cert), str(pki.admin_key))
     try:
-        with urllib.request.urlopen(cfg.server_url + path, context=ctx, timeout=10) as r:
-            return json.loads(r.read())  # type: ignore[no-any-return]
+        return get_json(cfg, path, timeout=10)
     except urllib.error.HTTPError as e:
         raise ExecError(json.loads(e.read()).get("message", str(e))) from None
 
