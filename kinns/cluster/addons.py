@@ -36,6 +36,8 @@ from ..api.discovery import VERSION_INFO
 from ..api.request import Request
 from ..api.server import ApiServer
 from ..dns.corefile import KUBEADM_COREFILE
+from ..ingress.gatewayapi_crds import CONTROLLER_NAME as GATEWAY_CONTROLLER, GROUP as GATEWAY_GROUP, \
+    gateway_api_objects
 from .certs import client_cert, paths
 from .config import ClusterConfig
 
@@ -326,7 +328,9 @@ def ingress_nginx_objects(server: str, ident: Identity) -> list[tuple[str, Obj]]
             rule([""], ["events"], ["create", "patch"]),
             rule(["networking.k8s.io"], ["ingresses/status"], ["update"]),
             rule(["networking.k8s.io"], ["ingressclasses"], read),
-            rule(["discovery.k8s.io"], ["endpointslices"], ["list", "watch", "get"])]}),
+            rule(["discovery.k8s.io"], ["endpointslices"], ["list", "watch", "get"]),
+            rule([GATEWAY_GROUP], ["gatewayclasses", "gateways", "httproutes"], read),
+            rule([GATEWAY_GROUP], ["gatewayclasses/status", "gateways/status", "httproutes/status"], ["update"])]}),
         (f"{rbac}/clusterrolebindings", bind("ClusterRoleBinding", None)),
         (f"{rbac}/namespaces/{ns}/roles", {"apiVersion": f"{rgroup}/v1", "kind": "Role",
                                            "metadata": {"name": name, "namespace": ns, "labels": comp}, "rules": [
@@ -365,6 +369,7 @@ def ingress_nginx_objects(server: str, ident: Identity) -> list[tuple[str, Obj]]
                                      "--ingress-class=nginx",
                                      f"--configmap=$(POD_NAMESPACE)/{ctl}",
                                      "--watch-ingress-without-class=true",
+                                     f"--gateway-controller-name={GATEWAY_CONTROLLER}",
                                      "--enable-metrics=false"],
                             "env": [{"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
                                     {"name": "POD_NAMESPACE",
@@ -417,8 +422,8 @@ async def install(api: ApiServer, cfg: ClusterConfig, control_plane_ip: str, por
                                                            "system:serviceaccount:kube-system:coredns"))
                + network_policy_objects(server, identity(
                    cfg, "kube-network-policies", "system:serviceaccount:kube-system:kube-network-policies"))
-               + ([] if "ingress" in disabled(cfg) else ingress_nginx_objects(in_cluster, identity(
-                   cfg, "ingress-nginx", "system:serviceaccount:ingress-nginx:ingress-nginx"))))
+               + ([] if "ingress" in disabled(cfg) else gateway_api_objects() + ingress_nginx_objects(
+                   in_cluster, identity(cfg, "ingress-nginx", "system:serviceaccount:ingress-nginx:ingress-nginx"))))
     for collection, obj in objects:
         resp = await api.dispatch(Request("POST", collection, obj=obj))
         if resp.status >= 400 and resp.obj.get("reason") != "AlreadyExists":

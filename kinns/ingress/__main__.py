@@ -4,7 +4,9 @@ What the `registry.k8s.io/ingress-nginx/controller` image runs (see
 kinns/node/images.py), with ingress-nginx's own flags: `--ingress-class`,
 `--controller-class`, `--watch-ingress-without-class`,
 `--publish-service`, `--configmap`, `--election-id`, `--http-port`,
-`--https-port`, `--healthz-port`, `--status-port`, `--kubeconfig`; the
+`--https-port`, `--healthz-port`, `--status-port`, `--kubeconfig`, and
+kinns' own `--gateway-controller-name` (serve the Gateway API's classes
+of that controllerName with the same nginx); the
 flags kinns does not act on (`--validating-webhook…`, `--enable-metrics`)
 are accepted and ignored.  The image's entrypoint path, when the manifest
 names it as the first argument as upstream's does, is skipped.
@@ -57,6 +59,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--status-port", type=int, default=10246)
     ap.add_argument("--kubeconfig", default="")
     ap.add_argument("--nginx-conf-dir", default="/etc/nginx")
+    ap.add_argument("--gateway-controller-name", default="")
     ap.add_argument("--v", type=int, default=0)
     ap.add_argument("--version", action="store_true")
     args, _unknown = ap.parse_known_args(argv)
@@ -89,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     opts = Options(ingress_class=args.ingress_class, controller_class=args.controller_class,
                    watch_without_class=_bool(args.watch_ingress_without_class),
                    publish_service=args.publish_service, configmap=args.configmap, election_id=args.election_id,
-                   namespace=ns or "ingress-nginx", pod_name=pod, healthz_port=args.healthz_port)
+                   namespace=ns or "ingress-nginx", pod_name=pod, healthz_port=args.healthz_port,
+                   gateway_controller=args.gateway_controller_name)
     settings = Settings(http_port=args.http_port, https_port=args.https_port, status_port=args.status_port)
     info(log, "main.go:50", "NGINX Ingress controller", release=VERSION, build="kinns", repository="kinns",
          nginx="Debian nginx", kubernetes=VERSION_INFO["gitVersion"])

@@ -10,6 +10,13 @@
     status (the leader of Lease `<election-id>`): the publish Service's
         `status.loadBalancer.ingress` copied to every Ingress of our class
 
+With `--gateway-controller-name` the same loop serves the Gateway API:
+GatewayClasses naming that controller, their Gateways and the HTTPRoutes
+attached to them are translated (gateway.py) into routes of the same plan,
+and the leader writes their status (class Accepted; Gateway addresses =
+the publish Service's, Accepted/Programmed, listeners' attachedRoutes;
+each route's parents).
+
 Every replica renders and reloads its own nginx (they all serve traffic);
 only the leader writes Ingress status, as upstream's status syncer.  The
 first sync waits for the informers, so nginx never starts with a partial
@@ -30,12 +37,16 @@ from typing import Any
 
 from aiohttp import web
 
+from ..api.crd import set_condition
+from ..api.crdkind import resource_types
 from ..api.errors import ApiError
+from ..api.resources import Registry
 from ..client import Client, InformerFactory
 from ..client.informer import Informer
 from ..client.leaderelection import LeaderElector, LeaseLock
 from ..klog import info
-from . import certs, routing
+from . import certs, gateway, routing
+from .gatewayapi_crds import API_VERSION as GATEWAY_API, crds as gateway_crds
 from .nginx import ConfigError, Nginx
 from .nginxconf import Settings, render
 
@@ -59,6 +70,7 @@ class Options:
     pod_name: str = ""
     healthz_port: int = 10254
     min_interval: float = 0.2            # seconds between two syncs
+    gateway_controller: str = ""         # serve GatewayClasses of this controllerName ("": no Gateway API)
 
 
 class _CacheView(Mapping[str, Any]):
@@ -86,6 +98,33 @@ def _slice_service(s: dict[str, Any]) -> list[str]:
     return [f"{meta.get('namespace', '')}/{name}"] if name else []
 
 
+def gateway_registry(base: Registry) -> Registry:
+    """`base` plus the Gateway API kinds as kinns installs their CRDs (names accepted as written)."""
+    types = [rt for crd in gateway_crds()
+             for rt in resource_types({**crd, "status": {"acceptedNames": crd["spec"]["names"]}})]
+    return Registry(types=base.types + tuple(types))
+
+
+def _stamp(status: Any, old: Any) -> Any:
+    """Every condition list in `status` with the transition times `old` already has for the same status."""
+    if isinstance(status, dict):
+        out = {k: _stamp(v, (old or {}).get(k) if isinstance(old, dict) else None) for k, v in status.items()}
+        conds = status.get("conditions")
+        if isinstance(conds, list):
+            merged: dict[str, Any] = {"conditions": list((old or {}).get("conditions") or [])
+                                      if isinstance(old, dict) else []}
+            now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            for c in conds:
+                set_condition(merged, {**c, "lastTransitionTime": now})
+            types = [c["type"] for c in conds]
+            out["conditions"] = [c for c in merged["conditions"] if c.get("type") in types]
+        return out
+    if isinstance(status, list):
+        olds = old if isinstance(old, list) else []
+        return [_stamp(v, olds[i] if i < len(olds) else None) for i, v in enumerate(status)]
+    return status
+
+
 def _split(key: str, default_ns: str) -> tuple[str, str]:
     ns, _, name = key.rpartition("/")
     return (ns or default_ns, name)
@@ -105,6 +144,11 @@ class IngressController:
         self.slices = f.informer("discovery.k8s.io/v1", "EndpointSlice")
         self.slices.add_indexer("service", _slice_service)
         self.secrets = f.informer("v1", "Secret")
+        self.gateway_informers: tuple[Informer, Informer, Informer] | None = None
+        if opts.gateway_controller:
+            client.registry = gateway_registry(client.registry)
+            self.gateway_informers = (f.informer(GATEWAY_API, "GatewayClass"), f.informer(GATEWAY_API, "Gateway"),
+                                      f.informer(GATEWAY_API, "HTTPRoute"))
         self.configmaps: Informer | None = None
         if opts.configmap:
             ns, name = _split(opts.configmap, opts.namespace)
@@ -161,10 +205,20 @@ class IngressController:
             s = replace(s, worker_processes=data["worker-processes"])
         return s
 
+    def translation(self) -> gateway.Translation:
+        """The Gateway API objects of our classes as routes and statuses (empty without them)."""
+        if self.gateway_informers is None:
+            return gateway.Translation()
+        classes, gateways, routes = (i.list() for i in self.gateway_informers)
+        return gateway.translate(self.opts.gateway_controller, classes, gateways, routes, _CacheView(self.services),
+                                 _CacheView(self.secrets), [a.get("ip") or a.get("hostname", "")
+                                                            for a in self.addresses()])
+
     def snapshot(self) -> routing.Snapshot:
         ours = [i for i in self.ingresses.list() if self._ours(i)]
-        return routing.Snapshot(ours, _CacheView(self.services),
-                                lambda key: self.slices.by_index("service", key), _CacheView(self.secrets))
+        t = self.translation()
+        return routing.Snapshot(ours, _CacheView(self.services), lambda key: self.slices.by_index("service", key),
+                                _CacheView(self.secrets), t.routes, t.certificates)
 
     async def sync(self) -> None:
         """Render the cluster's Ingresses and make nginx run them (reload only on a change)."""
@@ -251,6 +305,33 @@ class IngressController:
                 if e.code == 409:
                     self.status_dirty.set()
 
+    async def update_gateway_status(self) -> None:
+        """Write each Gateway API object's status where it differs from the translation's."""
+        if self.gateway_informers is None:
+            return
+        t = self.translation()
+        classes, gateways, routes = self.gateway_informers
+        for inf, want in ((classes, t.classes), (gateways, t.gateways), (routes, t.http_routes)):
+            for key, status in want.items():
+                obj = inf.get(key)
+                if obj is None:
+                    continue
+                have = obj.get("status") or {}
+                if inf is routes:   # other controllers' parents stay
+                    others = [p for p in have.get("parents") or []
+                              if p.get("controllerName") != self.opts.gateway_controller]
+                    status = {"parents": others + status["parents"]}
+                new = _stamp(status, have)
+                if new == have:
+                    continue
+                try:
+                    await self.client.update_status({**obj, "status": new})
+                except ApiError as e:
+                    log.warning("error updating %s status: %s", obj.get("kind"), e.message,
+                                extra={"source": "status.go:318"})
+                    if e.code == 409:
+                        self.status_dirty.set()
+
     async def _status_loop(self) -> None:
         """While leading: keep every Ingress's status on the publish Service's addresses."""
         info(log, "status.go:85", "new leader elected", identity=self.opts.pod_name)
@@ -260,6 +341,7 @@ class IngressController:
             self.status_dirty.clear()
             try:
                 await self.update_status()
+                await self.update_gateway_status()
             except Exception:  # noqa: BLE001 - retried on the next change
                 log.exception("status sync failed")
             await asyncio.sleep(self.opts.min_interval)
