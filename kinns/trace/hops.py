@@ -158,6 +158,8 @@ class _Builder:
             if not routed and e.packet.get("oif") and e.kind == "packet":
                 routed = True
                 self._route(node, e)
+        if self.stopped is not None:
+            return
         for e in flow.encap[:1]:
             p = e.packet
             if p.get("iif"):        # the receiving end: the decapsulated packet's hop says it
@@ -277,7 +279,8 @@ class _Builder:
                                   dport=p.get("dport"), saddr=p.get("saddr")))
         elif oif is None and any(x.chain in ("filter-input", "egress-to-node", "INPUT", "KUBE-FIREWALL")
                                  or x.chain.endswith("input") for x in events):
-            self.hops.append(_hop("arrive", node, f"delivered to the node itself ({dst}:{p.get('dport', '')})",
+            port = f":{p.get('dport')}" if p.get("dport") else ""
+            self.hops.append(_hop("arrive", node, f"delivered to the node itself ({dst}{port})",
                                   daddr=dst, dport=p.get("dport")))
 
     # -------------------------------------------------------------- the answer
@@ -348,7 +351,8 @@ def answer_stop(result: str, hops: list[Hop], ctx: Context) -> dict[str, Any] | 
                     "rule": "ICMP port unreachable from the destination"}
         if rst is not None or arrived:
             return {"step": "arrive", "reason": "nothing listening", "policy": None,
-                    "rule": f"TCP RST from {ctx.address}:{ctx.port}" if rst is None else rst["summary"]}
+                    "rule": f"TCP RST from {rst['detail'].get('saddr', ctx.address)}:{rst['detail'].get('sport', ctx.port)}"
+                    if rst is not None else f"TCP RST for {ctx.address}:{ctx.port}"}
         return {"step": "stop", "reason": "rejected", "policy": None, "rule": None}
     if result == "unreachable":
         return {"step": "route", "reason": "no route", "policy": None, "rule": None}

@@ -87,6 +87,12 @@ class Session:
             self.lines.put(Line(ns, text, time.monotonic()))
 
     def start(self, ready_timeout: float = 5.0) -> None:
+        # Tables first: a monitor knows the rules that exist when it starts, so it can print
+        # the trace table's own rules (which say whether a packet is the probe or its answer).
+        results = _run_all([[*_in(ns), "nft", "-f", "-"] for ns in self.namespaces], nftrace.table_script())
+        for ns, (rc, _, err) in zip(self.namespaces, results):
+            if rc != 0:
+                raise KernelError(f"could not add table {nftrace.TABLE} in {ns}: {err.strip()}")
         for ns in self.namespaces:
             p = subprocess.Popen([*_in(ns), "nft", "monitor", "trace"], stdout=subprocess.PIPE,
                                  stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, text=True, bufsize=1)
@@ -94,10 +100,6 @@ class Session:
             t = threading.Thread(target=self._reader, args=(ns, p), daemon=True)
             t.start()
             self._threads.append(t)
-        results = _run_all([[*_in(ns), "nft", "-f", "-"] for ns in self.namespaces], nftrace.table_script())
-        for ns, (rc, _, err) in zip(self.namespaces, results):
-            if rc != 0:
-                raise KernelError(f"could not add table {nftrace.TABLE} in {ns}: {err.strip()}")
         deadline = time.monotonic() + ready_timeout
         waiting = list(self._procs)
         while waiting:

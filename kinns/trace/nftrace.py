@@ -103,18 +103,36 @@ class Event:
     rule: str = ""              # the rule's text as nft lists it
     verdict: str = ""           # accept, drop, continue, jump X, goto X, return
     packet: dict[str, str] = field(default_factory=dict)
+    kind_of_packet: str = ""    # probe | reply | encap, from the trace table's rule that selected it
 
     @property
     def probe(self) -> bool:
-        """The probe's own direction (its DSCP), not the answer."""
-        return self.packet.get("dscp") == f"{PROBE_DSCP:#x}"
+        """The probe's own direction, not the answer (which may echo its DSCP: a RST does)."""
+        return self.kind_of_packet == "probe"
 
     @property
     def encap(self) -> bool:
         """An outer tunnel packet (VXLAN or IP-in-IP) carrying the probe."""
-        p = self.packet
-        return (p.get("protocol") == "udp" and p.get("dport") == str(VXLAN_PORT)) or \
-            p.get("protocol") in ("ipencap", "ipip", "4")
+        return self.kind_of_packet == "encap"
+
+
+def selected_as(rule: str) -> str:
+    """Which of the trace table's selector rules this is: what kind of packet it picked."""
+    if "ct direction reply" in rule:
+        return "reply"
+    if "ct state new" in rule:
+        return "probe"
+    if f"dport {VXLAN_PORT}" in rule or "ipencap" in rule or "ip protocol 4" in rule:
+        return "encap"
+    return ""
+
+
+def _guess(packet: dict[str, str]) -> str:
+    """The kind from the packet alone, when the selecting rule was not seen (monitor without its text)."""
+    if (packet.get("protocol") == "udp" and packet.get("dport") == str(VXLAN_PORT)) or \
+            packet.get("protocol") in ("ipencap", "ipip", "4"):
+        return "encap"
+    return "probe" if packet.get("dscp") == f"{PROBE_DSCP:#x}" else "reply"
 
 
 def packet_fields(text: str) -> dict[str, str]:
@@ -125,10 +143,24 @@ def packet_fields(text: str) -> dict[str, str]:
 
 
 class Parser:
-    """Turns one namespace's monitor lines into Events; remembers each trace id's packet."""
+    """Turns one namespace's monitor lines into Events; remembers each trace id's packet.
+
+    A packet's kind comes from the trace table's rule that selected it; the
+    kernel may give the same packet a new trace id later in its path (after
+    NAT), so kinds are also remembered by IP id, which stays with a packet.
+    """
 
     def __init__(self) -> None:
         self._packets: dict[str, dict[str, str]] = {}
+        self._kinds: dict[str, str] = {}        # trace id -> kind
+        self._by_ipid: dict[str, str] = {}      # IP id -> kind
+        self._last: dict[str, Event] = {}       # trace id -> its latest packet line
+
+    def _kind(self, tid: str) -> str:
+        if tid in self._kinds:
+            return self._kinds[tid]
+        packet = self._packets.get(tid, {})
+        return self._by_ipid.get(packet.get("id", ""), "") or _guess(packet)
 
     def feed(self, line: str) -> Event | None:
         m = _LINE.match(line.rstrip("\n"))
@@ -138,12 +170,21 @@ class Parser:
         table = f"{m['family']} {m['table']}"
         if kind == "packet":
             self._packets[tid] = packet_fields(rest)
-            return Event(tid, table, m["chain"], "packet", packet=self._packets[tid])
+            ev = Event(tid, table, m["chain"], "packet", packet=self._packets[tid], kind_of_packet=self._kind(tid))
+            self._last[tid] = ev
+            return ev
         packet = self._packets.get(tid, {})
         if kind == "rule":
             v = _VERDICT.match(rest)
             rule, verdict = (v["rule"], v["verdict"]) if v else (rest, "")
-            return Event(tid, table, m["chain"], "rule", rule.strip(), verdict.strip(), packet)
+            if table == f"{FAMILY} {TABLE}" and (sel := selected_as(rule)):
+                self._kinds[tid] = sel
+                if tid in self._last:            # the packet line came first: it is this kind too
+                    self._last[tid].kind_of_packet = sel
+                if packet.get("id"):
+                    self._by_ipid[packet["id"]] = sel
+            return Event(tid, table, m["chain"], "rule", rule.strip(), verdict.strip(), packet, self._kind(tid))
         if kind == "policy":
-            return Event(tid, table, m["chain"], "policy", verdict=rest.strip(), packet=packet)
+            return Event(tid, table, m["chain"], "policy", verdict=rest.strip(), packet=packet,
+                         kind_of_packet=self._kind(tid))
         return None

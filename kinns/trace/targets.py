@@ -301,7 +301,7 @@ def plan(cfg: ClusterConfig, source: str, dest: str, namespace: str = "default",
     else:
         if dst.kind == "name":
             if source_pod is not None:
-                p.dns = resolve_in_pod(cfg, source_pod, source_ns or "", dst.name, min(timeout, 2.0))
+                p.dns = resolve_in_pod(cfg, source_pod, source_ns or "", dst.name, min(timeout, 0.5))
             else:
                 p.dns = resolve_on_host(dst.name)
             if p.dns["address"]:

@@ -118,8 +118,11 @@ def run(cfg: ClusterConfig, source: str, dest: str, namespace: str = "default", 
         parsers = {ns: Parser() for ns in namespaces}
         events: dict[str, list[Any]] = {ns: [] for ns in namespaces}
 
+        raw: list[str] = []
+
         def take(lines: list[kernel.Line]) -> None:
             for ln in lines:
+                raw.append(f"{node_of[ln.netns]}: {ln.text.rstrip()}")
                 ev = parsers[ln.netns].feed(ln.text)
                 if ev is not None:
                     events[ln.netns].append(ev)
@@ -131,6 +134,8 @@ def run(cfg: ClusterConfig, source: str, dest: str, namespace: str = "default", 
         take(s.drain(0.03, 0.3))
         ct = kernel.conntrack(namespaces)
     outcome = box[0] if box else probe.Outcome(False, "error", error="probe did not run")
+    if outcome.local[1]:    # entries of earlier traces still carry the bit until they expire
+        ct = {ns: [ln for ln in lines if f"sport={outcome.local[1]} " in ln] for ns, lines in ct.items()}
     ctx = hopmod.Context(p.protocol, p.address, p.port, p.source_node,
                          pod_names={ip: (pi.namespace, pi.name) for ip, pi in p.pods_by_ip.items()},
                          node_ips=p.node_ips, veths=veths, source_label=p.source_label)
@@ -157,5 +162,7 @@ def run(cfg: ClusterConfig, source: str, dest: str, namespace: str = "default", 
     result["probe"] = {"result": outcome.result, "local": f"{outcome.local[0]}:{outcome.local[1]}",
                        "error": outcome.error, "seconds": round(outcome.seconds, 4)}
     result["conntrack"] = {node_of[ns]: lines for ns, lines in ct.items() if lines}
+    if os.environ.get("KINNS_TRACE_RAW"):     # the monitors' own lines, for debugging a reading
+        result["raw"] = raw
     result["seconds"] = round(time.monotonic() - t0, 3)
     return result
