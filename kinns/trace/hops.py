@@ -360,3 +360,40 @@ def answer_stop(result: str, hops: list[Hop], ctx: Context) -> dict[str, Any] | 
         where = f" (last seen on {last_node})" if last_node else ""
         return {"step": "stop", "reason": f"no answer{where}", "policy": None, "rule": None}
     return None
+
+
+_XT_TABLES = ("ip nat", "ip filter", "ip mangle", "ip raw")
+_SAVED_COMMENT = re.compile(r'--comment (?:"(?P<q>[^"]*)"|(?P<w>\S+))')
+
+
+def uses_iptables(events: list[Event]) -> bool:
+    return any(e.table in _XT_TABLES for e in events)
+
+
+def annotate_xt(events: list[Event], saved: str) -> None:
+    """iptables mode: nft's trace leaves out `-m comment` (an xt match), so find each traced
+    rule's line in `iptables-save` (same chain, target, address and port) and add its comment."""
+    lines = saved.splitlines()
+    for e in events:
+        if e.kind != "rule" or e.table not in _XT_TABLES or "comment" in e.rule:
+            continue
+        target = e.verdict.split(" ", 1)[1] if " " in e.verdict else ""
+        want = [f"-A {e.chain} "]
+        if target:
+            want.append(f"-j {target}")
+        elif "reject" in e.rule:
+            want.append("-j REJECT")
+        elif "dnat to" in e.rule:
+            want.append("-j DNAT")
+        elif "masquerade" in e.rule:
+            want.append("-j MASQUERADE")
+        if (m := re.search(r"\bip daddr ([\d.]+)\b(?!/)", e.rule)):
+            want.append(f"-d {m.group(1)}/32 ")
+        if (m := re.search(r"\bdport (\d+)", e.rule)):
+            want.append(f"--dport {m.group(1)} ")
+        for ln in lines:
+            if ln.startswith(want[0]) and all(w in ln + " " for w in want[1:]):
+                c = _SAVED_COMMENT.search(ln)
+                if c:
+                    e.rule = f'{e.rule} comment "{c["q"] if c["q"] is not None else c["w"]}"'
+                break

@@ -31,11 +31,11 @@ class KernelError(Exception):
     pass
 
 
-def _in(ns: str) -> list[str]:
+def in_ns(ns: str) -> list[str]:
     return ["nsenter", f"--net={nsmod.path(ns)}"]
 
 
-def _run_all(cmds: list[list[str]], stdin: str | None = None, timeout: float = 10) -> list[tuple[int, str, str]]:
+def run_all(cmds: list[list[str]], stdin: str | None = None, timeout: float = 10) -> list[tuple[int, str, str]]:
     """Run commands in parallel; (returncode, stdout, stderr) each, in order."""
     procs = [subprocess.Popen(c, stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for c in cmds]
@@ -89,12 +89,12 @@ class Session:
     def start(self, ready_timeout: float = 5.0) -> None:
         # Tables first: a monitor knows the rules that exist when it starts, so it can print
         # the trace table's own rules (which say whether a packet is the probe or its answer).
-        results = _run_all([[*_in(ns), "nft", "-f", "-"] for ns in self.namespaces], nftrace.table_script())
+        results = run_all([[*in_ns(ns), "nft", "-f", "-"] for ns in self.namespaces], nftrace.table_script())
         for ns, (rc, _, err) in zip(self.namespaces, results):
             if rc != 0:
                 raise KernelError(f"could not add table {nftrace.TABLE} in {ns}: {err.strip()}")
         for ns in self.namespaces:
-            p = subprocess.Popen([*_in(ns), "nft", "monitor", "trace"], stdout=subprocess.PIPE,
+            p = subprocess.Popen([*in_ns(ns), "nft", "monitor", "trace"], stdout=subprocess.PIPE,
                                  stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, text=True, bufsize=1)
             self._procs.append(p)
             t = threading.Thread(target=self._reader, args=(ns, p), daemon=True)
@@ -115,7 +115,7 @@ class Session:
     def stop(self) -> None:
         """Remove the tables and stop the monitors; safe to call more than once."""
         try:
-            _run_all([[*_in(ns), "nft", "-f", "-"] for ns in self.namespaces if nsmod.exists(ns)],
+            run_all([[*in_ns(ns), "nft", "-f", "-"] for ns in self.namespaces if nsmod.exists(ns)],
                      nftrace.delete_script())
         finally:
             for p in self._procs:
@@ -158,13 +158,13 @@ def session(namespaces: list[str]) -> Iterator[Session]:
 def conntrack(namespaces: list[str]) -> dict[str, list[str]]:
     """The probe's conntrack entries (those carrying the trace bit) per namespace."""
     mark = f"{nftrace.CT_BIT:#x}/{nftrace.CT_BIT:#x}"
-    res = _run_all([[*_in(ns), "conntrack", "-L", "--mark", mark] for ns in namespaces])
+    res = run_all([[*in_ns(ns), "conntrack", "-L", "--mark", mark] for ns in namespaces])
     return {ns: [ln for ln in out.splitlines() if ln.strip()] for ns, (_, out, _) in zip(namespaces, res)}
 
 
 def table_left(ns: str) -> bool:
     """Whether a trace table exists in `ns` (tests check nothing is left behind)."""
-    r = subprocess.run([*_in(ns), "nft", "list", "table", nftrace.FAMILY, nftrace.TABLE],
+    r = subprocess.run([*in_ns(ns), "nft", "list", "table", nftrace.FAMILY, nftrace.TABLE],
                        capture_output=True, text=True)
     return r.returncode == 0
 
@@ -186,6 +186,6 @@ def peer_link(pod_ns: str, node_ns: str, ifname: str = "eth0") -> str | None:
 
 def route_get(ns: str | None, dst: str) -> str:
     """`ip route get DST` as the namespace decides it (one line)."""
-    cmd = (["ip", "route", "get", dst] if ns is None else [*_in(ns), "ip", "route", "get", dst])
+    cmd = (["ip", "route", "get", dst] if ns is None else [*in_ns(ns), "ip", "route", "get", dst])
     r = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "LC_ALL": "C"})
     return (r.stdout or r.stderr).splitlines()[0].strip() if (r.stdout or r.stderr) else ""

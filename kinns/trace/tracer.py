@@ -139,6 +139,9 @@ def run(cfg: ClusterConfig, source: str, dest: str, namespace: str = "default", 
     ctx = hopmod.Context(p.protocol, p.address, p.port, p.source_node,
                          pod_names={ip: (pi.namespace, pi.name) for ip, pi in p.pods_by_ip.items()},
                          node_ips=p.node_ips, veths=veths, source_label=p.source_label)
+    xt = [ns for ns, evs in events.items() if hopmod.uses_iptables(evs)]
+    for ns, (_, saved, _) in zip(xt, kernel.run_all([kernel.in_ns(ns) + ["iptables-save"] for ns in xt])):
+        hopmod.annotate_xt(events[ns], saved)
     flows = [hopmod.split(node_of[ns], evs) for ns, evs in events.items()]
     hops, stopped, endpoint = hopmod.build(flows, ctx)
     ep_pod = p.pods_by_ip.get(endpoint["ip"]) if endpoint else None
