@@ -30,16 +30,17 @@ import os
 import signal
 import ssl
 import sys
-import time
 from pathlib import Path
 
 from ..net.fabric import Fabric, choose_subnet
 from ..net.desired import NodeNet
-from .certs import component_identities, ensure_pki, ensure_sa_keypair, kubelet_serving_cert, paths as cert_paths
+from .adminapi import admin_ssl
+from .certs import component_identities, ensure_pki, ensure_sa_keypair, kubelet_serving_cert
 from .config import ClusterConfig
 from .manifests import API_PORT, manifest_dir, write_control_plane_manifests
 from .portpublish import PortPublisher
 from .progress import report
+from .teardown import kill_kubelet
 
 log = logging.getLogger("kinns.daemon")
 
@@ -55,24 +56,6 @@ def kubelet_argv(cfg: ClusterConfig, node: NodeNet, control_plane: bool) -> list
     if control_plane:
         argv.append(f"--pod-manifest-path={manifest_dir(cfg, node.name)}")
     return argv
-
-
-def _kill_stale(pidfile: Path, needle: bytes = b"kinns.node") -> None:
-    """A process left by an earlier daemon (SIGKILLed): stop it; a kubelet's containers stay."""
-    try:
-        pid = int(pidfile.read_text())
-        if needle not in Path(f"/proc/{pid}/cmdline").read_bytes():
-            return
-        os.kill(pid, signal.SIGTERM)
-    except (OSError, ValueError):
-        return
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
-        time.sleep(0.05)
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except OSError:
-        pass
 
 
 class NodeService:
@@ -107,7 +90,8 @@ class NodeService:
 
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        _kill_stale(self.pid_path, self.needle)
+        # A process left by an earlier daemon (SIGKILLed) stops; a kubelet's containers stay.
+        kill_kubelet(self.pid_path, self.needle, self.unit, grace=10)
         self.task = asyncio.ensure_future(self._keep_running())
 
     async def _keep_running(self) -> None:
@@ -215,13 +199,6 @@ async def ipip_services(cfg: ClusterConfig, nodes: list[NodeNet]) -> list[NodeSe
     return [IpipEncapService(cfg, n) for n in nodes]
 
 
-def _admin_ssl(cfg: ClusterConfig) -> ssl.SSLContext:
-    certs = cert_paths(cfg.state_dir / "pki")
-    ctx = ssl.create_default_context(cafile=str(certs.ca_cert))
-    ctx.load_cert_chain(str(certs.admin_cert), str(certs.admin_key))
-    return ctx
-
-
 async def _api_ready(cfg: ClusterConfig, ctx: ssl.SSLContext) -> bool:
     import aiohttp
     try:
@@ -234,7 +211,7 @@ async def _api_ready(cfg: ClusterConfig, ctx: ssl.SSLContext) -> bool:
 
 async def _wait_ready(cfg: ClusterConfig, nodes: list[NodeNet]) -> None:
     from ..node.__main__ import ready_marker
-    ctx = _admin_ssl(cfg)
+    ctx = admin_ssl(cfg)
     said_api = said_nodes = False
     while True:
         api = await _api_ready(cfg, ctx)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import time
 from pathlib import Path
 
 from ..net import cleanup as net_cleanup
@@ -20,17 +21,26 @@ from ..node.cgroups import Cgroups
 from .config import ClusterConfig
 
 
-def kill_kubelet(pidfile: Path, needle: bytes = b"kinns.node", what: str = "kubelet") -> list[str]:
-    """SIGKILL the kubelet (or other node process whose cmdline holds `needle`)
-    `pidfile` names, if that process still is one."""
+def kill_kubelet(pidfile: Path, needle: bytes = b"kinns.node", what: str = "kubelet", grace: float = 0.0) -> list[str]:
+    """Stop the kubelet (or other node process whose cmdline holds `needle`) that
+    `pidfile` names, if that process still is one: SIGKILL at once, or SIGTERM
+    and SIGKILL after `grace` seconds (a daemon taking over lets a stale one
+    finish; a power cut does not).  The pid check keeps a reused pid safe."""
     try:
         pid = int(pidfile.read_text())
-        if needle in Path(f"/proc/{pid}/cmdline").read_bytes():
-            os.kill(pid, signal.SIGKILL)
-            return [f"{what} {pid}"]
+        if needle not in Path(f"/proc/{pid}/cmdline").read_bytes():
+            return []
+        os.kill(pid, signal.SIGTERM if grace > 0 else signal.SIGKILL)
     except (OSError, ValueError):
+        return []
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
+        time.sleep(0.05)
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except OSError:
         pass
-    return []
+    return [f"{what} {pid}"]
 
 
 def kill_encapsulators(state_dir: Path) -> list[str]:
