@@ -195,7 +195,7 @@ def http_route_crd() -> Obj:
 def kinns_gateway_class() -> Obj:
     return {"apiVersion": API_VERSION, "kind": "GatewayClass", "metadata": {"name": CLASS_NAME},
             "spec": {"controllerName": CONTROLLER_NAME,
-                     "description": "kinns' ingress controller: Gateways served by the ingress-nginx pods"}}
+                     "description": "Gateways served by the ingress-nginx pods' nginx"}}
 
 
 def crds() -> list[Obj]:
