@@ -1,0 +1,202 @@
+"""`kinns trace`: a real probe, followed through the nodes' kernels, as a user runs it.
+
+One 3-node VXLAN cluster (nftables kube-proxy) carries most cases: a
+ClusterIP across nodes and on one node, a pod IP, a NodePort and a
+LoadBalancer from the host, a DNS name and NXDOMAIN, a Service without
+endpoints, a pod behind a deny policy, nothing listening.  Two small
+clusters check host-gw and iptables mode.  Every trace must leave no
+trace table behind.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kinns.net.desired import node_netns
+from kinns.testing import ClusterHandle, new_cluster_name, wait_for
+from kinns.trace import kernel
+from tests.e2e.helpers import NETEXEC, apply, deployment, pod, running
+
+CLIENT = {"name": "c", "image": "busybox", "command": ["sleep", "100000"]}
+
+
+def _service(name: str, selector: str, kind: str = "ClusterIP", **port: Any) -> dict[str, Any]:
+    p = {"name": "http", "port": 80, "targetPort": 8080, **port}
+    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name},
+            "spec": {"type": kind, "selector": {"app": selector}, "ports": [p]}}
+
+
+def _setup(c: ClusterHandle, replicas: int) -> None:
+    apply(c, deployment("web", replicas, NETEXEC))
+    apply(c, pod("client", CLIENT))
+    apply(c, _service("web", "web"))
+    apply(c, _service("empty", "nothing"))
+    running(c, "app=web", replicas)
+    wait_for(lambda: "Running" in c.kubectl("get", "pod", "client", "-o", "jsonpath={.status.phase}").stdout)
+
+
+def _up(state_root: Path, prefix: str, args: list[str], replicas: int) -> Iterator[ClusterHandle]:
+    c = ClusterHandle(new_cluster_name(prefix), state_root, ["--disable", "ingress", *args])
+    c.up()
+    try:
+        _setup(c, replicas)
+        yield c
+    finally:
+        c.down()
+
+
+@pytest.fixture(scope="module")
+def vx(state_root: Path) -> Iterator[ClusterHandle]:
+    c = ClusterHandle(new_cluster_name("tr"), state_root, ["--disable", "ingress"])
+    c.up()
+    try:
+        _setup(c, 2)
+        apply(c, _service("webnp", "web", "NodePort", nodePort=30080))
+        apply(c, _service("weblb", "web", "LoadBalancer"))
+        yield c
+    finally:
+        c.down()
+
+
+def trace(c: ClusterHandle, src: str, dst: str, *extra: str) -> tuple[int, dict[str, Any]]:
+    r = subprocess.run([sys.executable, "-m", "kinns.cli", "trace", "--name", c.name, src, dst, "-o", "json",
+                        *extra], env=c.env(), text=True, capture_output=True, timeout=60)
+    assert r.stdout, r.stderr
+    out = json.loads(r.stdout)
+    nodes = json.loads(c.kubectl("get", "nodes", "-o", "json").stdout)["items"]
+    for n in nodes:      # nothing left behind in any node
+        assert not kernel.table_left(node_netns(c.name, n["metadata"]["name"]))
+    return r.returncode, out
+
+
+def steps(out: dict[str, Any]) -> list[str]:
+    return [h["step"] for h in out["hops"]]
+
+
+def _pods(c: ClusterHandle) -> dict[str, dict[str, Any]]:
+    items = json.loads(c.kubectl("get", "pods", "-o", "json").stdout)["items"]
+    return {p["metadata"]["name"]: p for p in items}
+
+
+def test_clusterip_across_nodes_over_vxlan(vx: ClusterHandle) -> None:
+    pods = _pods(vx)
+    client_node = pods["client"]["spec"]["nodeName"]
+    other = next(p for n, p in pods.items() if n.startswith("web-") and p["spec"]["nodeName"] != client_node)
+    # A pod on another node, by its IP: bridge, route into flannel.1, VXLAN to its node, arrival, SYN-ACK.
+    rc, out = trace(vx, "pod/client", f"pod/{other['metadata']['name']}:8080")
+    assert rc == 0 and out["ok"], out
+    assert out["endpoint"]["pod"] == other["metadata"]["name"]
+    encap = [h for h in out["hops"] if h["step"] == "encap" and h["detail"].get("outer_dst")]
+    assert encap and encap[0]["node"] == client_node
+    assert encap[0]["detail"]["encapsulation"] == "VXLAN"
+    arrive = next(h for h in out["hops"] if h["step"] == "arrive")
+    assert arrive["node"] == other["spec"]["nodeName"]
+    assert any(h["step"] == "reply" and "SYN-ACK" in h["summary"] for h in out["hops"])
+
+
+def test_clusterip_names_the_rule_and_endpoint(vx: ClusterHandle) -> None:
+    rc, out = trace(vx, "pod/client", "svc/web")
+    assert rc == 0 and out["ok"], out
+    assert out["resolved"]["address"] and out["dest"] == "svc/web:80"
+    svc = next(h for h in out["hops"] if h["step"] == "service")
+    assert "default/web" in svc["summary"]
+    nat = next(h for h in out["hops"] if h["step"] == "nat")
+    assert "dnat to" in nat["detail"]["rule"] and "conntrack" in nat["detail"]
+    assert out["endpoint"]["pod"].startswith("web-") and out["endpoint"]["port"] == 8080
+    assert steps(out)[:3] == ["veth", "bridge", "service"]
+
+
+def test_nodeport_and_loadbalancer_from_the_host(vx: ClusterHandle) -> None:
+    nodes = json.loads(vx.kubectl("get", "nodes", "-o", "json").stdout)["items"]
+    ip = nodes[-1]["status"]["addresses"][0]["address"]
+    rc, out = trace(vx, "host", f"{ip}:30080")
+    assert rc == 0 and out["ok"], out
+    assert out["hops"][0]["node"] == nodes[-1]["metadata"]["name"]
+    assert "masquerade" in steps(out) and "default/webnp" in next(
+        h["summary"] for h in out["hops"] if h["step"] == "service")
+    lb = wait_for(lambda: (json.loads(vx.kubectl("get", "svc", "weblb", "-o", "json").stdout)["status"]
+                           .get("loadBalancer", {}).get("ingress") or [{}])[0].get("ip"))
+    rc, out = trace(vx, "host", f"{lb}:80")
+    assert rc == 0 and out["ok"], out
+    assert "default/weblb" in next(h["summary"] for h in out["hops"] if h["step"] == "service")
+    assert out["endpoint"]["pod"].startswith("web-")
+
+
+def test_dns_name_and_nxdomain(vx: ClusterHandle) -> None:
+    rc, out = trace(vx, "pod/client", "web:80")
+    assert rc == 0 and out["ok"], out
+    assert out["hops"][0]["step"] == "dns"
+    assert out["resolved"]["name"] == "web.default.svc.cluster.local"
+    rc, out = trace(vx, "pod/client", "no-such-name:80")
+    assert rc == 1 and not out["ok"]
+    assert out["stopped"]["reason"] == "NXDOMAIN"
+
+
+def test_service_without_endpoints_reports_the_reject_rule(vx: ClusterHandle) -> None:
+    rc, out = trace(vx, "pod/client", "svc/empty")
+    assert rc == 1 and not out["ok"]
+    assert out["stopped"]["reason"] == "no endpoints"
+    assert "reject" in out["stopped"]["rule"] and "no-endpoint-services" in out["stopped"]["rule"]
+
+
+def test_nothing_listening(vx: ClusterHandle) -> None:
+    name = next(n for n in _pods(vx) if n.startswith("web-"))
+    rc, out = trace(vx, "pod/client", f"pod/{name}:9999")
+    assert rc == 1 and out["stopped"]["reason"] == "nothing listening"
+    assert "arrive" in steps(out)
+
+
+def test_deny_policy_is_named(vx: ClusterHandle) -> None:
+    apply(vx, {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "deny-web"},
+               "spec": {"podSelector": {"matchLabels": {"app": "web"}}, "policyTypes": ["Ingress"]}})
+    try:
+        def dropped() -> dict[str, Any] | None:
+            rc, out = trace(vx, "pod/client", "svc/web", "--timeout", "1")
+            return out if rc == 1 and out["stopped"] and out["stopped"]["reason"] == "dropped by policy" else None
+        out = wait_for(dropped)
+        assert out["stopped"]["policy"] == "default/deny-web"
+        assert "arrive" not in steps(out)
+    finally:
+        vx.kubectl("delete", "networkpolicy", "deny-web")
+
+
+def test_text_output_and_bad_input(vx: ClusterHandle) -> None:
+    r = vx.cli("trace", "--name", vx.name, "pod/client", "svc/web", check=False)
+    assert r.returncode == 0 and "endpoint: default/web-" in r.stdout and "OK in" in r.stdout
+    r = vx.cli("trace", "--name", vx.name, "pod/client", "svc/nope", check=False)
+    assert r.returncode == 1 and "nope" in r.stderr
+    r = vx.cli("trace", "--name", vx.name, "elsewhere", "svc/web", check=False)
+    assert r.returncode == 1 and "pod/NAME, node/NAME or host" in r.stderr
+
+
+@pytest.fixture(scope="module")
+def hostgw_ipt(state_root: Path) -> Iterator[ClusterHandle]:
+    yield from _up(state_root, "tg", ["--nodes", "3", "--overlay", "host-gw", "--proxy-mode", "iptables"], 2)
+
+
+def test_host_gw_and_iptables(hostgw_ipt: ClusterHandle) -> None:
+    pods = _pods(hostgw_ipt)
+    client_node = pods["client"]["spec"]["nodeName"]
+    other = next((p for n, p in pods.items() if n.startswith("web-") and p["spec"]["nodeName"] != client_node),
+                 None)
+    rc, out = trace(hostgw_ipt, "pod/client", "svc/web")
+    assert rc == 0 and out["ok"], out
+    svc = next(h for h in out["hops"] if h["step"] == "service")
+    assert svc["detail"]["chain"] == "KUBE-SERVICES" and "default/web" in svc["summary"]
+    assert next(h for h in out["hops"] if h["step"] == "nat")["detail"]["chain"].startswith("KUBE-SEP-")
+    if other is not None:
+        rc, out = trace(hostgw_ipt, "pod/client", f"pod/{other['metadata']['name']}:8080")
+        assert rc == 0 and out["ok"], out
+        route = next(h for h in out["hops"] if h["step"] == "route" and h["node"] == client_node)
+        assert route["detail"]["oif"] == "eth0"
+        assert not any(h["step"] == "encap" for h in out["hops"])
+    rc, out = trace(hostgw_ipt, "pod/client", "svc/empty")
+    assert rc == 1 and out["stopped"]["reason"] == "no endpoints"
+    assert "has no endpoints" in out["stopped"]["rule"]
