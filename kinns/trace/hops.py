@@ -224,6 +224,10 @@ class _Builder:
         r = _REDIRECT.search(e.rule)
         if r is not None:
             port = r["port"] or r["port2"]
+            c = _COMMENT.search(e.rule)
+            if c is not None:
+                self.hops.append(_hop("service", node, f"{e.chain}: matched Service {c['c']}", table=e.table,
+                                      chain=e.chain, rule=e.rule))
             self.hops.append(_hop("nat", node, f"REDIRECT to port {port} on the node: kube-proxy (userspace) "
                                   "takes the connection and opens its own to an endpoint",
                                   chain=e.chain, rule=e.rule, table=e.table))
@@ -264,6 +268,8 @@ class _Builder:
         dst = p.get("daddr", "")
         how = {"flannel.1": "over VXLAN", "tunl0": "over IP-in-IP", "eth0": "on the fabric",
                "cni0": "to a local pod on the bridge"}.get(oif, "")
+        if oif == "eth0" and dst in self.ctx.pod_names:
+            how = "on the fabric, to the pod's node directly (host-gw: no encapsulation)"
         self.hops.append(_hop("route", node, f"routing: {dst} out {_iface_text(oif, self.ctx)} {how}".rstrip(),
                               oif=oif, iif=p.get("iif"), daddr=dst))
 
@@ -397,3 +403,24 @@ def annotate_xt(events: list[Event], saved: str) -> None:
                 if c:
                     e.rule = f'{e.rule} comment "{c["q"] if c["q"] is not None else c["w"]}"'
                 break
+
+
+_CT_LINE = re.compile(r"^(?P<proto>\w+)\s+\d+\s+(?P<timeout>\d+)\s.*?src=(?P<src>[\d.]+) dst=(?P<dst>[\d.]+) "
+                      r"sport=(?P<sport>\d+) dport=(?P<dport>\d+)")
+
+
+def userspace_endpoint(lines: list[str], ctx: Context, protocol: str) -> tuple[str, int, str] | None:
+    """Userspace mode: the proxy's own connection to an endpoint, from the node's conntrack table.
+
+    The probe ends at the proxy's listener; the proxy then dials a pod from the node, a new
+    connection without the probe's mark.  Of the node's connections to pods, from an address
+    that is not a pod, the one with the most time left was opened last: that one."""
+    best: tuple[int, str, int, str] | None = None
+    for ln in lines:
+        m = _CT_LINE.match(ln)
+        if m is None or m["proto"] != protocol or m["dst"] not in ctx.pod_names or m["src"] in ctx.pod_names:
+            continue
+        cand = (int(m["timeout"]), m["dst"], int(m["dport"]), ln)
+        if best is None or cand[0] > best[0]:
+            best = cand
+    return (best[1], best[2], best[3]) if best else None

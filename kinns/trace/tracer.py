@@ -24,6 +24,7 @@ from types import FrameType
 from typing import Any
 
 from ..cluster.config import ClusterConfig
+from ..cluster.nodeexec import _get as api_get
 from . import hops as hopmod
 from . import kernel, probe
 from .nftrace import Parser
@@ -70,6 +71,29 @@ def _veths(cluster: str, p: Plan, endpoint_ip: str | None = None) -> dict[str, s
             if name:
                 out[name] = pod.key
     return out
+
+
+def _userspace_endpoint(cfg: ClusterConfig, p: Plan, ctx: hopmod.Context, hops: list[dict[str, Any]], node: str) -> dict[str, Any] | None:
+    """Userspace kube-proxy: the endpoint its own connection went to (the node's conntrack table)."""
+    (_, out, _), = kernel.run_all([kernel.in_ns(p.nodes[node]) + ["conntrack", "-L", "-p", p.protocol]])
+    ips: set[str] = set()
+    if p.service is not None:
+        sel = f"kubernetes.io/service-name={p.service['name']}"
+        slices = api_get(cfg, f"/apis/discovery.k8s.io/v1/namespaces/{p.service['namespace']}/endpointslices"
+                         f"?labelSelector={sel}")
+        ips = {a for s in slices.get("items", []) for e in s.get("endpoints") or [] for a in e.get("addresses", [])}
+    lines = [ln for ln in out.splitlines() if not ips or any(f"dst={ip} " in ln for ip in ips)]
+    found = hopmod.userspace_endpoint(lines, ctx, p.protocol)
+    if found is None:
+        return None
+    ip, port, line = found
+    pod = p.pods_by_ip.get(ip)
+    where = next(i for i, h in enumerate(hops) if h["step"] == "nat") + 1
+    hops.insert(where, {"step": "nat", "node": node,
+                        "summary": f"kube-proxy (userspace) connected from the node to "
+                                   f"{'pod ' + pod.name + ' ' if pod else ''}{ip}:{port}",
+                        "detail": {"conntrack": line}})
+    return {"pod": pod.name if pod else None, "namespace": pod.namespace if pod else None, "ip": ip, "port": port}
 
 
 def _dns_hop(p: Plan) -> dict[str, Any] | None:
@@ -148,10 +172,14 @@ def run(cfg: ClusterConfig, source: str, dest: str, namespace: str = "default", 
     if ep_pod is not None and ep_pod.key not in veths.values():    # the kernel chose it: name its veth too
         ctx.veths.update(_veths(cfg.name, p, ep_pod.ip))
         hops, stopped, endpoint = hopmod.build(flows, ctx)
+    redirect = next((h for h in hops if h["step"] == "nat" and "REDIRECT" in h["summary"]), None)
+    if redirect is not None and endpoint is None and redirect["node"] in p.nodes:
+        endpoint = _userspace_endpoint(cfg, p, ctx, hops, redirect["node"])
     vh = _veth_hop(p, veths)
     result["hops"] += ([vh] if vh else []) + hops
     for h in result["hops"]:
-        if h["step"] == "nat" and h["node"] in p.nodes and ct.get(p.nodes[h["node"]]):
+        if h["step"] == "nat" and h["node"] in p.nodes and ct.get(p.nodes[h["node"]]) and \
+                "conntrack" not in h["detail"]:
             h["detail"]["conntrack"] = ct[p.nodes[h["node"]]][0]
     if endpoint is None and p.dest_pod is not None:
         endpoint = {"pod": p.dest_pod.name, "namespace": p.dest_pod.namespace, "ip": p.dest_pod.ip, "port": p.port}

@@ -186,17 +186,31 @@ def test_host_gw_and_iptables(hostgw_ipt: ClusterHandle) -> None:
     client_node = pods["client"]["spec"]["nodeName"]
     other = next((p for n, p in pods.items() if n.startswith("web-") and p["spec"]["nodeName"] != client_node),
                  None)
-    rc, out = trace(hostgw_ipt, "pod/client", "svc/web")
-    assert rc == 0 and out["ok"], out
+    # kube-proxy may not have written the new endpoints yet: a user would try again too
+    out = wait_for(lambda: (lambda r: r[1] if r[0] == 0 else None)(trace(hostgw_ipt, "pod/client", "svc/web")))
     svc = next(h for h in out["hops"] if h["step"] == "service")
     assert svc["detail"]["chain"] == "KUBE-SERVICES" and "default/web" in svc["summary"]
     assert next(h for h in out["hops"] if h["step"] == "nat")["detail"]["chain"].startswith("KUBE-SEP-")
     if other is not None:
         rc, out = trace(hostgw_ipt, "pod/client", f"pod/{other['metadata']['name']}:8080")
         assert rc == 0 and out["ok"], out
-        route = next(h for h in out["hops"] if h["step"] == "route" and h["node"] == client_node)
-        assert route["detail"]["oif"] == "eth0"
+        route = next(h for h in out["hops"] if h["step"] == "route" and h["node"] == client_node
+                     and h["detail"].get("oif"))
+        assert route["detail"]["oif"] == "eth0" and "host-gw" in route["summary"]
         assert not any(h["step"] == "encap" for h in out["hops"])
     rc, out = trace(hostgw_ipt, "pod/client", "svc/empty")
     assert rc == 1 and out["stopped"]["reason"] == "no endpoints"
     assert "has no endpoints" in out["stopped"]["rule"]
+
+
+@pytest.fixture(scope="module")
+def userspace(state_root: Path) -> Iterator[ClusterHandle]:
+    yield from _up(state_root, "tu", ["--nodes", "2", "--proxy-mode", "userspace"], 2)
+
+
+def test_userspace_proxy(userspace: ClusterHandle) -> None:
+    out = wait_for(lambda: (lambda r: r[1] if r[0] == 0 else None)(trace(userspace, "pod/client", "svc/web")))
+    nat = [h for h in out["hops"] if h["step"] == "nat"]
+    assert "REDIRECT" in nat[0]["summary"] and "redirect to" in nat[0]["detail"]["rule"]
+    assert "default/web" in next(h["summary"] for h in out["hops"] if h["step"] == "service")
+    assert out["endpoint"]["pod"].startswith("web-") and out["endpoint"]["port"] == 8080
