@@ -28,11 +28,12 @@ pytestmark = pytest.mark.e2e
 GW = "gateway.networking.k8s.io/v1"
 
 
-def serve_hostname(name: str) -> dict[str, Any]:
+def serve_hostname(name: str, args: tuple[str, ...] = ("serve-hostname",)) -> dict[str, Any]:
+    """A Deployment answering every path with its pod's name (or agnhost's netexec, for `echo`)."""
     return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
             "spec": {"replicas": 1, "selector": {"matchLabels": {"app": name}},
                      "template": {"metadata": {"labels": {"app": name}}, "spec": {"containers": [
-                         {"name": "web", "image": AGNHOST, "args": ["netexec", "--http-port=9376"]}]}}}}
+                         {"name": "web", "image": AGNHOST, "args": list(args)}]}}}}
 
 
 def service(name: str) -> dict[str, Any]:
@@ -85,8 +86,8 @@ def conditions(status: dict[str, Any]) -> dict[str, tuple[str, str]]:
 @pytest.fixture(scope="module")
 def lb(cluster: ClusterHandle, tmp_path_factory: pytest.TempPathFactory) -> str:
     """Two backends, a Gateway of class kinns (HTTP, and HTTPS for secure.gw.example.com), its address."""
-    for name in ("one", "two"):
-        apply(cluster, serve_hostname(name))
+    for name in ("one", "two", "echo"):
+        apply(cluster, serve_hostname(name, ("netexec", "--http-port=9376") if name == "echo" else ("serve-hostname",)))
         apply(cluster, service(name))
     d = tmp_path_factory.mktemp("tls")
     crt, key = make_cert("secure.gw.example.com")
@@ -100,6 +101,7 @@ def lb(cluster: ClusterHandle, tmp_path_factory: pytest.TempPathFactory) -> str:
              "tls": {"certificateRefs": [{"name": "secure"}]}}]}})
     running(cluster, "app=one", 1)
     running(cluster, "app=two", 1)
+    running(cluster, "app=echo", 1)
     st = wait_for(lambda: (s := status_of(cluster, "gateway", "web")).get("addresses") and s, timeout=60)
     return str(st["addresses"][0]["value"])
 
@@ -162,12 +164,12 @@ def test_redirect_and_url_rewrite_with_header_changes(cluster: ClusterHandle, lb
         {"matches": [{"path": {"type": "Exact", "value": "/old"}}],
          "filters": [{"type": "RequestRedirect", "requestRedirect": {"scheme": "https", "hostname": "new.example.com",
                                                                      "statusCode": 301}}]},
-        {"matches": prefix("/api"), "backendRefs": to(("one", 1)),
+        {"matches": prefix("/api"), "backendRefs": to(("echo", 1)),
          "filters": [{"type": "URLRewrite", "urlRewrite": {"path": {"type": "ReplacePrefixMatch",
                                                                      "replacePrefixMatch": "/echo"}}},
                      {"type": "RequestHeaderModifier", "requestHeaderModifier": {
                          "set": [{"name": "X-Set", "value": "by-route"}]}}]},
-        {"matches": prefix("/whole"), "backendRefs": to(("one", 1)),
+        {"matches": prefix("/whole"), "backendRefs": to(("echo", 1)),
          "filters": [{"type": "URLRewrite", "urlRewrite": {"path": {"type": "ReplaceFullPath",
                                                                      "replaceFullPath": "/header"}}},
                      {"type": "RequestHeaderModifier", "requestHeaderModifier": {
