@@ -409,16 +409,20 @@ _CT_LINE = re.compile(r"^(?P<proto>\w+)\s+\d+\s+(?P<timeout>\d+)\s.*?src=(?P<src
                       r"sport=(?P<sport>\d+) dport=(?P<dport>\d+)")
 
 
-def userspace_endpoint(lines: list[str], ctx: Context, protocol: str) -> tuple[str, int, str] | None:
-    """Userspace mode: the proxy's own connection to an endpoint, from the node's conntrack table.
+def onward_connection(lines: list[str], ctx: Context, protocol: str,
+                      src: str | None = None) -> tuple[str, int, str] | None:
+    """A proxy's own connection onward to a pod, from a node's conntrack table.
 
-    The probe ends at the proxy's listener; the proxy then dials a pod from the node, a new
-    connection without the probe's mark.  Of the node's connections to pods, from an address
-    that is not a pod, the one with the most time left was opened last: that one."""
+    The probe ends at a proxy (userspace kube-proxy's listener on the node, or an
+    ingress controller pod), which then dials a pod: a new connection without the
+    probe's mark.  Of the connections from `src` (None: from an address that is not
+    a pod, i.e. the node) to pods, the one with the most time left was opened last."""
     best: tuple[int, str, int, str] | None = None
     for ln in lines:
         m = _CT_LINE.match(ln)
-        if m is None or m["proto"] != protocol or m["dst"] not in ctx.pod_names or m["src"] in ctx.pod_names:
+        if m is None or m["proto"] != protocol or m["dst"] not in ctx.pod_names or m["dst"] == src:
+            continue
+        if (src is None and m["src"] in ctx.pod_names) or (src is not None and m["src"] != src):
             continue
         cand = (int(m["timeout"]), m["dst"], int(m["dport"]), ln)
         if best is None or cand[0] > best[0]:

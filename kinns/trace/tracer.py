@@ -73,27 +73,57 @@ def _veths(cluster: str, p: Plan, endpoint_ip: str | None = None) -> dict[str, s
     return out
 
 
-def _userspace_endpoint(cfg: ClusterConfig, p: Plan, ctx: hopmod.Context, hops: list[dict[str, Any]], node: str) -> dict[str, Any] | None:
-    """Userspace kube-proxy: the endpoint its own connection went to (the node's conntrack table)."""
+def _onward(p: Plan, ctx: hopmod.Context, node: str, src: str | None,
+            only: set[str] | None = None) -> tuple[str, int, str] | None:
     (_, out, _), = kernel.run_all([kernel.in_ns(p.nodes[node]) + ["conntrack", "-L", "-p", p.protocol]])
+    lines = [ln for ln in out.splitlines() if not only or any(f"dst={ip} " in ln for ip in only)]
+    return hopmod.onward_connection(lines, ctx, p.protocol, src)
+
+
+def _endpoint_of(p: Plan, ip: str, port: int) -> dict[str, Any]:
+    pod = p.pods_by_ip.get(ip)
+    return {"pod": pod.name if pod else None, "namespace": pod.namespace if pod else None, "ip": ip, "port": port}
+
+
+def _userspace_endpoint(cfg: ClusterConfig, p: Plan, ctx: hopmod.Context, hops: list[dict[str, Any]],
+                        node: str) -> dict[str, Any] | None:
+    """Userspace kube-proxy: the endpoint its own connection went to (the node's conntrack table)."""
     ips: set[str] = set()
     if p.service is not None:
         sel = f"kubernetes.io/service-name={p.service['name']}"
         slices = api_get(cfg, f"/apis/discovery.k8s.io/v1/namespaces/{p.service['namespace']}/endpointslices"
                          f"?labelSelector={sel}")
         ips = {a for s in slices.get("items", []) for e in s.get("endpoints") or [] for a in e.get("addresses", [])}
-    lines = [ln for ln in out.splitlines() if not ips or any(f"dst={ip} " in ln for ip in ips)]
-    found = hopmod.userspace_endpoint(lines, ctx, p.protocol)
+    found = _onward(p, ctx, node, None, ips)
     if found is None:
         return None
     ip, port, line = found
-    pod = p.pods_by_ip.get(ip)
+    ep = _endpoint_of(p, ip, port)
     where = next(i for i, h in enumerate(hops) if h["step"] == "nat") + 1
     hops.insert(where, {"step": "nat", "node": node,
                         "summary": f"kube-proxy (userspace) connected from the node to "
-                                   f"{'pod ' + pod.name + ' ' if pod else ''}{ip}:{port}",
+                                   f"{'pod ' + ep['pod'] + ' ' if ep['pod'] else ''}{ip}:{port}",
                         "detail": {"conntrack": line}})
-    return {"pod": pod.name if pod else None, "namespace": pod.namespace if pod else None, "ip": ip, "port": port}
+    return ep
+
+
+def _ingress_backend(p: Plan, ctx: hopmod.Context, hops: list[dict[str, Any]],
+                     endpoint: dict[str, Any]) -> dict[str, Any] | None:
+    """An HTTP probe that reached an ingress controller: the pod it proxied the request to."""
+    ctl = p.pods_by_ip.get(endpoint["ip"])
+    if p.http is None or ctl is None or ctl.node not in p.nodes or "ingress" not in ctl.namespace:
+        return None
+    found = _onward(p, ctx, ctl.node, ctl.ip)
+    if found is None:
+        return None
+    ip, port, line = found
+    ep = _endpoint_of(p, ip, port)
+    at = max((i + 1 for i, h in enumerate(hops) if h["step"] == "arrive"), default=len(hops))
+    hops.insert(at, {"step": "service", "node": ctl.node,
+                 "summary": f"ingress controller {ctl.name} proxied GET {p.http[1]} (Host {p.http[0]}) to "
+                            f"{'pod ' + ep['pod'] + ' ' if ep['pod'] else ''}{ip}:{port}",
+                 "detail": {"controller": ctl.key, "conntrack": line, "path": p.http[1]}})
+    return ep
 
 
 def _dns_hop(p: Plan) -> dict[str, Any] | None:
@@ -175,6 +205,8 @@ def run(cfg: ClusterConfig, source: str, dest: str, namespace: str = "default", 
     redirect = next((h for h in hops if h["step"] == "nat" and "REDIRECT" in h["summary"]), None)
     if redirect is not None and endpoint is None and redirect["node"] in p.nodes:
         endpoint = _userspace_endpoint(cfg, p, ctx, hops, redirect["node"])
+    if endpoint is not None and p.http is not None and outcome.ok:
+        endpoint = _ingress_backend(p, ctx, hops, endpoint) or endpoint
     vh = _veth_hop(p, veths)
     result["hops"] += ([vh] if vh else []) + hops
     for h in result["hops"]:

@@ -1,16 +1,17 @@
 """`kinns trace`: a real probe, followed through the nodes' kernels, as a user runs it.
 
 One 3-node VXLAN cluster (nftables kube-proxy) carries most cases: a
-ClusterIP across nodes and on one node, a pod IP, a NodePort and a
-LoadBalancer from the host, a DNS name and NXDOMAIN, a Service without
-endpoints, a pod behind a deny policy, nothing listening.  Two small
-clusters check host-gw and iptables mode.  Every trace must leave no
+ClusterIP across nodes and on one node, a pod IP, a NodePort, a
+LoadBalancer and an Ingress path from the host, a DNS name and NXDOMAIN, a
+Service without endpoints, a pod behind a deny policy, nothing listening.
+Two smaller clusters check host-gw with iptables mode, and userspace mode.  Every trace must leave no
 trace table behind.
 """
 
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -54,7 +55,7 @@ def _up(state_root: Path, prefix: str, args: list[str], replicas: int) -> Iterat
 
 @pytest.fixture(scope="module")
 def vx(state_root: Path) -> Iterator[ClusterHandle]:
-    c = ClusterHandle(new_cluster_name("tr"), state_root, ["--disable", "ingress"])
+    c = ClusterHandle(new_cluster_name("tr"), state_root)      # with the ingress controller
     c.up()
     try:
         _setup(c, 2)
@@ -129,6 +130,24 @@ def test_nodeport_and_loadbalancer_from_the_host(vx: ClusterHandle) -> None:
     assert out["endpoint"]["pod"].startswith("web-")
 
 
+def test_ingress_path_from_the_host(vx: ClusterHandle) -> None:
+    apply(vx, {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "web"},
+               "spec": {"ingressClassName": "nginx", "rules": [{"http": {"paths": [
+                   {"path": "/hostname", "pathType": "Prefix",
+                    "backend": {"service": {"name": "web", "port": {"number": 80}}}}]}}]}})
+    lb = wait_for(lambda: (json.loads(vx.kubectl("get", "svc", "-n", "ingress-nginx", "ingress-nginx-controller",
+                                                 "-o", "json").stdout)["status"].get("loadBalancer", {})
+                           .get("ingress") or [{}])[0].get("ip"), timeout=60)
+    # the controller reloads after the write: a user would try again until the path answers
+    out = wait_for(lambda: (lambda r: r[1] if r[0] == 0 else None)(trace(vx, "host", f"http://{lb}/hostname")),
+                   timeout=60)
+    assert out["answer"].startswith("HTTP/1.1 200")
+    assert "ingress-nginx/ingress-nginx-controller" in next(h["summary"] for h in out["hops"]
+                                                           if h["step"] == "service")
+    proxied = next(h for h in out["hops"] if "proxied GET /hostname" in h["summary"])
+    assert out["endpoint"]["pod"].startswith("web-") and out["endpoint"]["pod"] in proxied["summary"]
+
+
 def test_dns_name_and_nxdomain(vx: ClusterHandle) -> None:
     rc, out = trace(vx, "pod/client", "web:80")
     assert rc == 0 and out["ok"], out
@@ -165,6 +184,20 @@ def test_deny_policy_is_named(vx: ClusterHandle) -> None:
         assert "arrive" not in steps(out)
     finally:
         vx.kubectl("delete", "networkpolicy", "deny-web")
+
+
+def test_interrupted_trace_leaves_no_rules(vx: ClusterHandle) -> None:
+    pods = _pods(vx)
+    silent = pods["client"]["status"]["podIP"].rsplit(".", 1)[0] + ".250"     # no pod there: no answer
+    p = subprocess.Popen([sys.executable, "-m", "kinns.cli", "trace", "--name", vx.name, "pod/client",
+                          f"{silent}:80", "--timeout", "20"], env=vx.env(), text=True,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    nodes = [node_netns(vx.name, n) for n in {p["spec"]["nodeName"] for p in pods.values()}]
+    wait_for(lambda: any(kernel.table_left(ns) for ns in nodes))      # armed
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=20)
+    assert p.returncode == 1 and "interrupted" in err
+    assert not any(kernel.table_left(ns) for ns in nodes)
 
 
 def test_text_output_and_bad_input(vx: ClusterHandle) -> None:

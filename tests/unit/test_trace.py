@@ -128,3 +128,18 @@ def test_iptables_comments_come_from_iptables_save() -> None:
     assert ev[1].rule.endswith('comment "default/empty has no endpoints"')
     out, stopped, _ = hops.build([hops.split("n1", ev)], hops.Context("tcp", "10.96.5.5", 80, "n1"))
     assert stopped is not None and stopped["reason"] == "no endpoints"
+
+
+def test_a_proxys_onward_connection_is_its_newest_to_a_pod() -> None:
+    ctx = hops.Context("tcp", "10.96.0.9", 80, None,
+                       pod_names={"10.244.1.4": ("default", "web-1"), "10.244.1.5": ("default", "web-2"),
+                                  "10.244.1.9": ("ingress-nginx", "ctl")})
+    lines = [
+        "tcp      6 80 TIME_WAIT src=10.244.1.1 dst=10.244.1.4 sport=4001 dport=8080 src=10.244.1.4 dst=10.244.1.1 sport=8080 dport=4001 [ASSURED] mark=0 use=1",
+        "tcp      6 119 TIME_WAIT src=10.244.1.1 dst=10.244.1.5 sport=4002 dport=8080 src=10.244.1.5 dst=10.244.1.1 sport=8080 dport=4002 [ASSURED] mark=0 use=1",
+        "tcp      6 431999 ESTABLISHED src=10.244.1.9 dst=10.244.1.4 sport=4003 dport=8080 src=10.244.1.4 dst=10.244.1.9 sport=8080 dport=4003 [ASSURED] mark=0 use=1",
+        "udp      17 29 src=10.244.1.1 dst=10.244.1.4 sport=53 dport=53 src=10.244.1.4 dst=10.244.1.1 sport=53 dport=53 mark=0 use=1",
+    ]
+    assert hops.onward_connection(lines, ctx, "tcp") == ("10.244.1.5", 8080, lines[1])      # from the node
+    assert hops.onward_connection(lines, ctx, "tcp", "10.244.1.9") == ("10.244.1.4", 8080, lines[2])
+    assert hops.onward_connection(lines, ctx, "udp", "10.244.9.9") is None
