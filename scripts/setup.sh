@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 packages=(python3 python3-venv python3-pip nftables iptables iproute2 conntrack dnsutils curl
           busybox containernetworking-plugins procps psmisc kmod util-linux ca-certificates iputils-ping
           tcpdump iperf3 dnsperf dnsmasq-base etcd-server etcd-client nginx wrk
+          gcc libc6-dev  # gcc: builds kinns-ipip-encap, the user-space IP-in-IP data plane
           chromium)  # chromium: the browser tests/e2e/test_ui.py drives (Playwright, system binary)
 missing=()
 for p in "${packages[@]}"; do
@@ -28,6 +29,8 @@ if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
 .venv/bin/pip install -q --disable-pip-version-check -e '.[test]'
+# --overlay ipip on a kernel without ipip: the compiled encapsulator (else a slower Python one runs)
+gcc -O2 -Wall -o .venv/bin/kinns-ipip-encap kinns/net/ipip_encap.c -lpthread
 ln -sf "$PWD/.venv/bin/kinns" /usr/local/bin/kinns
 ln -sf "$PWD/.venv/bin/kinns-cni" /usr/local/bin/kinns-cni
 command -v kubectl >/dev/null || echo "setup: note: kubectl is not on the PATH; install it to drive the cluster" >&2

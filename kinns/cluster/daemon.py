@@ -153,12 +153,12 @@ class IpipEncapService(NodeService):
     says so with an Event on the Node, posted with the node's credentials."""
 
     unit = "ipip"
-    needle = b"kinns.net.ipip_encap"
+    needle = b"ipip"       # kinns-ipip-encap (compiled) or python -m kinns.net.ipip_encap
 
     def argv(self) -> list[str]:
-        return ["nsenter", f"--net=/run/netns/{self.node.netns}", "--", sys.executable, "-m",
-                "kinns.net.ipip_encap", f"--node={self.node.name}",
-                f"--counters={self.pid_path.parent / 'counters.json'}"]
+        from ..net.ipip import encapsulator_argv
+        return ["nsenter", f"--net=/run/netns/{self.node.netns}", "--",
+                *encapsulator_argv(self.node.name, self.pid_path.parent / "counters.json")]
 
     async def exited(self, code: int) -> None:
         how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
@@ -195,8 +195,10 @@ async def ipip_services(cfg: ClusterConfig, nodes: list[NodeNet]) -> list[NodeSe
     if paths[0] == ipip.KERNEL:
         report(cfg.state_dir, "ipip overlay: the kernel's ipip device tunl0 on every node")
         return []
-    report(cfg.state_dir, "ipip overlay: TUN device tunl0 and a user-space encapsulator on every node")
-    return [IpipEncapService(cfg, n) for n in nodes]
+    services: list[NodeService] = [IpipEncapService(cfg, n) for n in nodes]
+    how = "compiled" if ipip.COMPILED in services[0].argv()[3] else "Python"
+    report(cfg.state_dir, f"ipip overlay: TUN device tunl0 and a user-space encapsulator ({how}) on every node")
+    return services
 
 
 async def _api_ready(cfg: ClusterConfig, ctx: ssl.SSLContext) -> bool:

@@ -46,7 +46,7 @@ def kill_kubelet(pidfile: Path, needle: bytes = b"kinns.node", what: str = "kube
 def kill_encapsulators(state_dir: Path) -> list[str]:
     """SIGKILL every user-space ipip encapsulator (overlay ipip without the kernel module)."""
     return [x for pidfile in sorted((state_dir / "ipip").glob("*/ipip.pid"))
-            for x in kill_kubelet(pidfile, b"kinns.net.ipip_encap", "ipip encapsulator")]
+            for x in kill_kubelet(pidfile, b"ipip", "ipip encapsulator")]
 
 
 def kill_kubelets(state_dir: Path) -> list[str]:
