@@ -223,11 +223,13 @@ class UiServer:
         try:
             body = await request.json()
             source, dest = str(body["source"]).strip(), str(body["dest"]).strip()
+            namespace = str(body.get("namespace") or "default").strip()
         except (ValueError, KeyError, TypeError):
             raise web.HTTPBadRequest(text='send {"source": "pod/NAME", "dest": "svc/NAME:PORT"}') from None
         if not source or not dest:
             raise web.HTTPBadRequest(text="both a source and a destination are needed")
-        argv = [sys.executable, "-m", "kinns.cli", "trace", "--name", self.cfg.name, source, dest, "-o", "json"]
+        argv = [sys.executable, "-m", "kinns.cli", "trace", "--name", self.cfg.name, "-n", namespace, source, dest,
+                "-o", "json"]
         code, out, err = await run_command(argv, dict(os.environ), timeout=TRACE_TIMEOUT)
         try:
             result = orjson.loads(out)

@@ -9,6 +9,7 @@ const podEls = new Map();     // pod id -> its chip
 const nodeEls = new Map();    // node name -> {box, head, net, pods}
 const dirty = new Set();      // ids changed since the last frame
 let meta = {};
+const UNSCHEDULED = "(unscheduled)";  // the box of pods no node has taken yet
 let lastTrace = null;
 let framePending = false;
 // Figures the tests and bench/ui.py read: when the snapshot was drawn, how many deltas arrived.
@@ -126,7 +127,11 @@ function removeNode(name) {
 function drawPod(id) {
   const v = views.get(id);
   let e = podEls.get(id);
-  if (!v) { if (e) { e.remove(); podEls.delete(id); } return; }
+  if (!v) {
+    if (e) { e.remove(); podEls.delete(id); }
+    removeNode(UNSCHEDULED);
+    return;
+  }
   if (!e) {
     e = h("div", { data: { id, name: v.name, ns: v.ns }, onclick: () => showPod(id) });
     podEls.set(id, e);
@@ -135,8 +140,12 @@ function drawPod(id) {
   e.className = "pod" + (v.ready ? "" : " notready") + (bad ? " failed" : "") + (v.hostNetwork ? " hostnet" : "");
   e.replaceChildren(v.ns === "default" ? v.name : `${v.ns}/${v.name}`, " ", h("span", { class: "ip" }, v.ip || "—"));
   e.title = `${v.ns}/${v.name} on ${v.node || "no node yet"}: ${v.state}${v.hostNetwork ? " (hostNetwork)" : ""}`;
-  const target = nodeBox(v.node || "(unscheduled)").pods;
-  if (e.parentNode !== target) target.append(e);
+  const target = nodeBox(v.node || UNSCHEDULED).pods;
+  if (e.parentNode !== target) {
+    const from = e.parentNode;
+    target.append(e);
+    if (from && from.parentNode.dataset.name === UNSCHEDULED) removeNode(UNSCHEDULED);
+  }
 }
 
 function endpointsOf(svc) {
@@ -191,7 +200,7 @@ function applyFilter() {
 // ------------------------------------------------------------------ details on click
 
 function showDetail(title, ...parts) {
-  $("#detail-body").replaceChildren(h("h3", {}, title), ...parts);
+  $("#detail-body").replaceChildren(h("h3", {}, title), ...parts.filter((x) => x));
   $("#detail").hidden = false;
 }
 
@@ -230,10 +239,10 @@ async function showPod(id) {
   $("#detail").dataset.for = id;
   const d = await getJSON(`/api/pods/${p.ns}/${p.name}`);
   if ($("#detail").dataset.for !== id) return;
-  const source = p.ns === "default" ? `pod/${p.name}` : `pod/${p.ns}/${p.name}`;
   const parts = [
     h("div", { class: "addr" }, `${p.state} on ${p.node || "no node"}, IP ${p.ip || "none"}${p.hostNetwork ? " (hostNetwork: the node's interfaces)" : ""}`),
-    h("button", { onclick: () => { $("#trace-src").value = source; $("#trace-dst").focus(); } }, "trace from here"),
+    h("button", { onclick: () => { $("#trace-ns").value = p.ns; $("#trace-src").value = `pod/${p.name}`; $("#trace-dst").focus(); } },
+      "trace from here"),
   ];
   if (d.error) parts.push(h("p", { class: "error" }, d.error));
   parts.push(h("h4", {}, "interfaces (ip addr)"), h("div", { class: "interfaces" }, pre(d.interfaces || "")));
@@ -248,13 +257,15 @@ async function showPod(id) {
 async function runTrace(ev) {
   ev.preventDefault();
   const source = $("#trace-src").value.trim(), dest = $("#trace-dst").value.trim();
+  const namespace = $("#trace-ns").value.trim() || "default";
   lastTrace = null;
   clearTrace();
   showDetail(`trace ${source} → ${dest}`, h("p", { class: "muted" }, "sending a probe…"));
   $("#detail").dataset.for = "trace";
   const t = await getJSON("/api/trace", { method: "POST", headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ source, dest }) });
+    body: JSON.stringify({ source, dest, namespace }) });
   if (t.error) { showDetail(`trace ${source} → ${dest}`, h("p", { class: "error" }, t.error)); return; }
+  t.namespace = namespace;
   lastTrace = t;
   const ep = t.endpoint;
   const parts = [
@@ -277,9 +288,9 @@ function podElByName(name, ns) {
   return hits.find((e) => e.dataset.ns === (ns || "default")) || hits[0] || null;
 }
 
-function elementOf(ref) {
+function elementOf(ref, ns) {
   const [kind, ...rest] = ref.replace(/:\d+$/, "").split("/");
-  if (kind === "pod") return rest.length > 1 ? podElByName(rest[1], rest[0]) : podElByName(rest[0]);
+  if (kind === "pod") return podElByName(rest[rest.length - 1], ns);
   if (kind === "node") return (nodeEls.get(rest[0]) || {}).box || null;
   if (kind === "host") return $("#fabric");
   return null;
@@ -293,7 +304,7 @@ function clearTrace() {
 // The path: source, each node a hop happened on (in order), then the endpoint pod.
 function drawTrace(t) {
   clearTrace();
-  const chain = [elementOf(t.source)];
+  const chain = [elementOf(t.source, t.namespace)];
   for (const hop of t.hops) {
     if (hop.node && nodeEls.has(hop.node)) chain.push(nodeEls.get(hop.node).box);
   }
