@@ -21,7 +21,6 @@ import argparse
 import asyncio
 import logging
 import os
-import signal
 import sys
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from ..api.discovery import VERSION_INFO
 from ..client import Client
 from ..client.transport import HttpTransport
 from ..klog import info, setup
+from ..signals import run_until_signalled
 from .controller import IngressController, Options, pod_identity
 from .nginx import Nginx
 from .nginxconf import Settings
@@ -102,15 +102,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 async def _run(controller: IngressController, nginx: Nginx) -> int:
-    task = asyncio.ensure_future(controller.run())
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, task.cancel)
     code = 0
     try:
-        await task
-    except asyncio.CancelledError:
-        info(log, "main.go:197", "Received SIGTERM, shutting down")
+        if await run_until_signalled(controller.run()):
+            info(log, "main.go:197", "Received SIGTERM, shutting down")
     except SystemExit as e:
         log.error("%s", e.code, extra={"source": "main.go:190"})
         code = 1
