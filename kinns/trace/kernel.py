@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import queue
+import re
 import subprocess
 import threading
 import time
@@ -169,19 +170,27 @@ def table_left(ns: str) -> bool:
     return r.returncode == 0
 
 
-def peer_link(pod_ns: str, node_ns: str, ifname: str = "eth0") -> str | None:
-    """The node-side name of a pod's veth: the peer of the pod's `eth0`."""
-    try:
-        with nsmod.iproute(pod_ns) as pod:
-            links = pod.link_lookup(ifname=ifname)
-            if not links:
-                return None
-            peer = pod.get_links(links[0])[0].get_attr("IFLA_LINK")
-        with nsmod.iproute(node_ns) as node:
-            found = node.get_links(peer)
-            return str(found[0].get_attr("IFLA_IFNAME")) if found else None
-    except Exception:   # a pod gone mid-trace, or a link without a peer: no name to give
-        return None
+_LINK = re.compile(r"^(?P<index>\d+): (?P<name>[^:@]+)(?:@if(?P<peer>\d+))?:")
+
+
+def peer_links(pairs: list[tuple[str, str]], ifname: str = "eth0") -> list[str | None]:
+    """For (pod namespace, node namespace) pairs: the node-side name of the pod's veth, the
+    link whose index the pod's `eth0@ifN` names (`ip -o link`; no netlink import for two look-ups)."""
+    cmds = [cmd for pod, node in pairs
+            for cmd in (["ip", "-n", pod, "-o", "link", "show", ifname], ["ip", "-n", node, "-o", "link"])]
+    res = run_all(cmds)
+    out: list[str | None] = []
+    for i in range(len(pairs)):
+        pod_line = res[2 * i][1].strip()
+        m = _LINK.match(pod_line)
+        peer = m["peer"] if m else None
+        name = None
+        for ln in res[2 * i + 1][1].splitlines():
+            n = _LINK.match(ln)
+            if peer and n and n["index"] == peer:
+                name = n["name"]
+        out.append(name)
+    return out
 
 
 def route_get(ns: str | None, dst: str) -> str:

@@ -14,16 +14,18 @@ the hop builder need.
 from __future__ import annotations
 
 import ipaddress
+import json
 import socket
 import subprocess
 import time
+import urllib.error
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 from ..cluster.config import ClusterConfig
-from ..cluster.nodeexec import ExecError, _get as api_get, pod_command
+from ..cluster.adminapi import get_json
 from ..dns import wire
 from ..net import netns as nsmod
 from ..net.desired import node_netns, pod_netns
@@ -144,9 +146,15 @@ def _pods(items: list[dict[str, Any]]) -> dict[str, PodInfo]:
 
 def _get(cfg: ClusterConfig, path: str, what: str) -> dict[str, Any]:
     try:
-        return api_get(cfg, path)
-    except ExecError as e:
-        raise TargetError(f"{what}: {e}") from None
+        return get_json(cfg, path, timeout=10)
+    except urllib.error.HTTPError as e:
+        try:
+            msg = json.loads(e.read()).get("message", str(e))
+        except ValueError:
+            msg = str(e)
+        raise TargetError(f"{what}: {msg}") from None
+    except OSError as e:
+        raise TargetError(f"{what}: the API server did not answer ({e})") from None
 
 
 def _pod(cfg: ClusterConfig, namespace: str, name: str) -> PodInfo:
@@ -183,6 +191,8 @@ def _pod_port(cfg: ClusterConfig, pod: PodInfo, port: str) -> int:
 
 
 def _resolv_conf(cfg: ClusterConfig, pod: PodInfo) -> str:
+    # imported here: it brings in netlink, which only a pod's DNS look-up needs
+    from ..cluster.nodeexec import ExecError, pod_command
     try:
         cmd = pod_command(cfg, pod.namespace, pod.name, None, ["cat", "/etc/resolv.conf"])
     except ExecError as e:

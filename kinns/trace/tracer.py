@@ -24,7 +24,7 @@ from types import FrameType
 from typing import Any
 
 from ..cluster.config import ClusterConfig
-from ..cluster.nodeexec import _get as api_get
+from ..cluster.adminapi import get_json as api_get
 from . import hops as hopmod
 from . import kernel, probe
 from .nftrace import Parser
@@ -62,15 +62,11 @@ def _cluster_lock(cfg: ClusterConfig) -> Iterator[None]:
 
 
 def _veths(cluster: str, p: Plan, endpoint_ip: str | None = None) -> dict[str, str]:
-    """Node-side veth names of the source and destination pods (netlink facts)."""
-    out: dict[str, str] = {}
-    pods = [p.source_pod, p.dest_pod, p.pods_by_ip.get(endpoint_ip or "")]
-    for pod in pods:
-        if pod is not None and pod.node in p.nodes and pod.key not in out.values():
-            name = kernel.peer_link(pod_netns(cluster, pod.uid), p.nodes[pod.node])
-            if name:
-                out[name] = pod.key
-    return out
+    """Node-side veth names of the source and destination pods (the links' own peer indexes)."""
+    pods = {pod.key: pod for pod in (p.source_pod, p.dest_pod, p.pods_by_ip.get(endpoint_ip or ""))
+            if pod is not None and pod.node in p.nodes}
+    names = kernel.peer_links([(pod_netns(cluster, pod.uid), p.nodes[pod.node]) for pod in pods.values()])
+    return {name: key for key, name in zip(pods, names) if name}
 
 
 def _onward(p: Plan, ctx: hopmod.Context, node: str, src: str | None,
