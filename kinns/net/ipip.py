@@ -41,6 +41,7 @@ KERNEL, USERSPACE = "kernel", "userspace"
 # linux/if_tun.h
 TUNSETIFF = 0x400454CA
 TUNSETPERSIST = 0x400454CB
+TUNSETOFFLOAD = 0x400454D0
 IFF_TUN = 0x0001
 IFF_NO_PI = 0x1000
 IFF_MULTI_QUEUE = 0x0100
@@ -92,10 +93,13 @@ def tun_ifreq(name: str, flags: int = TUN_FLAGS) -> bytes:
 
 def open_tun(name: str = IPIP_IF) -> int:
     """Open (creating if needed) TUN device `name` in the calling thread's
-    namespace; returns the queue's file descriptor."""
+    namespace; returns the queue's file descriptor.  Offloads are switched
+    off: a reader without a virtio-net header takes only plain packets (the
+    compiled encapsulator, which had the device before, turns TSO on)."""
     fd = os.open(TUN_DEV, os.O_RDWR | os.O_CLOEXEC)
     try:
         fcntl.ioctl(fd, TUNSETIFF, tun_ifreq(name))
+        fcntl.ioctl(fd, TUNSETOFFLOAD, 0)
     except OSError:
         os.close(fd)
         raise
