@@ -221,7 +221,8 @@ async function showService(id) {
   if ($("#detail").dataset.for !== id) return;
   const eps = endpointsOf(s);
   const parts = [
-    h("div", { class: "addr" }, `${s.type} ${s.clusterIP || ""} ${s.ports.map(portText).join(", ")}`),
+    h("div", { class: "addr" }, [s.type, s.clusterIP, ...s.loadBalancer.map((a) => `LB ${a}`),
+      ...s.externalIPs.map((a) => `ext ${a}`), s.ports.map(portText).join(", ")].filter((x) => x).join("  ")),
     h("div", { class: "addr" }, `endpoints: ${eps.map((e) => `${e.pod || "?"} ${e.ip}${e.ready ? "" : " (not ready)"}`).join(", ") || "none"}`),
   ];
   if (d.error) parts.push(h("p", { class: "error" }, d.error));
