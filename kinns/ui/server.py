@@ -27,6 +27,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from ..api.errors import ApiError
 from ..client import Client, Informer
 from ..cluster.config import ClusterConfig
 from ..cluster.nodeexec import ExecError, node_command, pod_command
@@ -157,8 +158,8 @@ class UiServer:
                 while not queue.empty():
                     batch.append(queue.get_nowait())
                 await resp.write(b"event: delta\ndata: " + orjson.dumps(batch) + b"\n\n")
-        except (ConnectionResetError, asyncio.CancelledError):
-            pass
+        except ConnectionResetError:
+            pass        # the page went away
         finally:
             self._subscribers.discard(queue)
         return resp
@@ -207,10 +208,14 @@ class UiServer:
             out["interfaces"], out["routes"] = addrs, routes
             if c1 or c2:
                 out["error"] = (e1 or e2).strip()
-        except ExecError as exc:
-            out["error"] = str(exc)
-        events, _ = await self.client.list(("v1", "Event"), ns,
-                                           field_selector=f"involvedObject.name={name},involvedObject.kind=Pod")
+        except (ExecError, OSError, KeyError, ValueError) as exc:  # no runtime state yet: say why, keep going
+            out["error"] = str(exc) or type(exc).__name__
+        try:
+            events, _ = await self.client.list(("v1", "Event"), ns,
+                                               field_selector=f"involvedObject.name={name},involvedObject.kind=Pod")
+        except ApiError as exc:
+            events = []
+            out["error"] = out["error"] or f"events: {exc.message}"
         events.sort(key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or "")
         out["events"] = [{"type": e.get("type"), "reason": e.get("reason"), "message": e.get("message"),
                           "count": e.get("count") or 1,
