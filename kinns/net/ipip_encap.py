@@ -46,6 +46,7 @@ IPPROTO_IPIP = 4
 RTNLGRP_IPV4_ROUTE = 7
 BUF = 1 << 16
 SOCK_BUF = 4 << 20
+NICE = -10
 TRANSIENT = {101, 113, 90, 105, 111}   # ENETUNREACH, EHOSTUNREACH, EMSGSIZE, ENOBUFS, ECONNREFUSED
 
 
@@ -177,6 +178,10 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+    try:   # it stands in for the kernel's softirq work, which runs ahead of processes (as the C helper does)
+        os.setpriority(os.PRIO_PROCESS, 0, NICE)
+    except OSError as e:
+        log.warning("running at normal priority: %s", e)
     tun = ipip.open_tun(IPIP_IF)
     sock = raw_socket()
     routes = Routes()
