@@ -11,7 +11,6 @@ netlink socket has joined the trace group (read from the process's own
 
 from __future__ import annotations
 
-import os
 import queue
 import re
 import subprocess
@@ -20,6 +19,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from ..net import netns as nsmod
 from . import nftrace
@@ -32,14 +32,20 @@ class KernelError(Exception):
     pass
 
 
-def in_ns(ns: str) -> list[str]:
-    return ["nsenter", f"--net={nsmod.path(ns)}"]
+Cmd = tuple["str | None", list[str]]      # (namespace to run in, None: here; argv)
 
 
-def run_all(cmds: list[list[str]], stdin: str | None = None, timeout: float = 10) -> list[tuple[int, str, str]]:
+def spawn(ns: str | None, argv: list[str], **kw: Any) -> "subprocess.Popen[str]":
+    """Start `argv` inside namespace `ns`: the calling thread enters it and forks there (a child
+    starts in its parent thread's namespaces), which spares an `nsenter` exec per command."""
+    with nsmod.entered(ns):
+        return subprocess.Popen(argv, text=True, **kw)
+
+
+def run_all(cmds: list[Cmd], stdin: str | None = None, timeout: float = 10) -> list[tuple[int, str, str]]:
     """Run commands in parallel; (returncode, stdout, stderr) each, in order."""
-    procs = [subprocess.Popen(c, stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for c in cmds]
+    procs = [spawn(ns, argv, stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+                   stdout=subprocess.PIPE, stderr=subprocess.PIPE) for ns, argv in cmds]
     out = []
     for p in procs:
         try:
@@ -90,13 +96,13 @@ class Session:
     def start(self, ready_timeout: float = 5.0) -> None:
         # Tables first: a monitor knows the rules that exist when it starts, so it can print
         # the trace table's own rules (which say whether a packet is the probe or its answer).
-        results = run_all([[*in_ns(ns), "nft", "-f", "-"] for ns in self.namespaces], nftrace.table_script())
+        results = run_all([(ns, ["nft", "-f", "-"]) for ns in self.namespaces], nftrace.table_script())
         for ns, (rc, _, err) in zip(self.namespaces, results):
             if rc != 0:
                 raise KernelError(f"could not add table {nftrace.TABLE} in {ns}: {err.strip()}")
         for ns in self.namespaces:
-            p = subprocess.Popen([*in_ns(ns), "nft", "monitor", "trace"], stdout=subprocess.PIPE,
-                                 stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, text=True, bufsize=1)
+            p = spawn(ns, ["nft", "monitor", "trace"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                      stdin=subprocess.DEVNULL, bufsize=1)
             self._procs.append(p)
             t = threading.Thread(target=self._reader, args=(ns, p), daemon=True)
             t.start()
@@ -116,7 +122,7 @@ class Session:
     def stop(self) -> None:
         """Remove the tables and stop the monitors; safe to call more than once."""
         try:
-            run_all([[*in_ns(ns), "nft", "-f", "-"] for ns in self.namespaces if nsmod.exists(ns)],
+            run_all([(ns, ["nft", "-f", "-"]) for ns in self.namespaces if nsmod.exists(ns)],
                      nftrace.delete_script())
         finally:
             for p in self._procs:
@@ -159,15 +165,13 @@ def session(namespaces: list[str]) -> Iterator[Session]:
 def conntrack(namespaces: list[str]) -> dict[str, list[str]]:
     """The probe's conntrack entries (those carrying the trace bit) per namespace."""
     mark = f"{nftrace.CT_BIT:#x}/{nftrace.CT_BIT:#x}"
-    res = run_all([[*in_ns(ns), "conntrack", "-L", "--mark", mark] for ns in namespaces])
+    res = run_all([(ns, ["conntrack", "-L", "--mark", mark]) for ns in namespaces])
     return {ns: [ln for ln in out.splitlines() if ln.strip()] for ns, (_, out, _) in zip(namespaces, res)}
 
 
 def table_left(ns: str) -> bool:
     """Whether a trace table exists in `ns` (tests check nothing is left behind)."""
-    r = subprocess.run([*in_ns(ns), "nft", "list", "table", nftrace.FAMILY, nftrace.TABLE],
-                       capture_output=True, text=True)
-    return r.returncode == 0
+    return run_all([(ns, ["nft", "list", "table", nftrace.FAMILY, nftrace.TABLE])])[0][0] == 0
 
 
 _LINK = re.compile(r"^(?P<index>\d+): (?P<name>[^:@]+)(?:@if(?P<peer>\d+))?:")
@@ -176,8 +180,8 @@ _LINK = re.compile(r"^(?P<index>\d+): (?P<name>[^:@]+)(?:@if(?P<peer>\d+))?:")
 def peer_links(pairs: list[tuple[str, str]], ifname: str = "eth0") -> list[str | None]:
     """For (pod namespace, node namespace) pairs: the node-side name of the pod's veth, the
     link whose index the pod's `eth0@ifN` names (`ip -o link`; no netlink import for two look-ups)."""
-    cmds = [cmd for pod, node in pairs
-            for cmd in (["ip", "-n", pod, "-o", "link", "show", ifname], ["ip", "-n", node, "-o", "link"])]
+    cmds: list[Cmd] = [cmd for pod, node in pairs
+                       for cmd in ((pod, ["ip", "-o", "link", "show", ifname]), (node, ["ip", "-o", "link"]))]
     res = run_all(cmds)
     out: list[str | None] = []
     for i in range(len(pairs)):
@@ -191,10 +195,3 @@ def peer_links(pairs: list[tuple[str, str]], ifname: str = "eth0") -> list[str |
                 name = n["name"]
         out.append(name)
     return out
-
-
-def route_get(ns: str | None, dst: str) -> str:
-    """`ip route get DST` as the namespace decides it (one line)."""
-    cmd = (["ip", "route", "get", dst] if ns is None else [*in_ns(ns), "ip", "route", "get", dst])
-    r = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "LC_ALL": "C"})
-    return (r.stdout or r.stderr).splitlines()[0].strip() if (r.stdout or r.stderr) else ""

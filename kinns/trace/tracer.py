@@ -71,7 +71,7 @@ def _veths(cluster: str, p: Plan, endpoint_ip: str | None = None) -> dict[str, s
 
 def _onward(p: Plan, ctx: hopmod.Context, node: str, src: str | None,
             only: set[str] | None = None) -> tuple[str, int, str] | None:
-    (_, out, _), = kernel.run_all([kernel.in_ns(p.nodes[node]) + ["conntrack", "-L", "-p", p.protocol]])
+    (_, out, _), = kernel.run_all([(p.nodes[node], ["conntrack", "-L", "-p", p.protocol])])
     lines = [ln for ln in out.splitlines() if not only or any(f"dst={ip} " in ln for ip in only)]
     return hopmod.onward_connection(lines, ctx, p.protocol, src)
 
@@ -190,7 +190,7 @@ def run(cfg: ClusterConfig, source: str, dest: str, namespace: str = "default", 
                          pod_names={ip: (pi.namespace, pi.name) for ip, pi in p.pods_by_ip.items()},
                          node_ips=p.node_ips, veths=veths, source_label=p.source_label)
     xt = [ns for ns, evs in events.items() if hopmod.uses_iptables(evs)]
-    for ns, (_, saved, _) in zip(xt, kernel.run_all([kernel.in_ns(ns) + ["iptables-save"] for ns in xt])):
+    for ns, (_, saved, _) in zip(xt, kernel.run_all([(ns, ["iptables-save"]) for ns in xt])):
         hopmod.annotate_xt(events[ns], saved)
     flows = [hopmod.split(node_of[ns], evs) for ns, evs in events.items()]
     hops, stopped, endpoint = hopmod.build(flows, ctx)
