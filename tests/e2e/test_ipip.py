@@ -22,7 +22,7 @@ from typing import Any, Iterator
 import pytest
 
 from kinns.testing import ClusterHandle, new_cluster_name, wait_for
-from tests.e2e.helpers import NETEXEC, apply, kexec, running
+from tests.e2e.helpers import NETEXEC, apply, kexec, pod, running
 
 PORTS = [{"name": "http", "containerPort": 8080}, {"name": "udp", "containerPort": 8081, "protocol": "UDP"}]
 
@@ -135,6 +135,30 @@ def test_service_reaches_pods_on_every_node_without_snat(ipip: ClusterHandle) ->
     assert client["status"]["podIP"] in seen_ips and seen_ips <= {client["status"]["podIP"], gateway}, seen_ips
 
 
+def test_network_policy_judges_pod_addresses_across_the_tunnel(ipip: ClusterHandle) -> None:
+    """A policy admits a cross-node client by its labels: possible only because
+    the receiving node sees the client pod's own address out of tunl0."""
+    guarded = pod("guarded", {**NETEXEC, "ports": PORTS}, nodeName=f"{ipip.name}-worker2")
+    guarded["metadata"]["labels"] = {"app": "guarded"}
+    apply(ipip, guarded)
+    apply(ipip, {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "friends-only"},
+                 "spec": {"podSelector": {"matchLabels": {"app": "guarded"}}, "policyTypes": ["Ingress"],
+                          "ingress": [{"from": [{"podSelector": {"matchLabels": {"role": "friend"}}}]}]}})
+    client = next(p for p in running(ipip, "app=net", 3) if p["spec"]["nodeName"] == f"{ipip.name}-worker")
+    name = client["metadata"]["name"]
+    try:
+        (target,) = running(ipip, "app=guarded", 1)
+        url = f"http://{target['status']['podIP']}:8080/clientip"
+        wait_for(lambda: sh(ipip, client, f"timeout 2 wget -qO- {url}", check=False) == "")       # not a friend: dropped
+        ipip.kubectl("label", "pod", name, "role=friend")
+        seen = wait_for(lambda: sh(ipip, client, f"timeout 2 wget -qO- {url}", check=False))
+        assert seen.rsplit(":", 1)[0] == client["status"]["podIP"]
+    finally:
+        ipip.kubectl("label", "pod", name, "role-", check=False)
+        ipip.kubectl("delete", "networkpolicy", "friends-only", "--wait=false", check=False)
+        ipip.kubectl("delete", "pod", "guarded", "--wait=false", check=False)
+
+
 def test_killed_encapsulator_cuts_its_node_off_until_restarted(ipip: ClusterHandle) -> None:
     worker = f"{ipip.name}-worker"
     pidfile = ipip.state_dir / "ipip" / worker / "ipip.pid"
@@ -179,10 +203,10 @@ def test_services_across_nodes_in_other_proxy_modes(state_root: Path, mode: str)
         client = next(p for p in running(c, "app=net", 2) if p["spec"]["nodeName"].endswith("-control-plane"))
         (back,) = running(c, "app=back", 1)
         ip = json.loads(c.kubectl("get", "svc", "back", "-o", "json").stdout)["spec"]["clusterIP"]
-        got = wait_for(lambda: sh(c, client, f"wget -qO- -T 2 http://{ip}/hostname", check=False).strip())
+        got = wait_for(lambda: sh(c, client, f"timeout 3 wget -qO- http://{ip}/hostname", check=False).strip())
         assert got == back["metadata"]["name"]
         if mode != "userspace":   # the userspace proxy connects from the node itself, as upstream's did
-            seen = sh(c, client, f"wget -qO- -T 2 http://{ip}/clientip").rsplit(":", 1)[0]
+            seen = sh(c, client, f"timeout 3 wget -qO- http://{ip}/clientip").rsplit(":", 1)[0]
             assert seen == client["status"]["podIP"]
     finally:
         c.down()
