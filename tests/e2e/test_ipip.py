@@ -104,16 +104,18 @@ def test_every_pod_pair_talks_tcp_udp_icmp_without_nat(ipip: ClusterHandle) -> N
 def test_fabric_carries_ip_in_ip_with_node_and_pod_addresses(ipip: ClusterHandle) -> None:
     net = nodes(ipip)
     a, b = [p for p in running(ipip, "app=net", 3) if p["spec"]["nodeName"] != f"{ipip.name}-control-plane"]
+    na, nb = net[a["spec"]["nodeName"]][0], net[b["spec"]["nodeName"]][0]
+    pa, pb = a["status"]["podIP"], b["status"]["podIP"]
+    # protocol 4 between the two nodes, carrying ICMP (byte 9 of the inner header, after a 20-byte outer one)
     capture = subprocess.Popen(["ip", "netns", "exec", f"kinns-{ipip.name}-fabric", "tcpdump", "-nli", "fabric0",
-                                "-c", "2", "ip proto 4"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                "-c", "2", f"ip proto 4 and ip[29] = 1 and host {na} and host {nb}"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         wait_for(lambda: "listening" in (capture.stderr.readline() if capture.stderr else ""), timeout=10)
-        sh(ipip, a, f"ping -c2 -W2 {b['status']['podIP']}")
+        sh(ipip, a, f"ping -c2 -W2 {pb}")
         out, _ = capture.communicate(timeout=10)
     finally:
         capture.kill()
-    na, nb = net[a["spec"]["nodeName"]][0], net[b["spec"]["nodeName"]][0]
-    pa, pb = a["status"]["podIP"], b["status"]["podIP"]
     assert f"IP {na} > {nb}: IP {pa} > {pb}: ICMP echo request" in out, out
     assert f"IP {nb} > {na}: IP {pb} > {pa}: ICMP echo reply" in out, out
 
