@@ -94,7 +94,7 @@ function drawDirty() {
   dirty.clear();
   if (lists) drawLists();
   drawSummary();
-  applyFilter();
+  if ($("#filter").value.trim()) applyFilter();   // an empty filter hides nothing: skip the walk
   if (lastTrace) drawTrace(lastTrace);
 }
 
@@ -148,9 +148,17 @@ function drawPod(id) {
   }
 }
 
-function endpointsOf(svc) {
-  const key = `${svc.ns}/${svc.name}`;
-  return byKind("eps").filter((s) => s.service === key).flatMap((s) => s.endpoints);
+// Service key "ns/name" -> its endpoints, summed over its EndpointSlices.
+function endpointsByService() {
+  const out = new Map();
+  for (const v of views.values()) {
+    if (v.kind === "eps") out.set(v.service, (out.get(v.service) || []).concat(v.endpoints));
+  }
+  return out;
+}
+
+function endpointsOf(svc, index) {
+  return (index || endpointsByService()).get(`${svc.ns}/${svc.name}`) || [];
 }
 
 function portText(p) {
@@ -160,9 +168,10 @@ function portText(p) {
 
 function drawLists() {
   const svcs = byKind("svc");
+  const index = endpointsByService();
   $("#svc-count").textContent = `(${svcs.length})`;
   $("#services").replaceChildren(...svcs.map((s) => {
-    const eps = endpointsOf(s);
+    const eps = endpointsOf(s, index);
     const ready = eps.filter((e) => e.ready).length;
     const addrs = [s.clusterIP, ...s.loadBalancer.map((a) => `LB ${a}`), ...s.externalIPs.map((a) => `ext ${a}`)];
     return h("li", { data: { id: s.id, name: s.name, ns: s.ns }, onclick: () => showService(s.id) },
@@ -185,8 +194,9 @@ function drawLists() {
 }
 
 function drawSummary() {
-  const count = (k) => byKind(k).length;
-  $("#summary").textContent = `${count("node")} nodes · ${count("pod")} pods · ${count("svc")} Services · ` +
+  const n = { node: 0, pod: 0, svc: 0 };
+  for (const v of views.values()) if (v.kind in n) n[v.kind] += 1;
+  $("#summary").textContent = `${n.node} nodes · ${n.pod} pods · ${n.svc} Services · ` +
     `proxy ${meta.proxyMode} · overlay ${meta.overlay}`;
 }
 
