@@ -206,13 +206,13 @@ def up(name: str, nodes: int, overlay: str, proxy_mode: str, pod_subnet: str, fa
         _fail(err)
     cfg.lb_pool = lb_pool
     if overlay == "ipip":
-        from .net.ipip import IpipUnavailable, probe
+        from .net.ipip import IpipUnavailable, dataplane, probe
         try:
             cfg.ipip_path = probe()
         except IpipUnavailable as exc:
             _fail(str(exc))
         how = ("the kernel's ipip module" if cfg.ipip_path == "kernel"
-               else "a user-space encapsulator per node (this kernel has no ipip module)")
+               else f"a user-space encapsulator per node ({dataplane()}; this kernel has no ipip module)")
         console.print(f"Overlay ipip: tunl0 by {how}", highlight=False)
     cfg.api_port = cfg.api_port or _free_port(cfg.api_host)
     if node_monitor_grace_period:

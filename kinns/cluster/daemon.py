@@ -196,8 +196,8 @@ async def ipip_services(cfg: ClusterConfig, nodes: list[NodeNet]) -> list[NodeSe
         report(cfg.state_dir, "ipip overlay: the kernel's ipip device tunl0 on every node")
         return []
     services: list[NodeService] = [IpipEncapService(cfg, n) for n in nodes]
-    how = "compiled" if ipip.COMPILED in services[0].argv()[3] else "Python"
-    report(cfg.state_dir, f"ipip overlay: TUN device tunl0 and a user-space encapsulator ({how}) on every node")
+    report(cfg.state_dir, f"ipip overlay: TUN device tunl0 and a user-space encapsulator ({ipip.dataplane()}) "
+                          f"on every node")
     return services
 
 

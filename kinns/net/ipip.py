@@ -75,14 +75,18 @@ def probe() -> str:
                           "this kernel has neither: use --overlay vxlan or host-gw")
 
 
-def encapsulator_argv(node: str, counters: Path) -> list[str]:
-    """The user-space encapsulator's command: the compiled helper when it is
-    built (about 2.5x the Python one's throughput, see bench/overlay.py),
-    else `python -m kinns.net.ipip_encap`.  Both serve tunl0 the same way
-    and rewrite `counters` (JSON) every few seconds."""
+def dataplane() -> str:
+    """"compiled" when the helper is built (about 3x the Python one's
+    throughput, see bench/overlay.py) and not overridden, else "python"."""
     binary = Path(sys.executable).parent / COMPILED
-    if binary.exists() and os.environ.get(DATAPLANE_ENV, "") != "python":
-        return [str(binary), str(counters)]
+    return "compiled" if binary.exists() and os.environ.get(DATAPLANE_ENV, "") != "python" else "python"
+
+
+def encapsulator_argv(node: str, counters: Path) -> list[str]:
+    """The user-space encapsulator's command (see `dataplane`).  Both serve
+    tunl0 the same way and rewrite `counters` (JSON) every few seconds."""
+    if dataplane() == "compiled":
+        return [str(Path(sys.executable).parent / COMPILED), str(counters)]
     return [sys.executable, "-m", "kinns.net.ipip_encap", f"--node={node}", f"--counters={counters}"]
 
 

@@ -21,6 +21,7 @@ from typing import Any, Iterator
 
 import pytest
 
+from kinns.net.ipip import dataplane, probe as ipip_probe
 from kinns.testing import ClusterHandle, new_cluster_name, wait_for
 from tests.e2e.helpers import NETEXEC, apply, kexec, pod, running
 
@@ -41,10 +42,16 @@ def service(name: str) -> dict[str, Any]:
             "spec": {"selector": {"app": name}, "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}}
 
 
+UP_OUTPUT: dict[str, str] = {}      # cluster name -> what `kinns up` printed
+
+
 def start(state_root: Path, proxy_mode: str, nodes: int) -> ClusterHandle:
     c = ClusterHandle(new_cluster_name("ip"), state_root,
                       ["--overlay", "ipip", "--proxy-mode", proxy_mode, "--nodes", str(nodes), "--disable", "ingress"])
-    c.up()
+    r = c.cli("up", "--name", c.name, *c.extra_args, check=False)
+    if r.returncode != 0:
+        raise RuntimeError(f"kinns up failed ({r.returncode}): {r.stdout}{r.stderr}\n{c.daemon_log()}")
+    UP_OUTPUT[c.name] = r.stdout + r.stderr
     return c
 
 
@@ -68,6 +75,13 @@ def nodes(c: ClusterHandle) -> dict[str, tuple[str, str]]:
 
 def sh(c: ClusterHandle, pod: dict[str, Any], script: str, check: bool = True) -> str:
     return kexec(c, f"pod/{pod['metadata']['name']}", "busybox", "sh", "-c", script, check=check).stdout
+
+
+def test_up_says_which_ipip_is_in_use(ipip: ClusterHandle) -> None:
+    said = " ".join(UP_OUTPUT[ipip.name].split())
+    expected = ("the kernel's ipip module" if ipip_probe() == "kernel"
+                else f"a user-space encapsulator per node ({dataplane()}; this kernel has no ipip module)")
+    assert f"Overlay ipip: tunl0 by {expected}" in said, said
 
 
 def test_each_node_has_calicos_tunl0_layout(ipip: ClusterHandle) -> None:
