@@ -18,7 +18,7 @@ from aiohttp.test_utils import TestServer
 from kinns.client import Client, MockTransport
 from kinns.client.fake import FakeApi
 from kinns.cluster.config import ClusterConfig
-from kinns.ui.model import Diagram, netpol_view, node_view, pod_view, service_view, slice_view
+from kinns.ui.model import Diagram, ingress_view, netpol_view, node_view, pod_view, service_view, slice_view
 from kinns.ui.rules import iptables_rules, nft_rules
 from kinns.ui.server import UiServer
 
@@ -81,6 +81,17 @@ def test_netpol_view_prints_its_selector() -> None:
                                                                     "values": ["a", "b"]}]},
                               "ingress": [{}]}})
     assert v["podSelector"] == "app=db,tier in (a,b)" and v["types"] == ["Ingress"] and v["ingressRules"] == 1
+
+
+def test_ingress_view_lists_each_path_and_its_backend() -> None:
+    v = ingress_view({"metadata": {"name": "paths", "namespace": "default"},
+                      "spec": {"ingressClassName": "nginx", "rules": [{"http": {"paths": [
+                          {"path": "/hostname", "backend": {"service": {"name": "echo", "port": {"number": 80}}}},
+                          {"path": "/", "backend": {"service": {"name": "hello", "port": {"name": "http"}}}}]}}]},
+                      "status": {"loadBalancer": {"ingress": [{"ip": "172.18.0.200"}]}}})
+    assert v["rules"] == [{"host": "*", "path": "/hostname", "backend": "echo:80"},
+                          {"host": "*", "path": "/", "backend": "hello:http"}]
+    assert (v["class"], v["address"]) == ("nginx", ["172.18.0.200"])
 
 
 NFT = """table ip kube-proxy {
