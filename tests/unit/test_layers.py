@@ -47,7 +47,7 @@ PURE = ["net/desired.py", "controllers/scheduling.py", "controllers/rollout.py",
         "api/cron.py", "controllers/job_plan.py", "controllers/job_intervals.py",
         "ingress/routing.py", "ingress/nginxconf.py", "ingress/certs.py",
         "netpol/model.py", "netpol/rules.py", "netpol/boxes.py", "node/staticpods.py", "node/containers.py",
-        "trace/nftrace.py", "trace/hops.py"]
+        "trace/nftrace.py", "trace/hops.py", "ui/model.py", "ui/rules.py"]
 IO_MODULES = {"subprocess", "socket", "pyroute2", "aiohttp", "sqlite3", "kinns.client", "kinns.net.netns",
               "kinns.net.applier", "kinns.node.runtime"}
 

@@ -11,7 +11,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 STRICT_PACKAGES = ["kinns/api", "kinns/client", "kinns/controllers", "kinns/proxy", "kinns/netpol", "kinns/ingress",
-                   "kinns/node", "kinns/cluster", "kinns/trace"]
+                   "kinns/node", "kinns/cluster", "kinns/trace", "kinns/ui"]
 
 
 def test_mypy_strict(tmp_path: Path) -> None:
