@@ -12,6 +12,8 @@ The routes are the same either way (`desired.node_state(..., "ipip")`):
   from the kernel, wraps each packet in an outer IPv4 header with protocol 4
   addressed to the owning node, sends it with a raw socket, and writes what
   arrives, unwrapped, back into `tunl0`.  On the fabric both look the same.
+  The encapsulator is `kinns-ipip-encap` (ipip_encap.c, built by
+  scripts/setup.sh) where it is built, else the Python `ipip_encap`.
 
 This module decides which (`probe`, once per `kinns up`, in a throwaway
 namespace so nothing is left on the host), makes the device in a node's

@@ -5,7 +5,7 @@
  * device tunl0, wrap what the kernel routes into it in an outer IPv4 header
  * with protocol 4 addressed to the node that owns the destination (taken
  * from tunl0's own routes, `<podCIDR> via <node IP> dev tunl0 onlink`),
- * and unwrap what other nodes send.  Python tops out near 1 Gbit/s (one
+ * and unwrap what other nodes send.  Python stays under 1 Gbit/s (one
  * packet per syscall and a few microseconds of interpreter per packet), so
  * this helper does the per-packet work and batches the syscalls:
  *

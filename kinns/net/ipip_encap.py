@@ -1,5 +1,8 @@
 """The user-space IP-in-IP encapsulator of one node: `python -m kinns.net.ipip_encap`.
 
+The reference data plane, and the fallback where the compiled one
+(`ipip_encap.c`, same contract, about 3x the throughput) is not built.
+
 Runs inside the node's network namespace (the daemon starts it there with
 nsenter, as it starts the kubelet) where the kernel has no ipip module:
 
