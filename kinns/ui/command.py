@@ -47,9 +47,9 @@ async def _serve(cfg: ClusterConfig, address: str, port: int) -> None:
     runner = web.AppRunner(server.app(), handle_signals=False, shutdown_timeout=1.0)
     await runner.setup()
     try:
-        await server.start()
         site = web.TCPSite(runner, address, port)
-        await site.start()
+        await site.start()      # a taken port fails here, before the watches start
+        await server.start()    # the URL is printed once the diagram holds the whole cluster
         bound = runner.addresses[0][1] if runner.addresses else port
         host = f"[{address}]" if ":" in address else address
         click.echo(f"kinns ui: cluster {cfg.name} at http://{host}:{bound}/ (Ctrl-C to stop)")

@@ -187,8 +187,12 @@ def test_trace_in_the_browser_names_the_same_endpoint_as_the_cli(ui_cluster: tup
     shot(page, "ui-trace.png")
 
 
-def test_ui_refuses_a_network_address_and_a_missing_cluster(ui_cluster: tuple[ClusterHandle, str]) -> None:
-    c, _ = ui_cluster
+def test_ui_refuses_a_network_address_a_taken_port_and_a_missing_cluster(
+        ui_cluster: tuple[ClusterHandle, str]) -> None:
+    c, url = ui_cluster
+    taken = url.rstrip("/").rsplit(":", 1)[1]          # the port the fixture's `kinns ui` serves on
+    r = c.cli("ui", "--name", c.name, "--port", taken, check=False)
+    assert r.returncode == 1 and "address already in use" in r.stderr and "--port" in r.stderr
     r = c.cli("ui", "--name", c.name, "--address", "0.0.0.0", check=False)
     assert r.returncode == 1 and "not a loopback address" in r.stderr
     r = c.cli("ui", "--name", "nosuchcluster", check=False)
