@@ -20,6 +20,7 @@ The cluster lives under a temporary KINNS_STATE_DIR and KUBECONFIG and is
 removed with `kinns down` (checked for leftovers).  Usage:
 
   .venv/bin/python bench/ui.py [--nodes 20] [--pods 2000] [--probes 20] [--ready-timeout 900] [--stall 120]
+                              [--screenshot PNG]
 
 If the cluster cannot run every pod within `--ready-timeout` (or no pod
 becomes Ready for `--stall` seconds), the figures
@@ -144,6 +145,7 @@ def main() -> None:
     ap.add_argument("--pods", type=int, default=2000)
     ap.add_argument("--probes", type=int, default=20)
     ap.add_argument("--ready-timeout", type=float, default=900)
+    ap.add_argument("--screenshot", help="save a picture of the loaded page here (PNG)")
     ap.add_argument("--stall", type=float, default=120, help="stop waiting when no pod became Ready for this long")
     args = ap.parse_args()
 
@@ -189,6 +191,8 @@ def main() -> None:
                 page.goto(url)
                 page.wait_for_function(f"document.querySelectorAll('.pod').length >= {all_pods}", timeout=120000)
                 loads.append(page.evaluate("window.kinns.drawnAt") / 1000)
+                if args.screenshot:
+                    page.screenshot(path=args.screenshot)
                 page.close()
             print(f"page load, {all_pods} pods in the diagram: {ms(loads)}; snapshot {state_bytes / 1024:.0f} KiB")
 
