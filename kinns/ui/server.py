@@ -57,11 +57,9 @@ async def run_command(argv: list[str], env: dict[str, str] | None = None,
 
 def rules_command(proxy_mode: str) -> list[str]:
     """The command that lists what kube-proxy wrote on a node in this mode."""
-    if proxy_mode == "iptables":
-        return ["iptables-save", "-t", "nat"]
-    if proxy_mode == "nftables":
-        return ["nft", "list", "table", "ip", "kube-proxy"]
-    return ["nft", "list", "ruleset"]
+    if proxy_mode in ("iptables", "userspace"):   # userspace's portals are iptables rules too
+        return ["iptables-save"]                  # nat and filter: DNATs, and REJECTs for no endpoints
+    return ["nft", "list", "table", "ip", "kube-proxy"]
 
 
 class UiServer:

@@ -20,7 +20,7 @@ from kinns.client.fake import FakeApi
 from kinns.cluster.config import ClusterConfig
 from kinns.ui.model import Diagram, ingress_view, netpol_view, node_view, pod_view, service_view, slice_view
 from kinns.ui.rules import iptables_rules, nft_rules
-from kinns.ui.server import UiServer
+from kinns.ui.server import UiServer, rules_command
 
 
 def _pod(name: str, node: str = "w1", ip: str = "10.244.1.5", ready: bool = True, **status: Any) -> dict[str, Any]:
@@ -161,6 +161,11 @@ def test_iptables_rules_follow_jumps_from_the_services_comments() -> None:
     # The endpoint chain has no comment (large clusters drop them): found through the jump.
     assert "-A KUBE-SEP-BBBB -m tcp -p tcp -j DNAT --to-destination 10.244.1.5:80" in out
     assert not [line for line in out if "CCCC" in line or "DDDD" in line or "web2" in line]
+
+
+def test_each_proxy_mode_is_listed_with_its_own_tool() -> None:
+    assert rules_command("nftables") == ["nft", "list", "table", "ip", "kube-proxy"]
+    assert rules_command("iptables") == rules_command("userspace") == ["iptables-save"]
 
 
 def _node(name: str) -> dict[str, Any]:
