@@ -10,6 +10,7 @@ const nodeEls = new Map();    // node name -> {box, head, net, pods}
 const dirty = new Set();      // ids changed since the last frame
 let meta = {};
 const UNSCHEDULED = "(unscheduled)";  // the box of pods no node has taken yet
+const COMPACT_ABOVE = 400;              // pods drawn as squares above this many
 let lastTrace = null;
 let framePending = false;
 // Figures the tests and bench/ui.py read: when the snapshot was drawn, how many deltas arrived.
@@ -198,6 +199,9 @@ function drawSummary() {
   for (const v of views.values()) if (v.kind in n) n[v.kind] += 1;
   $("#summary").textContent = `${n.node} nodes · ${n.pod} pods · ${n.svc} Services · ` +
     `proxy ${meta.proxyMode} · overlay ${meta.overlay}`;
+  // Past a few hundred pods, names no longer fit on a screen: pods become small squares
+  // (name and IP in their tooltip) unless a filter narrows them down.
+  $("#nodes").classList.toggle("compact", n.pod > COMPACT_ABOVE && !$("#filter").value.trim());
 }
 
 function applyFilter() {
@@ -335,7 +339,7 @@ function drawTrace(t) {
 
 // ------------------------------------------------------------------ wiring
 
-$("#filter").addEventListener("input", applyFilter);
+$("#filter").addEventListener("input", () => { applyFilter(); drawSummary(); });
 $("#trace-form").addEventListener("submit", runTrace);
 $("#detail-close").addEventListener("click", () => { $("#detail").hidden = true; lastTrace = null; clearTrace(); });
 window.addEventListener("resize", () => { if (lastTrace) drawTrace(lastTrace); });
