@@ -282,6 +282,7 @@ static void *outbound(void *arg) {
         atomic_fetch_add(&c_tun_reads, 1);
         if ((size_t)n > sizeof(struct virtio_net_hdr))
             encapsulate(&o, (void *)buf, buf + sizeof(struct virtio_net_hdr), n - sizeof(struct virtio_net_hdr));
+        if (o.n) { flush(&o); active = now_ns(); }    /* a TSO read is a batch already; a lone packet must not wait */
     }
     return NULL;
 }
@@ -389,11 +390,10 @@ static void *inbound(void *arg) {
         /* In the middle of a TCP burst the rest is microseconds behind: wait for it
          * briefly (the kernel's gro_flush_timeout), so it can be coalesced. */
         uint64_t until = now_ns() + BURST_GAP_NS;
-        while (n < BATCH) {
+        while (n < BATCH && mid_burst(bufs[n - 1], m[n - 1].msg_len) && now_ns() < until) {
             int k = recvmmsg(raw_fd, m + n, BATCH - n, MSG_DONTWAIT, NULL);
-            if (k > 0) { n += k; continue; }
-            if (!mid_burst(bufs[n - 1], m[n - 1].msg_len) || now_ns() > until) break;
-            sched_yield();
+            if (k > 0) n += k;
+            else sched_yield();
         }
         active = now_ns();
         struct table *t = atomic_load(&routes);
