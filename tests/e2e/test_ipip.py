@@ -151,6 +151,22 @@ def test_service_reaches_pods_on_every_node_without_snat(ipip: ClusterHandle) ->
     assert client["status"]["podIP"] in seen_ips and seen_ips <= {client["status"]["podIP"], gateway}, seen_ips
 
 
+def test_trace_names_the_ip_in_ip_hop_and_its_outer_addresses(ipip: ClusterHandle) -> None:
+    """`kinns trace` across nodes: the kernel's own trace shows the packet leave by
+    tunl0, wrapped from one node's fabric address to the other's, and arrive."""
+    net = nodes(ipip)
+    a, b = [p for p in running(ipip, "app=net", 3) if p["spec"]["nodeName"] != f"{ipip.name}-control-plane"]
+    r = ipip.cli("trace", "--name", ipip.name, f"pod/{a['metadata']['name']}", f"pod/{b['metadata']['name']}:8080",
+                 "-o", "json")
+    got = json.loads(r.stdout)
+    assert got["ok"] and got["endpoint"]["ip"] == b["status"]["podIP"]
+    encap = [h for h in got["hops"] if h["step"] == "encap"]
+    outer_src, outer_dst = net[a["spec"]["nodeName"]][0], net[b["spec"]["nodeName"]][0]
+    assert encap and encap[0]["node"] == a["spec"]["nodeName"]
+    assert "IP-in-IP" in encap[0]["summary"] and outer_src in encap[0]["summary"] and outer_dst in encap[0]["summary"]
+    assert any(h["step"] == "arrive" and h["node"] == b["spec"]["nodeName"] for h in got["hops"])
+
+
 def test_network_policy_judges_pod_addresses_across_the_tunnel(ipip: ClusterHandle) -> None:
     """A policy admits a cross-node client by its labels: possible only because
     the receiving node sees the client pod's own address out of tunl0."""
