@@ -32,7 +32,9 @@ function h(tag, attrs = {}, ...children) {
 }
 
 function byKind(kind) {
-  return [...views.values()].filter((v) => v.kind === kind).sort((a, b) => a.id.localeCompare(b.id));
+  // Natural order: worker2 before worker10, web-9 before web-10.
+  return [...views.values()].filter((v) => v.kind === kind)
+    .sort((a, b) => a.id.localeCompare(b.id, undefined, { numeric: true }));
 }
 
 // ------------------------------------------------------------------ live connection
