@@ -90,7 +90,10 @@ class ClusterHandle:
             args += ["--store", os.environ["KINNS_TEST_STORE"]]
         r = self.cli("up", "--name", self.name, *args, check=False)
         if r.returncode != 0:
-            raise RuntimeError(f"kinns up failed ({r.returncode}): {r.stderr}\n{self.daemon_log()}")
+            log = self.daemon_log()
+            # The fixture never reaches its teardown when up fails: remove what was made.
+            self.cli("down", "--name", self.name, check=False)
+            raise RuntimeError(f"kinns up failed ({r.returncode}): {r.stderr}\n{log}")
 
     def daemon_log(self) -> str:
         try:
