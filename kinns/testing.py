@@ -83,7 +83,8 @@ class ClusterHandle:
         return subprocess.run([sys.executable, "-m", "kinns.cli", *args], env=self.env(), text=True,
                               capture_output=True, check=check, timeout=timeout)
 
-    def up(self) -> None:
+    def up(self) -> subprocess.CompletedProcess[str]:
+        """`kinns up` with the handle's flags; what it printed (raises when it failed)."""
         args = list(self.extra_args)
         # KINNS_TEST_STORE=etcd: the run's clusters keep their objects in etcd (tests/conftest.py).
         if os.environ.get("KINNS_TEST_STORE") and "--store" not in args:
@@ -94,6 +95,7 @@ class ClusterHandle:
             # The fixture never reaches its teardown when up fails: remove what was made.
             self.cli("down", "--name", self.name, check=False)
             raise RuntimeError(f"kinns up failed ({r.returncode}): {r.stderr}\n{log}")
+        return r
 
     def daemon_log(self) -> str:
         try:

@@ -48,9 +48,7 @@ UP_OUTPUT: dict[str, str] = {}      # cluster name -> what `kinns up` printed
 def start(state_root: Path, proxy_mode: str, nodes: int) -> ClusterHandle:
     c = ClusterHandle(new_cluster_name("ip"), state_root,
                       ["--overlay", "ipip", "--proxy-mode", proxy_mode, "--nodes", str(nodes), "--disable", "ingress"])
-    r = c.cli("up", "--name", c.name, *c.extra_args, check=False)
-    if r.returncode != 0:
-        raise RuntimeError(f"kinns up failed ({r.returncode}): {r.stdout}{r.stderr}\n{c.daemon_log()}")
+    r = c.up()
     UP_OUTPUT[c.name] = r.stdout + r.stderr
     return c
 
