@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -231,6 +232,7 @@ def main() -> None:
                 proc.terminate()
                 proc.wait(timeout=10)
         c.down()
+        shutil.rmtree(root, ignore_errors=True)   # only the merged kubeconfig is left in it
 
 
 if __name__ == "__main__":
