@@ -79,6 +79,8 @@ def next_steps(name: str, pod: str, pod_ip: str, *, proxy_mode: str = "nftables"
         f"  kinns exec{flag} node/{name}-control-plane -- curl -s {pod_ip}   # node to pod, across the VXLAN overlay",
         f"  kinns exec{flag} node/{name}-worker -- ip route                   # routes to the other nodes' ranges",
         f"  kinns exec{flag} pod/{pod} -- cat /etc/resolv.conf",
+        f"  kinns trace{flag} pod/{pod} svc/hello          # one real SYN, hop by hop from the kernels' own trace",
+        f"  kinns ui{flag}                                  # a live diagram at http://127.0.0.1:8080/",
         "  kubectl scale deploy hello --replicas=5; kubectl get endpointslices -l kubernetes.io/service-name=hello",
         f"  kinns down{flag}                                # removes everything",
     ])
