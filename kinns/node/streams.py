@@ -236,6 +236,11 @@ class WebSocketWire:
         # 1.32 printed nothing and returned the exit code: 1 run in 40 with
         # both cores busy); a 0.1 s grace before the close made it 0 in 120.
         # Not understood further than that; the cost is 0.1 s per exec.
+        # A lead, not verified: client-go before 1.33 starts reading frames
+        # before it has made its stream readers, and drops frames for a
+        # stream it does not have yet (kubernetes/kubernetes#131189, fixed
+        # by #131203); a quick command's output and our close can land in
+        # that window, and the grace keeps the close out of it.
         try:
             await asyncio.wait_for(self.client_gone.wait(), 0.1)
         except asyncio.TimeoutError:
