@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 from collections import Counter
 from typing import Any
 
@@ -25,6 +26,8 @@ from .scheduling import Decision, schedule
 SCHEDULER_NAME = "default-scheduler"
 RETRY_SECONDS = 5.0
 NO_PROVISIONER = "kubernetes.io/no-provisioner"  # a class of static volumes only
+
+log = logging.getLogger("kube-scheduler")
 
 
 def _reasons(message: str) -> Counter[str]:
@@ -200,6 +203,24 @@ class Scheduler(Controller):
         return None
 
     async def _bind(self, key: str, pod: Obj, node: str) -> None:
+        """Write the assumed binding; on any failure forget the assumption and try
+        the pod again.  A failure that escaped here would leave the pod assumed
+        for ever: never retried, and with no Event saying why."""
+        try:
+            bound = await self._write_binding(pod, node)
+        except Exception as exc:  # noqa: BLE001 - transport errors too: the binding may not have landed
+            log.warning("scheduler: binding %s to %s failed (retrying): %s", key, node, exc,
+                        extra={"source": "schedule_one.go:1049"})
+            bound = None
+        if bound:
+            return
+        self._assumed.pop(key, None)
+        if bound is None:
+            self.queue.add_after(key, 0.5)
+
+    async def _write_binding(self, pod: Obj, node: str) -> bool | None:
+        """True once bound (and the Scheduled Event told), False when the pod is
+        gone, None to try again (raises on transport errors)."""
         meta = pod["metadata"]
         # Claims that wait for their first consumer learn the node now, so their
         # volume is found or provisioned there (upstream's VolumeBinding PreBind).
@@ -211,9 +232,7 @@ class Scheduler(Controller):
                     "metadata": {"annotations": {pvbinder.ANN_SELECTED_NODE: node}}}, meta["namespace"])
             except ApiError as exc:
                 if exc.code != 404:
-                    self._assumed.pop(key, None)
-                    self.queue.add_after(key, 0.5)
-                    return
+                    return None
         try:
             await self.client.post_subresource(("v1", "Pod"), meta["name"], meta["namespace"], "binding", {
                 "apiVersion": "v1", "kind": "Binding",
@@ -221,12 +240,10 @@ class Scheduler(Controller):
                 "target": {"apiVersion": "v1", "kind": "Node", "name": node},
             })
         except ApiError as exc:
-            self._assumed.pop(key, None)
-            if exc.code != 404:  # a pod deleted meanwhile needs nothing more
-                self.queue.add_after(key, 0.5)
-            return
+            return False if exc.code == 404 else None  # a pod deleted meanwhile needs nothing more
         self.client.emit_event(pod, "Scheduled", f"Successfully assigned {meta['namespace']}/{meta['name']} to {node}",
                                component=SCHEDULER_NAME)
+        return True
 
     async def _unschedulable(self, pod: Obj, message: str) -> None:
         conds: list[dict[str, Any]] = list((pod.get("status") or {}).get("conditions") or [])
