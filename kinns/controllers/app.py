@@ -20,7 +20,6 @@ import asyncio
 import logging
 import os
 import re
-import signal
 import sys
 from dataclasses import dataclass
 from typing import Any, Callable, Coroutine
@@ -29,6 +28,7 @@ from ..api.discovery import VERSION_INFO
 from ..client import Client, HttpTransport, load_kubeconfig
 from ..client.leaderelection import LeaderElectionConfig, LeaderElector, LeaseLock, new_identity
 from ..klog import info
+from ..signals import run_until_signalled
 
 VERSION = VERSION_INFO["gitVersion"]
 Work = Callable[[], Coroutine[Any, Any, None]]
@@ -115,23 +115,16 @@ async def run_component(component: str, client: Client, work: Work, le: LeaderEl
     await client.wait_until_healthy()
     if le.leader_elect:
         lock = LeaseLock(client, le.resource_namespace, le.resource_name, new_identity(), event_component=component)
-        main = asyncio.ensure_future(LeaderElector(lock, le.config, on_started_leading=work).run())
+        main = LeaderElector(lock, le.config, on_started_leading=work).run()
     else:
-        main = asyncio.ensure_future(work())
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, main.cancel)
+        main = work()
     try:
-        await main
-    except asyncio.CancelledError:
-        info(log, f"{source}:312", "Requested to terminate, exiting")
-        return 0
+        if await run_until_signalled(main):
+            info(log, f"{source}:312", "Requested to terminate, exiting")
+            return 0
     except Exception as exc:  # noqa: BLE001 - reported as klog.Fatal would
         log.critical("%s", exc, extra={"source": f"{source}:250"}, exc_info=not str(exc))
         return 255
-    finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(sig)
     if le.leader_elect:
         log.error("Leaderelection lost", extra={"source": f"{source}:319"})
     else:
