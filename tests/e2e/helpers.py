@@ -14,7 +14,8 @@ AGNHOST = "registry.k8s.io/e2e-test-images/agnhost:2.47"
 
 def pods(cluster: ClusterHandle, selector: str = "", ns: str = "default") -> list[dict[str, Any]]:
     args = ["get", "pods", "-n", ns, "-o", "json"] + (["-l", selector] if selector else [])
-    return json.loads(cluster.kubectl(*args).stdout)["items"]
+    items: list[dict[str, Any]] = json.loads(cluster.kubectl(*args).stdout)["items"]
+    return items
 
 
 def running(cluster: ClusterHandle, selector: str, n: int) -> list[dict[str, Any]]:
