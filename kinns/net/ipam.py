@@ -15,13 +15,13 @@ network address, the gateway and the broadcast address, as host-local does.
 
 from __future__ import annotations
 
-import fcntl
 import ipaddress
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
+
+from ..filelock import file_lock
 
 DEFAULT_DATA_DIR = "/var/lib/cni/networks"
 LAST_RESERVED = "last_reserved_ip.0"
@@ -86,15 +86,9 @@ class HostLocalStore:
         self.dir = Path(data_dir) / network
         self._cache: dict[tuple[str, int], tuple[str, str]] = {}
 
-    @contextmanager
-    def locked(self) -> Iterator[None]:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.dir / "lock", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)
+    def locked(self) -> AbstractContextManager[None]:
+        """The network's lock: one allocation at a time across CNI processes."""
+        return file_lock(self.dir / "lock")
 
     def _scan(self) -> dict[str, tuple[str, str]]:
         """ip -> (container id, ifname) for every allocation file.

@@ -13,18 +13,18 @@ would mark each other's probes.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import signal
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from types import FrameType
 from typing import Any
 
 from ..cluster.config import ClusterConfig
 from ..cluster.adminapi import get_json as api_get
+from ..filelock import file_lock
 from . import hops as hopmod
 from . import kernel, probe
 from .nftrace import Parser
@@ -50,15 +50,9 @@ def _signals_raise() -> Iterator[None]:
         signal.signal(signal.SIGINT, old_int)
 
 
-@contextmanager
-def _cluster_lock(cfg: ClusterConfig) -> Iterator[None]:
-    cfg.state_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(cfg.state_dir / "trace.lock", os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
+def _cluster_lock(cfg: ClusterConfig) -> AbstractContextManager[None]:
+    """One trace per cluster at a time: two would share the trace tables."""
+    return file_lock(cfg.state_dir / "trace.lock")
 
 
 def _veths(cluster: str, p: Plan, endpoint_ip: str | None = None) -> dict[str, str]:
