@@ -40,7 +40,7 @@ from .config import ClusterConfig
 from .manifests import API_PORT, manifest_dir, write_control_plane_manifests
 from .portpublish import PortPublisher
 from .progress import report
-from .teardown import kill_kubelet
+from .teardown import kill_node_process
 
 log = logging.getLogger("kinns.daemon")
 
@@ -91,7 +91,7 @@ class NodeService:
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         # A process left by an earlier daemon (SIGKILLed) stops; a kubelet's containers stay.
-        kill_kubelet(self.pid_path, self.needle, self.unit, grace=10)
+        kill_node_process(self.pid_path, self.needle, self.unit, grace=10)
         self.task = asyncio.ensure_future(self._keep_running())
 
     async def _keep_running(self) -> None:

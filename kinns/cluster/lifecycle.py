@@ -120,7 +120,7 @@ def _set_link(node: NodeNet, up: bool) -> None:
 def stop_node(cfg: ClusterConfig, name: str) -> list[str]:
     """`kinns node stop`: the node's machine dies (kubelet, containers, link)."""
     from ..node import runtime
-    from .teardown import kill_kubelet, runtime_dirs
+    from .teardown import kill_node_process, runtime_dirs
     index, node = node_named(cfg, name)
     if index == 0:
         raise LifecycleError(
@@ -130,7 +130,7 @@ def stop_node(cfg: ClusterConfig, name: str) -> list[str]:
     marker = node_stopped_marker(cfg, name)
     marker.parent.mkdir(parents=True, exist_ok=True)
     marker.touch()
-    removed = kill_kubelet(cfg.state_dir / "kubelet" / name / "kubelet.pid")
+    removed = kill_node_process(cfg.state_dir / "kubelet" / name / "kubelet.pid")
     for d in runtime_dirs(cfg.state_dir):
         if d.name == name:
             removed += runtime.cleanup(d)

@@ -21,7 +21,7 @@ from ..node.cgroups import Cgroups
 from .config import ClusterConfig
 
 
-def kill_kubelet(pidfile: Path, needle: bytes = b"kinns.node", what: str = "kubelet", grace: float = 0.0) -> list[str]:
+def kill_node_process(pidfile: Path, needle: bytes = b"kinns.node", what: str = "kubelet", grace: float = 0.0) -> list[str]:
     """Stop the kubelet (or other node process whose cmdline holds `needle`) that
     `pidfile` names, if that process still is one: SIGKILL at once, or SIGTERM
     and SIGKILL after `grace` seconds (a daemon taking over lets a stale one
@@ -46,12 +46,12 @@ def kill_kubelet(pidfile: Path, needle: bytes = b"kinns.node", what: str = "kube
 def kill_encapsulators(state_dir: Path) -> list[str]:
     """SIGKILL every user-space ipip encapsulator (overlay ipip without the kernel module)."""
     return [x for pidfile in sorted((state_dir / "ipip").glob("*/ipip.pid"))
-            for x in kill_kubelet(pidfile, b"ipip", "ipip encapsulator")]
+            for x in kill_node_process(pidfile, b"ipip", "ipip encapsulator")]
 
 
 def kill_kubelets(state_dir: Path) -> list[str]:
     """SIGKILL every kubelet process the cluster's pid files name."""
-    return [x for pidfile in sorted((state_dir / "kubelet").glob("*/kubelet.pid")) for x in kill_kubelet(pidfile)]
+    return [x for pidfile in sorted((state_dir / "kubelet").glob("*/kubelet.pid")) for x in kill_node_process(pidfile)]
 
 
 def runtime_dirs(state_dir: Path) -> list[Path]:
