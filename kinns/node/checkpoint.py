@@ -26,7 +26,10 @@ What a restore brings back, and from where:
   each container's Started and Ready carried over from the pod's status
   when it names the same container, as upstream's kubelet does since
   KEP-4781, so a kubelet restart does not take endpoints away.
-Back-off timers are not kept (upstream's kubelet forgets them too).
+Back-off timers are not kept (upstream's kubelet keeps them in memory and
+forgets them too): a container found exited is due for restart at once, so
+after `kinns start` (or a reboot) the API server's static pod, whose
+restartCount is already above 0, does not wait out a 10 s back-off first.
 
 Each restored pod is queued once, so a pod deleted while no kubelet ran is
 torn down as soon as the workers start.
@@ -38,6 +41,7 @@ import dataclasses
 import json
 import logging
 import os
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
@@ -178,6 +182,10 @@ class PodCheckpoints:
                 rec.previous[name] = prev
         for name, count in (data.get("restarts") or {}).items():
             rec.restarts.setdefault(str(name), int(count))
+        now = time.time()
+        for name, run in rec.runs.items():
+            if run.state != "running":
+                rec.retry_at[name] = now   # no back-off carried over: due at once
 
     def _rearm_probes(self, pod: dict[str, Any], rec: PodRecord) -> None:
         """Probes of restored running containers, with the results the pod's
