@@ -49,7 +49,16 @@ class Watcher:
         return ev
 
     async def next(self, timeout: float | None) -> Event | None:
-        """The next event, or None when `timeout` passes first (for bookmarks)."""
+        """The next event, or None when `timeout` passes first (for bookmarks).
+
+        An event already queued is returned at once: `wait_for` would wrap
+        the wait in a new task (Python 3.11), and during a rollout most
+        calls find one waiting."""
+        if not self._stopped and not self._queue.empty():
+            ev = self._queue.get_nowait()
+            if ev is None:
+                raise StopAsyncIteration
+            return ev
         try:
             return await asyncio.wait_for(self.__anext__(), timeout)
         except asyncio.TimeoutError:
