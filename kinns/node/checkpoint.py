@@ -16,7 +16,8 @@ What a restore brings back, and from where:
 - the sandbox (network namespace, IP, hostname, pod directory, ...) from
   the file, so the pod network is not set up again: its namespace and veth
   are still there.  A sandbox whose namespace is gone (the machine
-  rebooted) is dropped, and the next reconcile makes it anew;
+  rebooted) is dropped, and the next reconcile makes it anew, unless the
+  pod had finished and its network was released on purpose;
 - runs, previous runs and restart counts from the restored `Runtime`: the
   file's container IDs, or a newer run of the same container that the
   runtime has (started after the file was written);
@@ -81,7 +82,7 @@ class PodCheckpoints:
             "runs": {name: st.id for name, st in rec.runs.items()},
             "previous": {name: st.id for name, st in rec.previous.items()},
             "restarts": rec.restarts, "events_sent": sorted(rec.events_sent), "volumes": rec.volumes,
-            "tokens": tokens,
+            "tokens": tokens, "network_released": rec.network_released,
         }, sort_keys=True)
 
     async def save(self, rec: PodRecord, pod: dict[str, Any] | None = None) -> None:
@@ -149,8 +150,10 @@ class PodCheckpoints:
                             start_time=str(data.get("start_time") or ""),
                             events_sent=set(data.get("events_sent") or []), volumes=data.get("volumes"))
             sandbox = Sandbox(**data["sandbox"]) if data.get("sandbox") else None
-            if sandbox is not None and _sandbox_is_there(sandbox):
-                rec.sandbox = sandbox
+            rec.network_released = bool(data.get("network_released"))
+            if sandbox is not None and (_sandbox_is_there(sandbox)
+                                        or (rec.network_released and sandbox.path.is_dir())):
+                rec.sandbox = sandbox   # a finished pod's, its namespace released on purpose
             else:
                 rec.volumes = None  # made again with the sandbox
             self._restore_runs(rec, data, by_pod.get(uid, {}))

@@ -69,6 +69,9 @@ LEASE_RENEW = 10.0
 STATUS_EVERY = 30.0
 
 
+TERMINAL_PHASES = ("Succeeded", "Failed")
+
+
 @dataclass
 class PodRecord:
     """What this kubelet holds for one pod."""
@@ -86,6 +89,7 @@ class PodRecord:
     retry_at: dict[str, float] = field(default_factory=dict)             # no restart before this time
     events_sent: set[str] = field(default_factory=set)
     volumes: dict[str, str] | None = None                                # host path per volume, once prepared
+    network_released: bool = False                                       # finished: its address given back
 
 
 class Kubelet(Controller):
@@ -384,8 +388,8 @@ class Kubelet(Controller):
             await self._finish_deletion(pod)
             return None
         phase = (pod.get("status") or {}).get("phase")
-        if rec is None and phase in ("Succeeded", "Failed"):
-            return None
+        if phase in TERMINAL_PHASES and (rec is None or rec.sandbox is None):
+            return None   # finished, and its sandbox gone (released, or not found by a new kubelet)
         if await self.emptydir_limits.sync(pod, rec):
             return None  # evicted
         if not self.network_ready.is_set() and not (pod.get("spec") or {}).get("hostNetwork"):
@@ -418,7 +422,8 @@ class Kubelet(Controller):
                 log.debug("%s: mirror pod %s not written yet: %s", self.name, key, exc)
                 return min(next_check or 1.0, 1.0)
             return next_check
-        await self._write_status(pod, rec)
+        if await self._write_status(pod, rec) in TERMINAL_PHASES:
+            await self._release_network(rec)
         return next_check
 
     async def _create_sandbox(self, pod: Obj, rec: PodRecord) -> None:
@@ -501,20 +506,41 @@ class Kubelet(Controller):
         rec.events_sent.add(tag)
         self.client.emit_event(pod, reason, message, type=type, component="kubelet", host=self.node.name)
 
-    async def _write_status(self, pod: Obj, rec: PodRecord) -> None:
+    async def _write_status(self, pod: Obj, rec: PodRecord) -> str | None:
+        """Write the pod's status if it changed; returns its phase."""
         await self.checkpoints.save(rec, pod)
         views = self.podsync.views(pod, rec)
         status = pod_status(pod, views, pod_ip=rec.attached_ip, host_ip=self.node.ip,
                             start_time=(pod.get("status") or {}).get("startTime") or rec.start_time,
-                            sandbox_ready=rec.sandbox is not None)
+                            sandbox_ready=rec.sandbox is not None and not rec.network_released)
+        phase: str | None = status.get("phase")
         if status == (pod.get("status") or {}):
-            return
+            return phase
         try:
             await self.client.patch(("v1", "Pod"), pod["metadata"]["name"],
                                     {"status": status}, pod["metadata"]["namespace"], subresource="status")
         except ApiError as exc:
             if exc.code != 404:
                 raise
+        return phase
+
+    async def _release_network(self, rec: PodRecord) -> None:
+        """A finished pod gives its address back, as upstream's kubelet stops the
+        sandbox of a Succeeded or Failed pod (CNI DEL frees the IP).  Without
+        this a node that had run 254 Jobs' pods had no address left for the
+        next ("no IP addresses available in range").  The pod's directory,
+        logs and status (podIP included, as upstream) stay until it is deleted."""
+        sb = rec.sandbox
+        if sb is None or rec.network_released:
+            return
+        await _io(self.runtime.stop_pod, sb, 0.0)   # nothing runs; the namespaces' holder goes
+        if not sb.host_network:
+            if portmap.may_have_ports(self.node, rec.uid):
+                await _io(portmap.remove_pod, self.node, rec.uid)
+            await _io(pod_network.teardown_pod, self.node, rec.uid,
+                      state_dir=self.state_dir / "cni", mode=self.overlay_mode)
+        rec.network_released = True
+        await self.checkpoints.save(rec)
 
     async def _kill(self, rec: PodRecord, grace: int) -> None:
         self.prober.forget(rec.uid)

@@ -39,11 +39,12 @@ def pods_of(cluster: ClusterHandle, job: str) -> list[dict[str, Any]]:
     return sorted(json.loads(out)["items"], key=lambda p: p["metadata"]["creationTimestamp"])
 
 
-def job(name: str, script: str, **spec: Any) -> dict[str, Any]:
+def job(name: str, script: str, template_patch: dict[str, Any] | None = None, **spec: Any) -> dict[str, Any]:
     return {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name},
             "spec": {"template": {"spec": {"restartPolicy": "Never", "terminationGracePeriodSeconds": 1,
                                            "containers": [{"name": "c", "image": "busybox",
-                                                           "command": ["sh", "-c", script]}]}}, **spec}}
+                                                           "command": ["sh", "-c", script]}],
+                                           **(template_patch or {})}}, **spec}}
 
 
 def row(cluster: ClusterHandle, kind: str, name: str, version: str = "1.32") -> list[str]:
@@ -82,6 +83,29 @@ def test_create_job_runs_to_completion_and_logs(cluster: ClusterHandle) -> None:
     events = cluster.kubectl("get", "events", "--field-selector", "involvedObject.name=hello",
                              "-o", "jsonpath={range .items[*]}{.reason}{\"\\n\"}{end}").stdout.split()
     assert "SuccessfulCreate" in events and "Completed" in events
+
+
+def test_finished_pods_give_their_addresses_back(cluster: ClusterHandle) -> None:
+    """A node's pod range has 253 usable addresses.  A finished pod keeps its
+    status and logs but not its network (upstream's kubelet stops the
+    sandbox and CNI DEL frees the IP), so one node runs more Job pods to
+    completion than its range holds: before, the 254th stayed Pending with
+    "no IP addresses available in range" in the kubelet's log."""
+    node = f"{cluster.name}-worker"
+    completions = 270
+    apply(cluster, job("many", "echo done", completions=completions, parallelism=30, backoffLimit=0,
+                       template_patch={"nodeSelector": {"kubernetes.io/hostname": node}}))
+    cluster.kubectl("wait", "--for=condition=complete", "job/many", "--timeout=240s")
+    pods = pods_of(cluster, "many")
+    assert len(pods) == completions and {p["spec"]["nodeName"] for p in pods} == {node}
+    first = pods[0]
+    assert first["status"]["phase"] == "Succeeded" and first["status"].get("podIP"), "the status keeps its podIP"
+    sandbox = next(c for c in first["status"]["conditions"] if c["type"] == "PodReadyToStartContainers")
+    assert sandbox["status"] == "False", "its sandbox is stopped"
+    assert cluster.kubectl("logs", first["metadata"]["name"]).stdout.strip() == "done"
+    host_ends = cluster.cli("exec", "--name", cluster.name, f"node/{node}", "--", "ip", "-o", "link").stdout
+    assert host_ends.count("master cni0") < 30, "finished pods' veths are gone from the node's bridge"
+    cluster.kubectl("delete", "job", "many", "--wait=true", timeout=180)
 
 
 def test_python_client_runs_a_parallel_job(cluster: ClusterHandle) -> None:
