@@ -70,6 +70,7 @@ STATUS_EVERY = 30.0
 
 
 TERMINAL_PHASES = ("Succeeded", "Failed")
+SANDBOX_RETRY_SECONDS = 5.0
 
 
 @dataclass
@@ -399,7 +400,15 @@ class Kubelet(Controller):
             self.records[uid] = rec
             self._by_key[key] = rec
         if rec.sandbox is None:
-            await self._create_sandbox(pod, rec)
+            try:
+                await self._create_sandbox(pod, rec)
+            except pod_network.CniError as exc:
+                # What `kubectl describe pod` shows upstream when the CNI plugin fails
+                # (an exhausted pod range, most often); the pod stays Pending and is retried.
+                log.warning('%s: "Failed to create pod sandbox" pod="%s" err="%s"', self.name, key, exc)
+                self._event_once(pod, rec, f"sandbox-{exc}", "FailedCreatePodSandBox",
+                                 f"Failed to create pod sandbox: failed to set up the pod network: {exc}", "Warning")
+                return SANDBOX_RETRY_SECONDS
         if rec.volumes is None:
             assert rec.sandbox is not None
             try:
