@@ -14,10 +14,11 @@ own start-run-exit is its cost.  Starts a real cluster with `kinns up`
 For each it prints the create phase (seconds, creates/s), the time from the
 first create to the last Job Complete / Pod Succeeded and the completions/s
 that gives, the p50/p90 of each object's latency from its create answer to
-the watch event that shows it done (client clock, ms), the same from the
-server's own stamps (creationTimestamp to the Complete condition's
-lastTransitionTime, or to a pod's Ready=False PodCompleted transition; 1 s
-resolution), the peak number of active (not yet terminal) pods, and how
+the watch event that shows it done (client clock, ms) and its stages (the
+create answer -> its pod's first watch event -> that pod shown Succeeded ->
+the Job shown Complete), the same from the server's own stamps
+(creationTimestamp to the Complete condition's lastTransitionTime, or to a
+pod's Ready=False PodCompleted transition; 1 s resolution), the peak number of active (not yet terminal) pods, and how
 long deleting them took (Jobs with propagationPolicy Background, the
 garbage collector removes their pods; Pods by deletecollection), until no
 pod is left, so both phases start from the same state.  The Jobs/Pods ratio
@@ -115,11 +116,25 @@ class Tracker:
     failed: set[str] = field(default_factory=set)
     all_done: asyncio.Event = field(default_factory=asyncio.Event)
     n: int = 0
+    job_pods: dict[str, set[str]] = field(default_factory=dict)     # Job -> its pods' names
+    deleted: set[str] = field(default_factory=set)                  # pods deleted while measuring
+    measuring: bool = True
+    pod_added_at: dict[str, float] = field(default_factory=dict)    # first event of each pod
+    pod_done_at: dict[str, float] = field(default_factory=dict)     # first event showing it Succeeded
 
     def on_pod(self, typ: str, pod: dict[str, Any]) -> None:
         name = pod["metadata"]["name"]
         phase = pod.get("status", {}).get("phase")
         self.pods_seen.add(name)
+        now = time.perf_counter()
+        self.pod_added_at.setdefault(name, now)
+        if phase == "Succeeded":
+            self.pod_done_at.setdefault(name, now)
+        for ref in pod["metadata"].get("ownerReferences") or []:
+            if ref.get("kind") == "Job" and ref.get("controller"):
+                self.job_pods.setdefault(ref["name"], set()).add(name)
+        if typ == "DELETED" and self.measuring:
+            self.deleted.add(name)
         if typ == "DELETED" or phase in ("Succeeded", "Failed"):
             self.active.discard(name)
         else:
@@ -185,6 +200,10 @@ class Phase:
     done_s: float = float("nan")     # first create to the last done
     done: int = 0
     lat_ms: list[float] = field(default_factory=list)
+    last_pod_s: float = float("nan")    # first create to the last pod Succeeded
+    to_pod_ms: list[float] = field(default_factory=list)       # create answer -> its pod exists
+    pod_run_ms: list[float] = field(default_factory=list)      # pod exists -> pod Succeeded
+    to_done_ms: list[float] = field(default_factory=list)      # pod Succeeded -> Job Complete
     server_lat_s: list[float] = field(default_factory=list)
     peak_active: int = 0
     cleanup_s: float = float("nan")
@@ -248,16 +267,35 @@ async def run_phase(c: ClusterHandle, kind: str, n: int, clients: int, timeout: 
             ph.done_s = max(tr.done_at.values()) - t0
         ph.lat_ms = [1000 * (tr.done_at[k] - created_at[k]) for k in tr.done_at if k in created_at]
         ph.peak_active = tr.peak_active
+        if tr.pod_done_at:
+            ph.last_pod_s = max(tr.pod_done_at.values()) - t0
+        for obj, t_created in created_at.items():
+            pods = sorted(tr.job_pods.get(obj, ()), key=lambda p: tr.pod_added_at[p]) if kind == "Job" else [obj]
+            if not pods or pods[0] not in tr.pod_added_at:
+                continue
+            pod = pods[0]
+            ph.to_pod_ms.append(1000 * (tr.pod_added_at[pod] - t_created))
+            if pod in tr.pod_done_at:
+                ph.pod_run_ms.append(1000 * (tr.pod_done_at[pod] - tr.pod_added_at[pod]))
+                if kind == "Job" and obj in tr.done_at:
+                    ph.to_done_ms.append(1000 * (tr.done_at[obj] - tr.pod_done_at[pod]))
         if tr.failed:
             ph.problems.append(f"{kind}s failed: {len(tr.failed)} ({sorted(tr.failed)[:5]})")
         if tr.pods_failed:
             ph.problems.append(f"pods Failed: {len(tr.pods_failed)} ({sorted(tr.pods_failed)[:5]})")
         if kind == "Job" and len(tr.pods_seen) != n:
-            ph.problems.append(f"{len(tr.pods_seen)} pods for {n} one-pod Jobs")
+            extra = {j: sorted(p) for j, p in tr.job_pods.items() if len(p) > 1}
+            ph.problems.append(f"{len(tr.pods_seen)} pods for {n} one-pod Jobs; {len(extra)} Jobs had more than "
+                               f"one, e.g. {dict(list(extra.items())[:3])}")
+        if tr.deleted:
+            ph.problems.append(f"{len(tr.deleted)} pods deleted before the bench deleted anything, "
+                               f"e.g. {sorted(tr.deleted)[:5]}")
+        tr.measuring = False
         log(f"{kind}s: {ph.done}/{n} done in {ph.done_s:.2f} s; reading the server's stamps")
 
         async with session.get(url) as r:
             items = (await r.json())["items"]
+        unfinished: list[str] = []
         for obj in items:
             created = stamp(obj["metadata"].get("creationTimestamp"))
             if kind == "Job":
@@ -265,7 +303,7 @@ async def run_phase(c: ClusterHandle, kind: str, n: int, clients: int, timeout: 
                 finished = stamp(cond.get("lastTransitionTime") if cond.get("status") == "True"
                                  else obj.get("status", {}).get("completionTime"))
                 if obj.get("status", {}).get("succeeded") != 1 or obj.get("status", {}).get("failed"):
-                    ph.problems.append(f"Job {obj['metadata']['name']}: status {obj.get('status')}")
+                    unfinished.append(f"{obj['metadata']['name']}: {obj.get('status')}")
             else:
                 cond = condition(obj, "Ready") or {}
                 finished = stamp(cond.get("lastTransitionTime")) if cond.get("reason") == "PodCompleted" else None
@@ -275,6 +313,8 @@ async def run_phase(c: ClusterHandle, kind: str, n: int, clients: int, timeout: 
                     finished = stamp(term.get("finishedAt"))
             if created is not None and finished is not None:
                 ph.server_lat_s.append(finished - created)
+        if unfinished:
+            ph.problems.append(f"{len(unfinished)} Jobs without succeeded=1, failed=0, e.g. {unfinished[:3]}")
 
         log(f"{kind}s: deleting")
         t1 = time.perf_counter()
@@ -316,9 +356,16 @@ def report(jobs: Phase, pods: Phase, clients: int) -> None:
         ("create phase (s)", jobs.create_s, pods.create_s, ".2f"),
         (f"creates/s ({clients} clients)", rate(jobs, jobs.create_s), rate(pods, pods.create_s), ".0f"),
         ("first create -> all done (s)", jobs.done_s, pods.done_s, ".2f"),
+        ("first create -> last pod Succeeded (s)", jobs.last_pod_s, pods.last_pod_s, ".2f"),
         ("completed/s", jobs.done / jobs.done_s, pods.done / pods.done_s, ".1f"),
         ("latency p50, create -> watch shows done (ms)", pct(jobs.lat_ms, 0.5), pct(pods.lat_ms, 0.5), ".0f"),
         ("latency p90 (ms)", pct(jobs.lat_ms, 0.9), pct(pods.lat_ms, 0.9), ".0f"),
+        ("  stage p50: create -> its pod exists (ms)", pct(jobs.to_pod_ms, 0.5), pct(pods.to_pod_ms, 0.5), ".0f"),
+        ("  stage p90: create -> its pod exists (ms)", pct(jobs.to_pod_ms, 0.9), pct(pods.to_pod_ms, 0.9), ".0f"),
+        ("  stage p50: pod exists -> Succeeded (ms)", pct(jobs.pod_run_ms, 0.5), pct(pods.pod_run_ms, 0.5), ".0f"),
+        ("  stage p90: pod exists -> Succeeded (ms)", pct(jobs.pod_run_ms, 0.9), pct(pods.pod_run_ms, 0.9), ".0f"),
+        ("  stage p50: pod Succeeded -> Job Complete (ms)", pct(jobs.to_done_ms, 0.5), float("nan"), ".0f"),
+        ("  stage p90: pod Succeeded -> Job Complete (ms)", pct(jobs.to_done_ms, 0.9), float("nan"), ".0f"),
         ("latency p50, server stamps (s, 1 s resolution)",
          pct(jobs.server_lat_s, 0.5), pct(pods.server_lat_s, 0.5), ".0f"),
         ("latency p90, server stamps (s)", pct(jobs.server_lat_s, 0.9), pct(pods.server_lat_s, 0.9), ".0f"),
