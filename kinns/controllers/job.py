@@ -48,7 +48,7 @@ def job_ref(pod: Obj) -> dict[str, Any] | None:
 
 class JobController(Controller):
     name = "job-controller"
-    workers = 4
+    workers = 5   # upstream's --concurrent-job-syncs default
 
     def setup(self) -> None:
         self.jobs = self.factory.informer("batch/v1", "Job")
