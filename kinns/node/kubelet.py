@@ -37,7 +37,6 @@ from . import images, nodeinfo, staticpods, volumes
 from .localstorage import EmptyDirLimits
 from .mountns import NodeMounts
 from .checkpoint import PodCheckpoints
-from .netprewarm import NetworkPrewarm, save_pod_cidr
 from .downward import resource_value
 from .envvars import container_env, pod_fields, service_env
 from .containers import all_containers
@@ -131,8 +130,6 @@ class Kubelet(Controller):
         self.emptydir_limits = EmptyDirLimits(self)
         # What this kubelet runs, on disk, for the kubelet that comes after it (see checkpoint.py).
         self.checkpoints = PodCheckpoints(self, state_dir / "kubelet" / node.name / "checkpoints", _io)
-        # Restored pods' networks, started before the API answers (netprewarm.py).
-        self.prewarm = NetworkPrewarm(node, state_dir, overlay_mode, _io)
         # Static pods (--pod-manifest-path) by key; they run whether or not the API answers.
         self.manifest_dir = manifest_dir
         self.static: dict[str, Obj] = {}
@@ -167,8 +164,6 @@ class Kubelet(Controller):
     async def start(self, sync_timeout: float | None = 30.0) -> None:
         self._loop = asyncio.get_running_loop()
         self.checkpoints.restore()  # pods whose containers outlived the previous kubelet
-        self.prewarm.start((r.uid, r.attached_ip) for r in self.records.values()
-                           if r.sandbox is None and not r.network_released and r.attached_ip)
         if self.manifest_dir is not None:
             # Static pods first, without the API: one of them may be the API server.
             if not self._setup_done:
@@ -272,7 +267,6 @@ class Kubelet(Controller):
     async def stop(self, grace: float = 5.0) -> None:
         for t in self._loops:
             t.cancel()
-        self.prewarm.cancel()
         await asyncio.gather(*self._loops, return_exceptions=True)
         await super().stop(grace)
         self.prober.close()
@@ -356,7 +350,6 @@ class Kubelet(Controller):
                 continue
             try:
                 await _io(overlay.sync_routes, self.node, peers, self.overlay_mode, self.cluster_cidr)
-                await _io(save_pod_cidr, self.state_dir, self.node.name, self.node.pod_cidr)
                 self._net_signature = signature
             except Exception:  # noqa: BLE001 - logged; the next node event retries
                 log.exception("%s: overlay sync failed", self.name)
@@ -397,8 +390,6 @@ class Kubelet(Controller):
             return None
         phase = (pod.get("status") or {}).get("phase")
         if phase in TERMINAL_PHASES and (rec is None or rec.sandbox is None):
-            if rec is not None:
-                await self.prewarm.release(rec.uid)
             return None   # finished, and its sandbox gone (released, or not found by a new kubelet)
         if await self.emptydir_limits.sync(pod, rec):
             return None  # evicted
@@ -445,7 +436,6 @@ class Kubelet(Controller):
         return next_check
 
     async def _create_sandbox(self, pod: Obj, rec: PodRecord) -> None:
-        await self.prewarm.wait(rec.uid)  # its network may be being made already: setup_pod finds it
         rec.attached_ip, rec.sandbox = await _io(self._sandbox_io, self.node, pod, rec.uid)
         await self.checkpoints.save(rec)  # before any container starts: a next kubelet must find them
 
@@ -576,9 +566,8 @@ class Kubelet(Controller):
                                         state_dir=self.state_dir / "cni", mode=self.overlay_mode)
             await _io(remove_sandbox_dir, rec.sandbox)
         else:
-            # No sandbox, yet maybe an address: one made early, or the record of the IP
-            # a restored pod had, kept for it across the reboot.
-            await self.prewarm.release(rec.uid)
+            # No sandbox, yet maybe an address: the record of the IP a restored
+            # pod had, kept for it across the reboot.
             await _io(pod_network.teardown_pod, self.node, rec.uid,
                       state_dir=self.state_dir / "cni", mode=self.overlay_mode)
         self.checkpoints.forget(rec.uid)
