@@ -85,6 +85,9 @@ class Informer:
         self.watch_timeout = watch_timeout
         self.resync_period = resync_period
         self._cache: dict[str, Obj] = {}
+        # What the cache keeps of each object (client-go's SetTransform): a process that
+        # needs a few fields of every pod in the cluster need not hold them all.
+        self.transform: Callable[[Obj], Obj] | None = None
         self._indexers: dict[str, IndexFunc] = {NAMESPACE_INDEX: index_by_namespace}
         self._indices: dict[str, dict[str, set[str]]] = {NAMESPACE_INDEX: {}}
         self._add_handlers: list[AddHandler] = []
@@ -193,6 +196,8 @@ class Informer:
     # ----------------------------------------------------------- applying
 
     def _upsert(self, obj: Obj) -> None:
+        if self.transform is not None:
+            obj = self.transform(obj)
         key = object_key(obj)
         old = self._cache.get(key)
         self._cache[key] = obj

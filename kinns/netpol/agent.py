@@ -40,7 +40,7 @@ from ..client.transport import HttpTransport
 from ..klog import info
 from ..proxy.runner import BoundedFrequencyRunner
 from . import conntrack
-from .model import Cluster, namespace_labels, pod_from_api, policy_from_api
+from .model import Cluster, namespace_labels, pod_from_api, policy_from_api, slim_pod
 from .rules import BASE_CHAINS, FAMILY, TABLE, Ruleset, render, transaction
 
 log = logging.getLogger("kube-network-policies")
@@ -122,6 +122,7 @@ class Agent:
         self.netns = netns                        # None: the agent's own namespace (the node's)
         self.factory = InformerFactory(client)
         self.pods = self.factory.informer("v1", "Pod")
+        self.pods.transform = slim_pod
         self.namespaces = self.factory.informer("v1", "Namespace")
         self.policies = self.factory.informer("networking.k8s.io/v1", "NetworkPolicy")
         for inf in (self.pods, self.namespaces, self.policies):
@@ -139,12 +140,22 @@ class Agent:
 
     # ---- handlers: ask for a sync when something policies can see changed
 
-    def _watch(self, inf: Any, project: Callable[[Obj], object]) -> None:
+    def _watch(self, inf: Any, project: Callable[[Obj], object], only_with_policies: bool = False) -> None:
+        """Ask for a sync when what `project` sees of an object changed.  With
+        `only_with_policies`, not while no NetworkPolicy exists and the table is
+        empty: then no pod is isolated whatever pods do, and on a 50-node
+        cluster every agent re-rendered for every pod of a rollout."""
+        def request() -> None:
+            if not only_with_policies or self._policies_matter():
+                self.runner.request()
+
         def changed(old: Obj, new: Obj) -> None:
             if project(old) != project(new):
-                self.runner.request()
-        inf.add_handlers(on_add=lambda _o: self.runner.request(), on_update=changed,
-                         on_delete=lambda _o: self.runner.request())
+                request()
+        inf.add_handlers(on_add=lambda _o: request(), on_update=changed, on_delete=lambda _o: request())
+
+    def _policies_matter(self) -> bool:
+        return bool(self.policies.list()) or self.written is None or bool(self.written.chains)
 
     # ---- the loop
 
@@ -153,8 +164,8 @@ class Agent:
         problem = ensure_bridge_netfilter() if self.netns is None else ""
         if problem:
             log.error(problem)
-        self._watch(self.pods, pod_from_api)
-        self._watch(self.namespaces, namespace_labels)
+        self._watch(self.pods, pod_from_api, only_with_policies=True)
+        self._watch(self.namespaces, namespace_labels, only_with_policies=True)
         self._watch(self.policies, lambda o: (o.get("metadata", {}).get("labels"), o.get("spec")))
         info(log, "controller.go:211", "Starting controller", name="kube-network-policies")
         self.factory.start()

@@ -198,3 +198,30 @@ def test_resync_redelivers_cached_objects_as_updates() -> None:
     async def body(fake: FakeApi, c: Client, inf: Informer, rec: Recorder) -> None:
         await eventually(lambda: rec.events.count(("update", "pre")) >= 2)
     with_informer(body, resync_period=0.05)
+
+
+def test_a_transform_keeps_what_the_cache_holds_and_handlers_see() -> None:
+    """client-go's SetTransform: the cache holds the transformed object (and a
+    re-list with the same resourceVersion changes nothing)."""
+    from kinns.netpol.model import pod_from_api, slim_pod
+
+    pod = {"apiVersion": "v1", "kind": "Pod",
+           "metadata": {"name": "web", "namespace": "default", "uid": "u", "resourceVersion": "7",
+                        "labels": {"app": "web"}, "managedFields": [{"manager": "kubectl"}],
+                        "annotations": {"big": "x" * 1000}},
+           "spec": {"nodeName": "n1", "containers": [
+               {"name": "c", "image": "nginx", "env": [{"name": "A", "value": "1"}],
+                "ports": [{"name": "http", "containerPort": 80}, {"containerPort": 81}]}]},
+           "status": {"phase": "Running", "podIP": "10.244.1.5", "podIPs": [{"ip": "10.244.1.5"}],
+                      "conditions": [{"type": "Ready", "status": "True"}]}}
+    inf = Informer(Client(MockTransport(FakeApi().handle)), "v1", "Pod")
+    inf.transform = slim_pod
+    seen: list[dict[str, object]] = []
+    inf.add_handlers(on_add=seen.append)
+    inf._replace([pod])
+    cached = inf.list()[0]
+    assert "managedFields" not in cached["metadata"] and "annotations" not in cached["metadata"]
+    assert "conditions" not in cached["status"] and seen == [cached]
+    assert pod_from_api(cached) == pod_from_api(pod), "the agent reads the same pod from the slim copy"
+    inf._replace([pod])
+    assert len(seen) == 1
