@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+from collections import OrderedDict
 from typing import Any
 
 import orjson
@@ -125,6 +126,39 @@ async def _cancel_when_gone(request: web.Request, streaming: asyncio.Task[Any] |
 STREAM_BUFFER_BYTES = 1 << 20  # a producer this far ahead of a slow client waits for it
 
 
+class EncodedEvents:
+    """One JSON encoding of a watch event for every watch that sends it.
+
+    Every watch of pods gets the same stored object for an event (the
+    scheduler, the controllers, each node's network-policy agent...), and
+    encoding it once per watch made fan-out cost grow with the number of
+    nodes: upstream's watch cache serializes once per event too
+    (`cachingObject`).  Keyed by the object's identity and the event type;
+    the entry holds the object, so the identity is not reused while cached.
+    Objects the API serves are never changed in place, only replaced."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self.size = size
+        self._cache: OrderedDict[tuple[int, str], tuple[object, bytes]] = OrderedDict()
+
+    def encode(self, item: Any) -> bytes:
+        obj = item.get("object") if isinstance(item, dict) and len(item) == 2 else None
+        if not isinstance(obj, dict):
+            return orjson.dumps(item) + b"\n"
+        key = (id(obj), str(item.get("type")))
+        hit = self._cache.get(key)
+        if hit is not None and hit[0] is obj:
+            return hit[1]
+        data = orjson.dumps(item) + b"\n"
+        self._cache[key] = (obj, data)
+        if len(self._cache) > self.size:
+            self._cache.popitem(last=False)
+        return data
+
+
+_EVENTS = EncodedEvents()
+
+
 async def _stream(request: web.Request, resp: Response) -> web.StreamResponse:
     """Stream a watch or a log: what the producer has ready goes out in one write.
 
@@ -146,7 +180,7 @@ async def _stream(request: web.Request, resp: Response) -> web.StreamResponse:
     async def produce() -> None:
         nonlocal size
         async for item in stream:
-            data = item if raw else orjson.dumps(item) + b"\n"
+            data = item if raw else _EVENTS.encode(item)
             pending.append(data)
             size += len(data)
             ready.set()
