@@ -39,23 +39,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import collections
 import datetime as dt
 import json
 import os
-import re
 import ssl
 import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from kinns.testing import ClusterHandle, find_leaks, new_cluster_name  # noqa: E402
+from clusterlogs import log_files, log_summary  # noqa: E402 - bench/ is the script's directory
 
 NS = "bench"
 TOLERATE_CP = [{"key": "node-role.kubernetes.io/control-plane", "operator": "Exists", "effect": "NoSchedule"}]
@@ -382,50 +381,6 @@ def report(jobs: Phase, pods: Phase, clients: int) -> None:
     for p in (jobs, pods):
         for problem in p.problems:
             print(f"PROBLEM: {problem}")
-
-
-CRI_PREFIX = re.compile(r"^\S+ (?:stdout|stderr) [FP] ")
-KLOG = re.compile(r"^([WEF])\d{4} [\d:.]+\s+\d+ ([^\]]+)\] (.*)")
-PYLOG = re.compile(r"^\S+ \S+ (WARNING|ERROR|CRITICAL) (.*)")
-
-
-def log_files(c: ClusterHandle) -> Iterator[tuple[str, Path]]:
-    st = c.state_dir
-    yield "daemon", st / "daemon.log"
-    for p in sorted((st / "logs").glob("kubelet-*.log")):
-        yield p.stem, p
-    for p in sorted(st.glob(f"kubelet/{c.name}-control-plane/pods/*/logs/*/*.log")):
-        yield p.parent.name, p
-
-
-def log_summary(c: ClusterHandle, top: int = 4) -> list[str]:
-    """Per log: WARNING/ERROR lines and tracebacks, the most frequent messages (numbers folded)."""
-    out = []
-    for source, path in log_files(c):
-        try:
-            lines = path.read_text(errors="replace").splitlines()
-        except OSError:
-            continue
-        levels: collections.Counter[str] = collections.Counter()
-        msgs: collections.Counter[str] = collections.Counter()
-        for line in lines:
-            line = CRI_PREFIX.sub("", line)
-            if line.startswith("Traceback"):
-                levels["tracebacks"] += 1
-                continue
-            if (m := KLOG.match(line)) is not None:
-                level, msg = m.group(1), f"{m.group(2)}] {m.group(3)}"
-            elif (m := PYLOG.match(line)) is not None:
-                level, msg = m.group(1)[0], m.group(2)
-            else:
-                continue
-            msg = re.sub(r"[0-9a-f]{8}-[0-9a-f-]{27}|[0-9a-f]{12,}", "<id>", msg.replace(c.name, "<cluster>"))
-            levels[level] += 1
-            msgs[f"{level} {re.sub(r'[0-9]+([.][0-9]+)?', 'N', msg)[:160]}"] += 1
-        if levels:
-            out.append(f"{source}: " + ", ".join(f"{n} {k}" for k, n in sorted(levels.items())))
-            out += [f"  {n:5d} x {m}" for m, n in msgs.most_common(top)]
-    return out
 
 
 async def run(c: ClusterHandle, n: int, clients: int, timeout: float) -> tuple[Phase, Phase]:
