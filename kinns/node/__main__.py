@@ -90,7 +90,7 @@ async def run(args: argparse.Namespace) -> int:
     manifests = Path(args.pod_manifest_path) if args.pod_manifest_path else None
     kubelet = Kubelet(client, node, runtime, state_dir=state, control_plane=(index == 0),
                       overlay_mode=cfg.overlay, cluster_cidr=cfg.cluster_cidr, cluster_dns=args.cluster_dns,
-                      manifest_dir=manifests)
+                      manifest_dir=manifests, isolate_control_plane=len(nodes) > 1)
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)

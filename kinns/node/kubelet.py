@@ -99,13 +99,14 @@ class Kubelet(Controller):
     def __init__(self, client: Client, node: NodeNet, runtime: Runtime, *, state_dir: Path,
                  control_plane: bool, overlay_mode: str, cluster_cidr: str,
                  cluster_dns: str = "10.96.0.10", factory: InformerFactory | None = None,
-                 manifest_dir: Path | None = None) -> None:
+                 manifest_dir: Path | None = None, isolate_control_plane: bool = True) -> None:
         self.name = f"kubelet-{node.name}"
         super().__init__(client, factory or InformerFactory(client))
         self.node = node
         self.runtime = runtime
         self.state_dir = state_dir
         self.control_plane = control_plane
+        self.isolate_control_plane = isolate_control_plane   # False in a one-node cluster, as kind
         self.overlay_mode = overlay_mode
         self.cluster_cidr = cluster_cidr
         self.cluster_dns = cluster_dns
@@ -272,7 +273,7 @@ class Kubelet(Controller):
         self.prober.close()
 
     async def _register(self) -> None:
-        obj = nodeinfo.node_object(self.node.name, self.node.ip, self.control_plane)
+        obj = nodeinfo.node_object(self.node.name, self.node.ip, self.control_plane, self.isolate_control_plane)
         try:
             created = await self.client.create(obj)
         except ApiError as exc:

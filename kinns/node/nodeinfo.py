@@ -55,7 +55,10 @@ def _machine_id() -> str:
         return ""
 
 
-def node_object(name: str, ip: str, control_plane: bool) -> dict[str, Any]:
+def node_object(name: str, ip: str, control_plane: bool, isolate: bool = True) -> dict[str, Any]:
+    """The Node a kubelet registers.  A control-plane node is tainted NoSchedule
+    (kubeadm's control-plane node isolation) unless `isolate` is False: kind
+    removes the taint when the cluster has no other node, so its pods can run."""
     labels = {
         "kubernetes.io/hostname": name,
         "kubernetes.io/os": "linux",
@@ -67,7 +70,8 @@ def node_object(name: str, ip: str, control_plane: bool) -> dict[str, Any]:
     if control_plane:
         labels[CONTROL_PLANE_ROLE] = ""
         labels["node.kubernetes.io/exclude-from-external-load-balancers"] = ""
-        spec["taints"] = [{"key": CONTROL_PLANE_ROLE, "effect": "NoSchedule"}]
+        if isolate:
+            spec["taints"] = [{"key": CONTROL_PLANE_ROLE, "effect": "NoSchedule"}]
     return {
         "apiVersion": "v1", "kind": "Node",
         "metadata": {"name": name, "labels": labels,

@@ -70,3 +70,18 @@ def test_down_after_sigkill_leaves_nothing(state_root: Path) -> None:
     assert leftovers(c.name)  # namespaces are still there until `down`
     c.down()  # asserts no namespace, mount, process, cgroup or state is left
     assert not leftovers(c.name)
+
+
+def test_a_one_node_cluster_runs_pods_on_its_control_plane(state_root: Path) -> None:
+    """kind removes the control-plane taint when a cluster has no other node (else
+    nothing could run); with workers the control-plane node keeps it, as kubeadm."""
+    c = ClusterHandle(new_cluster_name("one"), state_root, ["--nodes", "1", "--disable", "ingress"])
+    c.up()
+    try:
+        node = json.loads(c.kubectl("get", "node", f"{c.name}-control-plane", "-o", "json").stdout)
+        assert "taints" not in node["spec"] and "node-role.kubernetes.io/control-plane" in node["metadata"]["labels"]
+        c.kubectl("run", "solo", "--image=busybox", "--restart=Never", "--", "sh", "-c", "echo alone")
+        c.kubectl("wait", "--for=jsonpath={.status.phase}=Succeeded", "pod/solo", "--timeout=60s")
+        assert c.kubectl("logs", "solo").stdout.strip() == "alone"
+    finally:
+        c.down()
