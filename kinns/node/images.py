@@ -23,13 +23,20 @@ process, so its `image` only selects what that process is:
   without one there is nothing honest to run, so `resolve` raises
   `ImageError` with a waiting reason and a message saying what to do.
 
-`resolve` is pure: it returns a `Behaviour` the runtime carries out.
+- images whose users expect a command the host names otherwise get it as a
+  small script in the container's own layer (`python`, `pip` in python
+  images, IMAGE_COMMANDS); images that need a runtime the host lacks
+  (`node`) are refused with the package to install (HOST_RUNTIMES).
+
+`resolve` returns a `Behaviour` the runtime carries out; it reads nothing
+but whether the host has such a runtime.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,6 +60,16 @@ SHELL_IMAGES: dict[str, list[str]] = {
     "dnsutils": ["sh"], "jessie-dnsutils": ["sh"], "toolbox": ["sh"], "python": ["python3"],
     "bash": ["bash"], "bats": ["sh"], "alpine-curl": ["sh"],
 }
+
+# Commands an image's users expect on its PATH that the host names otherwise:
+# small scripts written into the container's root (its own overlay layer).
+IMAGE_COMMANDS: dict[str, dict[str, str]] = {
+    "python": {"/usr/local/bin/python": '#!/bin/sh\nexec python3 "$@"\n',
+               "/usr/local/bin/pip": '#!/bin/sh\nexec python3 -m pip "$@"\n'},
+}
+# Images whose command is a runtime the host may not have: refused with the fix,
+# as a pull of a missing image is, rather than "executable file not found".
+HOST_RUNTIMES: dict[str, tuple[str, str]] = {"node": ("node", "nodejs")}
 
 # Kubernetes' own component images → the kinns module that is that component
 # (run as `python -m <module>` with the container's flags, see builtin_servers).
@@ -170,10 +187,18 @@ def resolve(container: dict[str, Any], pod_name: str = "", pod_ip: str = "") -> 
         port = (_container_ports(container) or [default_port])[0]
         return Behaviour(image, argv=["busybox", "httpd", "-f", "-v", "-p", str(port), "-h", root],
                          files={f"{root}/index.html": web_page(pod_name, pod_ip)}, ports=[port])
+    if repo in HOST_RUNTIMES:
+        binary, package = HOST_RUNTIMES[repo]
+        if shutil.which(binary) is None:
+            raise ImageError("ErrImagePull", f"image {image!r} runs {binary!r} with the host's binaries and this "
+                             f"host has none: install it on the host (apt install {package}) or use another image")
+        if not command:
+            command = [binary]
+    files = dict(IMAGE_COMMANDS.get(repo, {}))
     if command:
-        return Behaviour(image, argv=command + args)
+        return Behaviour(image, argv=command + args, files=files)
     if repo in SHELL_IMAGES:
-        return Behaviour(image, argv=SHELL_IMAGES[repo] + args if not args else _shell_args(repo, args))
+        return Behaviour(image, argv=SHELL_IMAGES[repo] + args if not args else _shell_args(repo, args), files=files)
     raise ImageError("ErrImagePull", f"kinns has no built-in behaviour for image {image!r}; give the container a "
                      "command (it runs with the host's binaries) or use an image kinns knows "
                      "(nginx, httpd, agnhost, pause, busybox, alpine, curl, ...)")

@@ -309,6 +309,8 @@ def _setup_child(spec: dict[str, Any], ipc_fd: int | None) -> None:
         os.makedirs(os.path.dirname(dst), exist_ok=True)
         with open(dst, "w") as f:
             f.write(text)
+        if text.startswith("#!"):
+            os.chmod(dst, 0o755)   # a script the image provides as a command
     for src, dst, ro in spec.get("binds", []):
         target = _in_root(root, dst)
         _mkdirs(target, is_file=not os.path.isdir(src))

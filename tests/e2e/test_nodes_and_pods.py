@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import shutil
 import subprocess
 import time
 from typing import Any
@@ -152,6 +153,31 @@ def test_completed_pod_and_restart_never(cluster: ClusterHandle) -> None:
                        restartPolicy="Never"))
     wait_for(lambda: cluster.kubectl("get", "pod", "once", "-o", "jsonpath={.status.phase}").stdout == "Succeeded")
     assert cluster.kubectl("get", "pod", "once").stdout.splitlines()[1].split()[2] == "Completed"
+
+
+def test_language_images_have_their_commands(cluster: ClusterHandle) -> None:
+    """A python image runs `python` (and has `pip`) as a user of the image expects;
+    a node image runs `node` when the host has one, else it is refused with what
+    to install, rather than failing with "executable file not found"."""
+    apply(cluster, pod("py", {"name": "c", "image": "python:3.12-slim",
+                              "command": ["sh", "-c", "python -c 'print(6*7)' && command -v pip"]},
+                       restartPolicy="Never"))
+    apply(cluster, pod("js", {"name": "c", "image": "node:22", "command": ["node", "-e", "console.log(6*7)"]},
+                       restartPolicy="Never"))
+    wait_for(lambda: cluster.kubectl("get", "pod", "py", "-o", "jsonpath={.status.phase}").stdout == "Succeeded",
+             timeout=60)
+    assert cluster.kubectl("logs", "py").stdout.split() == ["42", "/usr/local/bin/pip"]
+    if shutil.which("node", path="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"):
+        wait_for(lambda: cluster.kubectl("get", "pod", "js", "-o", "jsonpath={.status.phase}").stdout == "Succeeded",
+                 timeout=60)
+        assert cluster.kubectl("logs", "js").stdout.strip() == "42"
+    else:
+        def waiting() -> dict[str, Any]:
+            st = json.loads(cluster.kubectl("get", "pod", "js", "-o", "json").stdout)["status"]
+            return ((st.get("containerStatuses") or [{}])[0].get("state") or {}).get("waiting") or {}
+        state = wait_for(lambda: waiting() or None, timeout=60)
+        assert state["reason"] == "ErrImagePull" and "apt install nodejs" in state["message"]
+    cluster.kubectl("delete", "pod", "py", "js", "--now")
 
 
 def test_bad_pods_get_clear_reasons(cluster: ClusterHandle) -> None:
