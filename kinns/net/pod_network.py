@@ -305,7 +305,7 @@ class PodNetwork:
 @dataclass
 class _Registry:
     lock: threading.Lock = field(default_factory=threading.Lock)
-    nets: dict[tuple[str, str, str, str], PodNetwork] = field(default_factory=dict)
+    nets: dict[tuple[str, str, str], PodNetwork] = field(default_factory=dict)
 
 
 _registry = _Registry()
@@ -314,7 +314,7 @@ _registry = _Registry()
 def network_for(node: NodeNet, state_dir: str | Path, mode: str = "vxlan") -> PodNetwork:
     """The (cached) PodNetwork of a node: one netlink socket per node for the
     life of the daemon, which is where the speed over exec'd plugins comes from."""
-    key = (node.netns, node.pod_cidr, str(state_dir), mode)
+    key = (node.netns, str(state_dir), mode)
     with _registry.lock:
         pn = _registry.nets.get(key)
         if pn is None:

@@ -155,7 +155,8 @@ class Agent:
         inf.add_handlers(on_add=lambda _o: request(), on_update=changed, on_delete=lambda _o: request())
 
     def _policies_matter(self) -> bool:
-        return bool(self.policies.list()) or self.written is None or bool(self.written.chains)
+        # the table first: while policies exist it has chains, and listing them costs a copy per event
+        return self.written is None or bool(self.written.chains) or bool(self.policies.list())
 
     # ---- the loop
 

@@ -544,13 +544,17 @@ class Kubelet(Controller):
         if sb is None or rec.network_released:
             return
         await _io(self.runtime.stop_pod, sb, 0.0)   # nothing runs; the namespaces' holder goes
-        if not sb.host_network:
-            if portmap.may_have_ports(self.node, rec.uid):
-                await _io(portmap.remove_pod, self.node, rec.uid)
-            await _io(pod_network.teardown_pod, self.node, rec.uid,
-                      state_dir=self.state_dir / "cni", mode=self.overlay_mode)
+        await self._free_network(rec.uid, sb.host_network)
         rec.network_released = True
         await self.checkpoints.save(rec)
+
+    async def _free_network(self, uid: str, host_network: bool) -> None:
+        """CNI DEL, idempotent: the pod's hostPort rules, its address and its namespace."""
+        if host_network:
+            return
+        if portmap.may_have_ports(self.node, uid):
+            await _io(portmap.remove_pod, self.node, uid)
+        await _io(pod_network.teardown_pod, self.node, uid, state_dir=self.state_dir / "cni", mode=self.overlay_mode)
 
     async def _kill(self, rec: PodRecord, grace: int) -> None:
         self.prober.forget(rec.uid)
@@ -560,17 +564,13 @@ class Kubelet(Controller):
             await _io(self.runtime.stop_pod, rec.sandbox, float(grace))
             await _io(self.mounts.unmount_under, rec.sandbox.path)
             await _io(self.runtime.remove_pod, rec.sandbox)
-            if not rec.sandbox.host_network:
-                if portmap.may_have_ports(self.node, rec.uid):
-                    await _io(portmap.remove_pod, self.node, rec.uid)
-                await _io(pod_network.teardown_pod, self.node, rec.uid,
-                                        state_dir=self.state_dir / "cni", mode=self.overlay_mode)
+            if not rec.network_released:
+                await self._free_network(rec.uid, rec.sandbox.host_network)
             await _io(remove_sandbox_dir, rec.sandbox)
         else:
             # No sandbox, yet maybe an address: the record of the IP a restored
             # pod had, kept for it across the reboot.
-            await _io(pod_network.teardown_pod, self.node, rec.uid,
-                      state_dir=self.state_dir / "cni", mode=self.overlay_mode)
+            await self._free_network(rec.uid, False)
         self.checkpoints.forget(rec.uid)
         self.records.pop(rec.uid, None)
         if self._by_key.get(rec.key) is rec:
